@@ -1,0 +1,38 @@
+//! `GET /api/health` (no auth) and `GET /metrics` (Prometheus text).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use crate::app::AppState;
+
+pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
+    let durable = *app.store.durable().borrow();
+    let dir = app.config.backup_dir.clone();
+    let backup = tokio::task::spawn_blocking(move || crate::backup::catalog::health_block(&dir))
+        .await
+        .unwrap_or_else(|_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}));
+    Json(json!({
+        "success": true,
+        "message": "taskledger is running",
+        "version": env!("CARGO_PKG_VERSION"),
+        "events": durable.seq,
+        "lastEventId": durable.seq,
+        "backup": backup,
+        "kafka": app.relay.snapshot(durable.seq),
+    }))
+}
+
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let durable = app.store.durable().borrow().seq;
+    let last = app.relay.last_published.load(std::sync::atomic::Ordering::Relaxed);
+    if app.relay.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+        app.metrics.kafka_lag.set(durable.saturating_sub(last) as i64);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(),
+    )
+}

@@ -1,0 +1,77 @@
+//! Request input: JSON bodies read as raw bytes (so every parse failure is our own
+//! 400, not axum's 422), typed field access with clear messages, ids and query params.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::domain::Status;
+
+/// A JSON object body.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::BadRequest(format!("could not read request body: {e}"))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::BadRequest("request body must be a JSON object".into()));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => Ok(JsonObject(m)),
+            Ok(_) => Err(ApiError::BadRequest("request body must be a JSON object".into())),
+            Err(e) => Err(ApiError::BadRequest(format!("invalid JSON: {e}"))),
+        }
+    }
+}
+
+impl JsonObject {
+    /// A string field; `null` counts as absent.
+    pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string"))),
+        }
+    }
+
+    pub fn req_str(&self, name: &str) -> Result<String, ApiError> {
+        self.opt_str(name)?
+            .ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))
+    }
+
+    /// Absent: `None`; `null`: `Some(None)`; a string: `Some(Some(s))`.
+    pub fn nullable_str(&self, name: &str) -> Result<Option<Option<String>>, ApiError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+            Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string or null"))),
+        }
+    }
+
+    pub fn opt_status(&self, name: &str) -> Result<Option<Status>, ApiError> {
+        match self.opt_str(name)? {
+            None => Ok(None),
+            Some(s) => Status::parse(&s).map(Some).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{name} must be one of New, Backlog, In Progress, Completed, Approved"
+                ))
+            }),
+        }
+    }
+}
+
+/// Path ids: anything that is not one of ours simply is not found.
+pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| ApiError::NotFound(format!("{what} not found")))
+}

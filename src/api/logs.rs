@@ -1,0 +1,152 @@
+//! Activity logs, read straight from the event log through the per-group and
+//! per-task indexes; history outlives the things it describes.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::auth::Auth;
+use super::error::{ApiError, ApiResult};
+use crate::app::AppState;
+use crate::domain::canonical::WORKSPACE;
+use crate::domain::time::fmt_ms;
+use crate::domain::{describe, StoredEvent};
+
+#[derive(Serialize)]
+pub struct LogEntry {
+    id: u64,
+    timestamp: String,
+    event_type: &'static str,
+    entity: &'static str,
+    entity_id: String,
+    group_id: String,
+    group_name: String,
+    task_id: Option<String>,
+    task_name: Option<String>,
+    changes: String,
+    user_name: String,
+    workspace: &'static str,
+}
+
+fn entry(seq: u64, se: StoredEvent) -> Option<LogEntry> {
+    let a = describe(&se.event)?;
+    Some(LogEntry {
+        id: seq,
+        timestamp: fmt_ms(se.ts_ms),
+        event_type: a.event_type,
+        entity: a.entity,
+        entity_id: a.entity_id.to_string(),
+        group_id: a.group_id.to_string(),
+        group_name: a.group_name,
+        task_id: a.task_id.map(|t| t.to_string()),
+        task_name: a.task_name,
+        changes: a.changes,
+        user_name: se.user,
+        workspace: WORKSPACE,
+    })
+}
+
+pub struct Paging {
+    pub limit: usize,
+    pub before: Option<u64>,
+}
+
+pub fn paging(q: &HashMap<String, String>) -> ApiResult<Paging> {
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n as usize,
+            _ => return Err(ApiError::BadRequest("limit must be an integer from 1 to 1000".into())),
+        },
+    };
+    let before = match q.get("before") {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::BadRequest("before must be a non-negative integer event id".into()))?,
+        ),
+    };
+    Ok(Paging { limit, before })
+}
+
+type QueryMap = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+
+fn query(q: QueryMap) -> ApiResult<HashMap<String, String>> {
+    q.map(|Query(m)| m)
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
+}
+
+pub async fn groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl IntoResponse> {
+    let groups: Vec<_> = app
+        .store
+        .gen()
+        .group_summaries()?
+        .into_iter()
+        .map(|(id, s)| {
+            json!({"group_id": id.to_string(), "group_name": s.name, "log_count": s.count, "last_activity": fmt_ms(s.last_ms)})
+        })
+        .collect();
+    Ok(Json(json!({"success": true, "groups": groups})))
+}
+
+pub async fn group_logs(
+    State(app): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> ApiResult<impl IntoResponse> {
+    let p = paging(&query(q)?)?;
+    let logs: Vec<LogEntry> = match Uuid::try_parse(&id) {
+        Ok(gid) => app
+            .store
+            .gen()
+            .group_logs(gid, p.before, p.limit)?
+            .into_iter()
+            .filter_map(|(seq, se)| entry(seq, se))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok(Json(json!({"success": true, "logs": logs})))
+}
+
+pub async fn group_tasks(State(app): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let tasks: Vec<_> = match Uuid::try_parse(&id) {
+        Ok(gid) => app
+            .store
+            .gen()
+            .task_summaries(gid)?
+            .into_iter()
+            .map(|(tid, s)| {
+                json!({"task_id": tid.to_string(), "task_name": s.name, "log_count": s.count, "last_activity": fmt_ms(s.last_ms)})
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok(Json(json!({"success": true, "tasks": tasks})))
+}
+
+pub async fn task_logs(
+    State(app): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> ApiResult<impl IntoResponse> {
+    let p = paging(&query(q)?)?;
+    let logs: Vec<LogEntry> = match Uuid::try_parse(&id) {
+        Ok(tid) => app
+            .store
+            .gen()
+            .task_logs(tid, p.before, p.limit)?
+            .into_iter()
+            .filter_map(|(seq, se)| entry(seq, se))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok(Json(json!({"success": true, "logs": logs})))
+}

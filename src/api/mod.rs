@@ -1,0 +1,107 @@
+//! The HTTP edge: one router, per-resource handlers, the auth extractors, and the
+//! mapping of every error (ours and axum's) to `{"success":false,"error":…}`.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod input;
+pub mod logs;
+pub mod tasks;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::app::AppState;
+pub use error::{ApiError, ApiResult};
+
+/// The JSON body limit of SPEC §2.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Decodes the record the writer handed back for a command.
+pub(crate) fn decode_record<T: DeserializeOwned>(record: Option<Vec<u8>>) -> ApiResult<T> {
+    let bytes = record.ok_or_else(|| ApiError::Internal("command returned no record".into()))?;
+    bincode::deserialize(&bytes).map_err(|e| ApiError::Internal(format!("undecodable record: {e}")))
+}
+
+pub fn router(app: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/users", get(auth::list_users).post(auth::create_user))
+        .route("/api/groups", get(tasks::list_groups).post(tasks::create_group))
+        .route(
+            "/api/groups/{id}",
+            get(tasks::get_group).put(tasks::update_group).delete(tasks::delete_group),
+        )
+        .route("/api/groups/{id}/tasks", post(tasks::create_task))
+        .route(
+            "/api/tasks/{id}",
+            get(tasks::get_task).put(tasks::update_task).delete(tasks::delete_task),
+        )
+        .route("/api/tasks/{id}/status", put(tasks::change_status))
+        .route(
+            "/api/tasks/{id}/comments",
+            get(tasks::list_comments).post(tasks::add_comment),
+        )
+        .route("/api/logs/groups", get(logs::groups))
+        .route("/api/logs/group/{id}", get(logs::group_logs))
+        .route("/api/logs/group/{id}/tasks", get(logs::group_tasks))
+        .route("/api/logs/task/{id}", get(logs::task_logs))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    api.fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            error::error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+        }))
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route not found".into())
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Counts every request by route and status, and gives axum's own bare error
+/// answers (405, body-limit 413, …) the JSON error shape.
+async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(&resp) {
+        let msg = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "method not allowed".to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE => "request body is too large".to_string(),
+            s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+        };
+        let keep_allow = resp.headers().get(header::ALLOW).cloned();
+        resp = error::error_body(status, &msg);
+        if let Some(allow) = keep_allow {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    app.metrics
+        .requests
+        .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+        .inc();
+    resp.into_response()
+}

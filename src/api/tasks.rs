@@ -1,0 +1,267 @@
+//! Groups, tasks and comments: input shape checks, the command, the JSON view.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::auth::Auth;
+use super::error::{ApiError, ApiResult};
+use super::input::{parse_id, JsonObject};
+use crate::app::AppState;
+use crate::domain::time::fmt_ms;
+use crate::domain::{Command, CommentRec, GroupRec, TaskRec};
+use crate::store::Gen;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentView {
+    #[serde(rename = "_id")]
+    id: String,
+    task_id: String,
+    text: String,
+    author: String,
+    timestamp: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<CommentRec> for CommentView {
+    fn from(c: CommentRec) -> Self {
+        let t = fmt_ms(c.created_ms);
+        CommentView {
+            id: c.id.to_string(),
+            task_id: c.task_id.to_string(),
+            text: c.text,
+            author: c.author,
+            timestamp: t.clone(),
+            created_at: t.clone(),
+            updated_at: t,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskView {
+    #[serde(rename = "_id")]
+    id: String,
+    group_id: String,
+    name: String,
+    description: String,
+    status: &'static str,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    comments: Vec<CommentView>,
+    comment_count: usize,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupView {
+    #[serde(rename = "_id")]
+    id: String,
+    name: String,
+    discussion: String,
+    tasks: Vec<TaskView>,
+    task_count: usize,
+    created_at: String,
+    updated_at: String,
+}
+
+fn task_view(gen: &Gen, t: TaskRec) -> ApiResult<TaskView> {
+    let comments: Vec<CommentView> = gen.comments(t.id)?.into_iter().map(CommentView::from).collect();
+    Ok(TaskView {
+        comment_count: comments.len(),
+        comments,
+        ..task_view_bare(t)
+    })
+}
+
+fn group_view(gen: &Gen, g: GroupRec) -> ApiResult<GroupView> {
+    let tasks = gen
+        .tasks_of_group(g.id)?
+        .into_iter()
+        .map(|t| task_view(gen, t))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(GroupView {
+        id: g.id.to_string(),
+        name: g.name,
+        discussion: g.discussion,
+        task_count: tasks.len(),
+        tasks,
+        created_at: fmt_ms(g.created_ms),
+        updated_at: fmt_ms(g.updated_ms),
+    })
+}
+
+pub async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl IntoResponse> {
+    let gen = app.store.gen();
+    let groups = gen
+        .groups()?
+        .into_iter()
+        .map(|g| group_view(&gen, g))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(json!({"success": true, "groups": groups})))
+}
+
+pub async fn get_group(State(app): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = parse_id(&id, "group")?;
+    let gen = app.store.gen();
+    let g = gen.group(id)?.ok_or_else(|| ApiError::NotFound("group not found".into()))?;
+    Ok(Json(json!({"success": true, "group": group_view(&gen, g)?})))
+}
+
+pub async fn create_group(State(app): State<AppState>, auth: Auth, body: JsonObject) -> ApiResult<impl IntoResponse> {
+    let cmd = Command::CreateGroup {
+        id: Uuid::new_v4(),
+        name: body.req_str("name")?,
+        discussion: body.opt_str("discussion")?,
+    };
+    let out = app.store.execute(&auth.username, cmd).await?;
+    let g: GroupRec = super::decode_record(out.record)?;
+    let view = group_view(&app.store.gen(), g)?;
+    Ok((StatusCode::CREATED, Json(json!({"success": true, "group": view}))))
+}
+
+pub async fn update_group(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<impl IntoResponse> {
+    let cmd = Command::UpdateGroup {
+        id: parse_id(&id, "group")?,
+        name: body.opt_str("name")?,
+        discussion: body.opt_str("discussion")?,
+    };
+    let out = app.store.execute(&auth.username, cmd).await?;
+    let g: GroupRec = super::decode_record(out.record)?;
+    let view = group_view(&app.store.gen(), g)?;
+    Ok(Json(json!({"success": true, "group": view})))
+}
+
+pub async fn delete_group(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let cmd = Command::DeleteGroup { id: parse_id(&id, "group")? };
+    app.store.execute(&auth.username, cmd).await?;
+    Ok(Json(json!({"success": true})))
+}
+
+pub async fn create_task(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(group_id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<impl IntoResponse> {
+    let group_id = parse_id(&group_id, "group")?;
+    let cmd = Command::CreateTask {
+        id: Uuid::new_v4(),
+        group_id,
+        name: body.req_str("name")?,
+        description: body.opt_str("description")?,
+        status: body.opt_status("status")?,
+        start_date: body.nullable_str("startDate")?.flatten(),
+        end_date: body.nullable_str("endDate")?.flatten(),
+    };
+    let out = app.store.execute(&auth.username, cmd).await?;
+    let t: TaskRec = super::decode_record(out.record)?;
+    // A new task has no comments: no need to read them back.
+    let view = task_view_bare(t);
+    Ok((StatusCode::CREATED, Json(json!({"success": true, "task": view}))))
+}
+
+fn task_view_bare(t: TaskRec) -> TaskView {
+    TaskView {
+        id: t.id.to_string(),
+        group_id: t.group_id.to_string(),
+        name: t.name,
+        description: t.description,
+        status: t.status.as_str(),
+        start_date: t.start_date,
+        end_date: t.end_date,
+        comments: Vec::new(),
+        comment_count: 0,
+        created_at: fmt_ms(t.created_ms),
+        updated_at: fmt_ms(t.updated_ms),
+    }
+}
+
+pub async fn get_task(State(app): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = parse_id(&id, "task")?;
+    let gen = app.store.gen();
+    let t = gen.task(id)?.ok_or_else(|| ApiError::NotFound("task not found".into()))?;
+    Ok(Json(json!({"success": true, "task": task_view(&gen, t)?})))
+}
+
+pub async fn update_task(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<impl IntoResponse> {
+    let cmd = Command::UpdateTask {
+        id: parse_id(&id, "task")?,
+        name: body.opt_str("name")?,
+        description: body.opt_str("description")?,
+        status: body.opt_status("status")?,
+        start_date: body.nullable_str("startDate")?,
+        end_date: body.nullable_str("endDate")?,
+    };
+    let out = app.store.execute(&auth.username, cmd).await?;
+    let t: TaskRec = super::decode_record(out.record)?;
+    let view = task_view(&app.store.gen(), t)?;
+    Ok(Json(json!({"success": true, "task": view})))
+}
+
+pub async fn change_status(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<impl IntoResponse> {
+    let id = parse_id(&id, "task")?;
+    let status = body
+        .opt_status("status")?
+        .ok_or_else(|| ApiError::BadRequest("status is required".into()))?;
+    let out = app.store.execute(&auth.username, Command::ChangeStatus { id, status }).await?;
+    let t: TaskRec = super::decode_record(out.record)?;
+    let view = task_view(&app.store.gen(), t)?;
+    Ok(Json(json!({"success": true, "task": view})))
+}
+
+pub async fn delete_task(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let cmd = Command::DeleteTask { id: parse_id(&id, "task")? };
+    app.store.execute(&auth.username, cmd).await?;
+    Ok(Json(json!({"success": true})))
+}
+
+pub async fn add_comment(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<impl IntoResponse> {
+    let cmd = Command::AddComment {
+        id: Uuid::new_v4(),
+        task_id: parse_id(&id, "task")?,
+        text: body.req_str("text")?,
+    };
+    let out = app.store.execute(&auth.username, cmd).await?;
+    let c: CommentRec = super::decode_record(out.record)?;
+    Ok((StatusCode::CREATED, Json(json!({"success": true, "comment": CommentView::from(c)}))))
+}
+
+pub async fn list_comments(State(app): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = parse_id(&id, "task")?;
+    let gen = app.store.gen();
+    if gen.task(id)?.is_none() {
+        return Err(ApiError::NotFound("task not found".into()));
+    }
+    let comments: Vec<CommentView> = gen.comments(id)?.into_iter().map(CommentView::from).collect();
+    Ok(Json(json!({"success": true, "comments": comments})))
+}

@@ -1,0 +1,19 @@
+//! The shared application state every handler and background component sees.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::mirror::RelayStatus;
+use crate::store::Store;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub relay: Arc<RelayStatus>,
+    pub started: Instant,
+}
+
+pub type AppState = Arc<App>;

@@ -1,0 +1,270 @@
+//! Configuration: the command line (clap) and the environment, checked once into
+//! one typed [`Config`]. Flags win over env. Every invalid value becomes a one-line
+//! [`ConfigError`] naming the setting; `main` exits with code 2 on it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "taskledger", version, about = "Self-hosted, event-sourced task server")]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "TASKLEDGER_ADDR", default_value = "127.0.0.1:3001", global = true)]
+    pub addr: String,
+    /// Where the event log and projections live.
+    #[arg(long, env = "TASKLEDGER_DATA_DIR", default_value = "./storage", global = true)]
+    pub data_dir: PathBuf,
+    /// Where backups are written.
+    #[arg(long, env = "TASKLEDGER_BACKUP_DIR", default_value = "./backups", global = true)]
+    pub backup_dir: PathBuf,
+    /// Drop folder: a backup placed here is restored automatically.
+    #[arg(long, env = "TASKLEDGER_RESTORE_DIR", default_value = "./restore", global = true)]
+    pub restore_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the server (the default).
+    Serve {
+        /// Also create the demo members Avinash, Dhaya, Ashok, Arun, Cathrine.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create, list or verify backups (create needs the server stopped).
+    #[command(subcommand)]
+    Backup(BackupCmd),
+    /// Restore a backup into the data dir (server stopped), with the same checks as the API.
+    Restore { file: PathBuf },
+    /// Drop and rebuild every projection from the log; prints counts.
+    Rebuild,
+    /// Verify the store: log continuity, projections equal a fresh replay.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// Write a manual backup of the data dir.
+    Create {
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List backups, newest first.
+    List,
+    /// Fully verify a backup file.
+    Verify { file: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub enabled: bool,
+    pub brokers: String,
+    pub topic: String,
+    pub partitions: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub backup_dir: PathBuf,
+    pub restore_dir: PathBuf,
+    pub admin_password: Option<String>,
+    pub token_ttl_secs: u64,
+    pub auto_backup_enabled: bool,
+    pub auto_backup_interval_ms: u64,
+    pub max_backups: usize,
+    pub auto_restore_enabled: bool,
+    /// Largest accepted backup upload.
+    pub upload_limit_bytes: u64,
+    pub kafka: KafkaConfig,
+    pub demo: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub reason: String,
+}
+
+fn err(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The environment, as a function so tests can feed their own.
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+fn parse_bool(env: &dyn Env, key: &str, default: bool) -> Result<bool, ConfigError> {
+    match env.get(key) {
+        None => Ok(default),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(err(key, format!("expected true or false, got {v:?}"))),
+        },
+    }
+}
+
+fn parse_positive(env: &dyn Env, key: &str, default: u64, what: &str) -> Result<u64, ConfigError> {
+    match env.get(key) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<i128>() {
+            Ok(n) if n > 0 && n <= u64::MAX as i128 => Ok(n as u64),
+            Ok(_) => Err(err(key, format!("must be a positive {what}, got {v:?}"))),
+            Err(_) => Err(err(key, format!("must be a positive {what}, got {v:?}"))),
+        },
+    }
+}
+
+/// Creates the directory if missing and proves it is writable.
+pub fn ensure_dir(setting: &str, dir: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| err(setting, format!("cannot create directory {}: {e}", dir.display())))?;
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"probe")
+        .map_err(|e| err(setting, format!("directory {} is not writable: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+impl Config {
+    pub fn from_cli(cli: &Cli, env: &dyn Env) -> Result<Config, ConfigError> {
+        let addr = cli
+            .addr
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|_| err("TASKLEDGER_ADDR (--addr)", format!("{:?} is not a host:port address", cli.addr)))?;
+        let admin_password = env.get("TASKLEDGER_ADMIN_PASSWORD").filter(|p| !p.is_empty());
+        if let Some(p) = &admin_password {
+            crate::domain::decide::check_password(p).map_err(|e| err("TASKLEDGER_ADMIN_PASSWORD", e.to_string()))?;
+        }
+        let max_backups = parse_positive(env, "MAX_BACKUPS", 10, "integer")?;
+        let partitions = parse_positive(env, "KAFKA_PARTITIONS", 1, "integer")?;
+        let brokers = env.get("KAFKA_BROKER").unwrap_or_else(|| "localhost:9092".into());
+        if brokers.trim().is_empty() {
+            return Err(err("KAFKA_BROKER", "must not be empty"));
+        }
+        let topic = env.get("KAFKA_TOPIC").unwrap_or_else(|| "todo-history-events".into());
+        if topic.is_empty()
+            || topic.len() > 249
+            || !topic.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(err("KAFKA_TOPIC", format!("{topic:?} is not a valid topic name")));
+        }
+        Ok(Config {
+            addr,
+            data_dir: cli.data_dir.clone(),
+            backup_dir: cli.backup_dir.clone(),
+            restore_dir: cli.restore_dir.clone(),
+            admin_password,
+            token_ttl_secs: parse_positive(env, "TASKLEDGER_TOKEN_TTL_SECS", 86_400, "number of seconds")?,
+            auto_backup_enabled: parse_bool(env, "AUTO_BACKUP_ENABLED", true)?,
+            auto_backup_interval_ms: parse_positive(env, "AUTO_BACKUP_INTERVAL", 3_600_000, "number of milliseconds")?,
+            max_backups: usize::try_from(max_backups).map_err(|_| err("MAX_BACKUPS", "too large"))?,
+            auto_restore_enabled: parse_bool(env, "AUTO_RESTORE_ENABLED", true)?,
+            upload_limit_bytes: parse_positive(env, "BACKUP_UPLOAD_LIMIT_MB", 1024, "number of MiB")? * 1024 * 1024,
+            kafka: KafkaConfig {
+                enabled: parse_bool(env, "KAFKA_ENABLED", false)?,
+                brokers,
+                topic,
+                partitions: i32::try_from(partitions).map_err(|_| err("KAFKA_PARTITIONS", "too large"))?,
+            },
+            demo: matches!(cli.command, Some(Cmd::Serve { demo: true })),
+        })
+    }
+
+    /// Creates the three directories (or fails naming the one that is unusable).
+    pub fn ensure_dirs(&self) -> Result<(), ConfigError> {
+        ensure_dir("TASKLEDGER_DATA_DIR (--data-dir)", &self.data_dir)?;
+        ensure_dir("TASKLEDGER_BACKUP_DIR (--backup-dir)", &self.backup_dir)?;
+        ensure_dir("TASKLEDGER_RESTORE_DIR (--restore-dir)", &self.restore_dir)?;
+        Ok(())
+    }
+
+    /// Defaults with the given dirs, for tests and embedding.
+    pub fn for_dir(root: &Path) -> Config {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: root.join("storage"),
+            backup_dir: root.join("backups"),
+            restore_dir: root.join("restore"),
+            admin_password: Some("admin-password".into()),
+            token_ttl_secs: 86_400,
+            auto_backup_enabled: false,
+            auto_backup_interval_ms: 3_600_000,
+            max_backups: 10,
+            auto_restore_enabled: false,
+            upload_limit_bytes: 1024 * 1024 * 1024,
+            kafka: KafkaConfig {
+                enabled: false,
+                brokers: "localhost:9092".into(),
+                topic: "todo-history-events".into(),
+                partitions: 1,
+            },
+            demo: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Map(HashMap<&'static str, &'static str>);
+    impl Env for Map {
+        fn get(&self, key: &str) -> Option<String> {
+            self.0.get(key).map(|s| s.to_string())
+        }
+    }
+
+    fn cfg(args: &[&str], env: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(args).unwrap();
+        Config::from_cli(&cli, &Map(env.iter().copied().collect()))
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = cfg(&["taskledger"], &[]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3001");
+        assert_eq!(c.data_dir, PathBuf::from("./storage"));
+        assert_eq!(c.auto_backup_interval_ms, 3_600_000);
+        assert_eq!(c.max_backups, 10);
+        assert!(c.auto_backup_enabled && c.auto_restore_enabled && !c.kafka.enabled);
+        assert_eq!(c.kafka.topic, "todo-history-events");
+        assert_eq!(c.token_ttl_secs, 86_400);
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let e = cfg(&["taskledger", "--addr", "nope"], &[]).unwrap_err();
+        assert!(e.to_string().contains("TASKLEDGER_ADDR"), "{e}");
+        for (k, v) in [("AUTO_BACKUP_INTERVAL", "0"), ("AUTO_BACKUP_INTERVAL", "-5"), ("MAX_BACKUPS", "0"), ("KAFKA_ENABLED", "maybe")] {
+            let e = cfg(&["taskledger"], &[(k, v)]).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("invalid {k}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn demo_flag_is_read_from_serve() {
+        assert!(cfg(&["taskledger", "serve", "--demo"], &[]).unwrap().demo);
+        assert!(!cfg(&["taskledger", "serve"], &[]).unwrap().demo);
+    }
+}

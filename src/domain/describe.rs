@@ -1,0 +1,119 @@
+//! The human view of an event: what the activity log shows and Kafka carries.
+
+use uuid::Uuid;
+
+use super::event::Event;
+
+/// One activity line. `None` from [`describe`] means the event is not activity
+/// (user and auth events): never logged per group, never published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub event_type: &'static str,
+    pub entity: &'static str,
+    pub entity_id: Uuid,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub task_id: Option<Uuid>,
+    pub task_name: Option<String>,
+    pub changes: String,
+}
+
+fn listed(changed: &[String]) -> String {
+    if changed.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", changed.join(", "))
+    }
+}
+
+pub fn describe(event: &Event) -> Option<Activity> {
+    let a = match event {
+        Event::UserCreated(_) => return None,
+        Event::GroupCreated(e) => Activity {
+            event_type: "created",
+            entity: "Group",
+            entity_id: e.group_id,
+            group_id: e.group_id,
+            group_name: e.name.clone(),
+            task_id: None,
+            task_name: None,
+            changes: format!("Group '{}' was created", e.name),
+        },
+        Event::GroupUpdated(e) => Activity {
+            event_type: "updated",
+            entity: "Group",
+            entity_id: e.group_id,
+            group_id: e.group_id,
+            group_name: e.name.clone(),
+            task_id: None,
+            task_name: None,
+            changes: format!("Group '{}' was updated{}", e.name, listed(&e.changed)),
+        },
+        Event::GroupDeleted(e) => Activity {
+            event_type: "deleted",
+            entity: "Group",
+            entity_id: e.group_id,
+            group_id: e.group_id,
+            group_name: e.name.clone(),
+            task_id: None,
+            task_name: None,
+            changes: format!("Group '{}' was deleted", e.name),
+        },
+        Event::TaskCreated(e) => Activity {
+            event_type: "created",
+            entity: "Task",
+            entity_id: e.task_id,
+            group_id: e.group_id,
+            group_name: e.group_name.clone(),
+            task_id: Some(e.task_id),
+            task_name: Some(e.name.clone()),
+            changes: format!("Task '{}' was created", e.name),
+        },
+        Event::TaskUpdated(e) => Activity {
+            event_type: "updated",
+            entity: "Task",
+            entity_id: e.task_id,
+            group_id: e.group_id,
+            group_name: e.group_name.clone(),
+            task_id: Some(e.task_id),
+            task_name: Some(e.name.clone()),
+            changes: format!("Task '{}' was updated{}", e.name, listed(&e.changed)),
+        },
+        Event::TaskStatusChanged(e) => Activity {
+            event_type: "status_changed",
+            entity: "Task",
+            entity_id: e.task_id,
+            group_id: e.group_id,
+            group_name: e.group_name.clone(),
+            task_id: Some(e.task_id),
+            task_name: Some(e.task_name.clone()),
+            changes: format!(
+                "Task '{}' status changed from '{}' to '{}'",
+                e.task_name,
+                e.from.as_str(),
+                e.to.as_str()
+            ),
+        },
+        Event::TaskDeleted(e) => Activity {
+            event_type: "deleted",
+            entity: "Task",
+            entity_id: e.task_id,
+            group_id: e.group_id,
+            group_name: e.group_name.clone(),
+            task_id: Some(e.task_id),
+            task_name: Some(e.name.clone()),
+            changes: format!("Task '{}' was deleted", e.name),
+        },
+        Event::CommentAdded(e) => Activity {
+            event_type: "commented",
+            entity: "Task",
+            entity_id: e.task_id,
+            group_id: e.group_id,
+            group_name: e.group_name.clone(),
+            task_id: Some(e.task_id),
+            task_name: Some(e.task_name.clone()),
+            changes: format!("Comment added to task '{}'", e.task_name),
+        },
+    };
+    Some(a)
+}

@@ -1,0 +1,177 @@
+//! Events: past-tense facts, each carrying everything its projections and its
+//! activity-log line need, so that applying one only copies fields.
+//!
+//! The stored form is bincode of [`StoredEvent`]; the canonical JSON form (backups)
+//! lives in `canonical.rs`. New event kinds are added at the end of [`Event`] so that
+//! old logs keep decoding.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::model::{Role, Status};
+
+/// Schema version of the stored envelope; bumped when a payload changes shape.
+pub const EVENT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub version: u32,
+    pub event_id: Uuid,
+    pub ts_ms: i64,
+    /// Username of whoever caused it (`system` for the server itself).
+    pub user: String,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    UserCreated(UserCreated),
+    GroupCreated(GroupCreated),
+    GroupUpdated(GroupUpdated),
+    GroupDeleted(GroupDeleted),
+    TaskCreated(TaskCreated),
+    TaskUpdated(TaskUpdated),
+    TaskStatusChanged(TaskStatusChanged),
+    TaskDeleted(TaskDeleted),
+    CommentAdded(CommentAdded),
+}
+
+impl Event {
+    /// The canonical type name (`"TaskCreated"`), as in backups.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::UserCreated(_) => "UserCreated",
+            Event::GroupCreated(_) => "GroupCreated",
+            Event::GroupUpdated(_) => "GroupUpdated",
+            Event::GroupDeleted(_) => "GroupDeleted",
+            Event::TaskCreated(_) => "TaskCreated",
+            Event::TaskUpdated(_) => "TaskUpdated",
+            Event::TaskStatusChanged(_) => "TaskStatusChanged",
+            Event::TaskDeleted(_) => "TaskDeleted",
+            Event::CommentAdded(_) => "CommentAdded",
+        }
+    }
+
+    /// The group an event belongs to (the Kafka key, the activity-log index).
+    pub fn group_id(&self) -> Option<Uuid> {
+        match self {
+            Event::UserCreated(_) => None,
+            Event::GroupCreated(e) => Some(e.group_id),
+            Event::GroupUpdated(e) => Some(e.group_id),
+            Event::GroupDeleted(e) => Some(e.group_id),
+            Event::TaskCreated(e) => Some(e.group_id),
+            Event::TaskUpdated(e) => Some(e.group_id),
+            Event::TaskStatusChanged(e) => Some(e.group_id),
+            Event::TaskDeleted(e) => Some(e.group_id),
+            Event::CommentAdded(e) => Some(e.group_id),
+        }
+    }
+
+    /// The task an event concerns, if any.
+    pub fn task_id(&self) -> Option<Uuid> {
+        match self {
+            Event::TaskCreated(e) => Some(e.task_id),
+            Event::TaskUpdated(e) => Some(e.task_id),
+            Event::TaskStatusChanged(e) => Some(e.task_id),
+            Event::TaskDeleted(e) => Some(e.task_id),
+            Event::CommentAdded(e) => Some(e.task_id),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserCreated {
+    pub user_id: Uuid,
+    pub username: String,
+    pub role: Role,
+    /// Argon2id PHC string; a backup must carry it or a restore would lock everyone out.
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupCreated {
+    pub group_id: Uuid,
+    pub name: String,
+    pub discussion: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupUpdated {
+    pub group_id: Uuid,
+    /// Full new values, so the projection copies instead of merging.
+    pub name: String,
+    pub discussion: String,
+    /// Names of the fields whose value changed, for the human-readable sentence.
+    pub changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupDeleted {
+    pub group_id: Uuid,
+    pub name: String,
+    /// Tasks removed with the group (their comments go with them).
+    pub task_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskCreated {
+    pub task_id: Uuid,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub name: String,
+    pub description: String,
+    pub status: Status,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskUpdated {
+    pub task_id: Uuid,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub name: String,
+    pub description: String,
+    pub status: Status,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskStatusChanged {
+    pub task_id: Uuid,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub task_name: String,
+    pub from: Status,
+    pub to: Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskDeleted {
+    pub task_id: Uuid,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommentAdded {
+    pub comment_id: Uuid,
+    pub task_id: Uuid,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub task_name: String,
+    pub text: String,
+}

@@ -1,0 +1,152 @@
+//! taskledger: a self-hosted, event-sourced task server.
+//!
+//! Layout:
+//! - [`config`]: the typed configuration (clap + env), checked once.
+//! - [`domain`]: pure rules — commands, events, `decide`, the in-memory model.
+//! - [`store`]: sled — the event log and projections in one tree, the group-commit
+//!   writer, generations for live restore, the meta db, the LOCK file.
+//! - [`api`]: the axum router, auth, handlers, error shapes.
+//! - [`backup`]: archive format, catalog, manager, restore, drop folder.
+//! - [`mirror`]: the Kafka relay publishing the log from a persisted cursor.
+//! - [`metrics`]: the Prometheus registry.
+//!
+//! [`run`] serves on a given listener until a shutdown future resolves, so tests
+//! bind port 0 and decide when to stop.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod backup;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod metrics;
+pub mod mirror;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::distributions::{Alphanumeric, DistString};
+use uuid::Uuid;
+
+use app::App;
+use config::{Config, ConfigError};
+use domain::{Command, Role};
+use metrics::Metrics;
+use mirror::RelayStatus;
+use store::lock::LockError;
+use store::Store;
+
+/// Why the server could not run. Config and lock problems are the user's to fix
+/// (exit code 2); the rest are faults.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Config(_) | RunError::Lock(_) => 2,
+            RunError::Other(_) => 1,
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> RunError {
+    RunError::Other(e.to_string())
+}
+
+pub const DEMO_USERS: [&str; 5] = ["Avinash", "Dhaya", "Ashok", "Arun", "Cathrine"];
+
+async fn ensure_user(store: &Store, username: &str, password: String, role: Role) -> Result<bool, RunError> {
+    if store.gen().user(username).map_err(other)?.is_some() {
+        return Ok(false);
+    }
+    let hash = api::auth::hash_blocking(password).await.map_err(other)?;
+    let out = store
+        .execute(
+            "system",
+            Command::CreateUser {
+                id: Uuid::new_v4(),
+                username: username.to_string(),
+                password_hash: hash,
+                role,
+                if_absent: true,
+            },
+        )
+        .await
+        .map_err(other)?;
+    Ok(out.record.is_some())
+}
+
+/// First start: an `admin`; with `--demo`, the demo members.
+async fn seed_users(store: &Store, config: &Config) -> Result<(), RunError> {
+    if !store.gen().has_users().map_err(other)? {
+        let (password, generated) = match &config.admin_password {
+            Some(p) => (p.clone(), false),
+            None => (Alphanumeric.sample_string(&mut rand::thread_rng(), 20), true),
+        };
+        ensure_user(store, "admin", password.clone(), Role::Admin).await?;
+        if generated {
+            tracing::warn!(
+                "created user 'admin' with generated password: {password} (shown once; set TASKLEDGER_ADMIN_PASSWORD to choose it)"
+            );
+        } else {
+            tracing::info!("created user 'admin' with the password from TASKLEDGER_ADMIN_PASSWORD");
+        }
+    }
+    if config.demo {
+        for name in DEMO_USERS {
+            if ensure_user(store, name, format!("{name}123"), Role::Member).await? {
+                tracing::info!(user = name, "created demo user");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the server until `shutdown` resolves, then drains requests, stops the
+/// background work, flushes, and releases the lock.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    config.ensure_dirs()?;
+    let lock = store::lock::acquire(&config.data_dir)?;
+    let metrics = Arc::new(Metrics::new());
+    let data_dir = config.data_dir.clone();
+    let m = metrics.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir, m))
+        .await
+        .map_err(other)?
+        .map_err(other)?;
+    seed_users(&store, &config).await?;
+    let app = Arc::new(App {
+        config,
+        store,
+        metrics,
+        relay: Arc::new(RelayStatus::default()),
+        started: Instant::now(),
+    });
+    let addr = listener.local_addr().map_err(other)?;
+    tracing::info!(%addr, events = app.store.durable().borrow().seq, "taskledger is serving");
+    let served = axum::serve(listener, api::router(app.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("shutting down: requests drained, flushing");
+    let closing = app.clone();
+    tokio::task::spawn_blocking(move || closing.store.close())
+        .await
+        .map_err(other)?;
+    drop(lock);
+    served.map_err(other)
+}

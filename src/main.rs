@@ -1,0 +1,71 @@
+//! The `taskledger` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use taskledger::config::{Cli, Cmd, Config, ProcessEnv};
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("taskledger: {msg}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let config = match Config::from_cli(&cli, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
+    match cli.command {
+        None | Some(Cmd::Serve { .. }) => serve(config),
+        Some(cmd) => match taskledger::cli::offline(&config, cmd) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => fail(e.exit_code() as u8, e),
+        },
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.addr).await {
+            Ok(l) => l,
+            Err(e) => return fail(2, format!("invalid TASKLEDGER_ADDR (--addr): cannot listen on {}: {e}", config.addr)),
+        };
+        match taskledger::run(config, listener, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e.exit_code() as u8, e),
+        }
+    })
+}

@@ -1,0 +1,143 @@
+//! Prometheus metrics: one registry, created once, rendered at `GET /metrics`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub events_appended: IntCounter,
+    pub append_seconds: Histogram,
+    pub batch_size: Histogram,
+    pub backups: IntCounterVec,
+    pub backup_seconds: HistogramVec,
+    pub restores: IntCounterVec,
+    pub restore_seconds: Histogram,
+    pub kafka_lag: IntGauge,
+    pub kafka_last_published: IntGauge,
+    pub kafka_connected: IntGauge,
+    pub kafka_published: IntCounter,
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    // Names are fixed literals and registered once per registry, so this cannot clash.
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique within the registry");
+    c
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let ok = "metric options are static and valid";
+        let lat = vec![
+            0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0,
+        ];
+        let long = vec![0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+        Metrics {
+            requests: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("taskledger_http_requests_total", "HTTP requests by route and status"),
+                    &["method", "route", "status"],
+                )
+                .expect(ok),
+            ),
+            events_appended: reg(
+                &r,
+                IntCounter::new("taskledger_events_appended_total", "Events appended to the log")
+                    .expect(ok),
+            ),
+            append_seconds: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "taskledger_append_seconds",
+                        "Group-commit latency: batch start to fsync done",
+                    )
+                    .buckets(lat),
+                )
+                .expect(ok),
+            ),
+            batch_size: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("taskledger_append_batch_size", "Commands per group commit")
+                        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+                )
+                .expect(ok),
+            ),
+            backups: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("taskledger_backups_total", "Backups written, by kind and result"),
+                    &["kind", "result"],
+                )
+                .expect(ok),
+            ),
+            backup_seconds: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new("taskledger_backup_seconds", "Backup duration").buckets(long.clone()),
+                    &["kind"],
+                )
+                .expect(ok),
+            ),
+            restores: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("taskledger_restores_total", "Restores, by source and result"),
+                    &["source", "result"],
+                )
+                .expect(ok),
+            ),
+            restore_seconds: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("taskledger_restore_seconds", "Restore duration").buckets(long),
+                )
+                .expect(ok),
+            ),
+            kafka_lag: reg(
+                &r,
+                IntGauge::new("taskledger_kafka_lag", "Events not yet acknowledged by Kafka").expect(ok),
+            ),
+            kafka_last_published: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_kafka_last_published_id",
+                    "Sequence of the last event Kafka acknowledged",
+                )
+                .expect(ok),
+            ),
+            kafka_connected: reg(
+                &r,
+                IntGauge::new("taskledger_kafka_connected", "1 when the Kafka relay reaches a broker")
+                    .expect(ok),
+            ),
+            kafka_published: reg(
+                &r,
+                IntCounter::new("taskledger_kafka_published_total", "Messages acknowledged by Kafka")
+                    .expect(ok),
+            ),
+            registry: r,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

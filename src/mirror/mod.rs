@@ -1,0 +1,26 @@
+//! The Kafka mirror: the event log is the outbox, a relay publishes it from a
+//! persisted cursor. This module owns the relay and the status it reports.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// What `/api/health` and `/metrics` show about the relay.
+#[derive(Debug, Default)]
+pub struct RelayStatus {
+    pub enabled: AtomicBool,
+    pub connected: AtomicBool,
+    /// Sequence of the last event the broker acknowledged (0: none yet).
+    pub last_published: AtomicU64,
+}
+
+impl RelayStatus {
+    pub fn snapshot(&self, durable_seq: u64) -> serde_json::Value {
+        let enabled = self.enabled.load(Ordering::Relaxed);
+        let last = self.last_published.load(Ordering::Relaxed);
+        serde_json::json!({
+            "enabled": enabled,
+            "connected": enabled && self.connected.load(Ordering::Relaxed),
+            "lag": if enabled { durable_seq.saturating_sub(last) } else { 0 },
+            "lastPublishedEventId": if last == 0 { None } else { Some(last) },
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! State that is not history and must survive a restore: login sessions, the
+//! backup audit trail and the Kafka relay cursor. A small sled database of its own
+//! beside the generations, so swapping the log never touches it.
+
+use std::path::Path;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub username: String,
+    pub expires_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: u64,
+    pub timestamp: String,
+    pub action: String,
+    pub backup: Option<String>,
+    pub user: String,
+    pub details: serde_json::Value,
+}
+
+#[derive(Clone)]
+pub struct Meta {
+    db: sled::Db,
+    sessions: sled::Tree,
+    audit: sled::Tree,
+    relay: sled::Tree,
+}
+
+fn token_key(token: &str) -> [u8; 32] {
+    // Only a digest is stored: a copied data dir or backup does not leak live tokens.
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Meta {
+    pub fn open(dir: &Path) -> Result<Meta, StoreError> {
+        let db = sled::Config::new().path(dir).cache_capacity(8 * 1024 * 1024).open()?;
+        Ok(Meta {
+            sessions: db.open_tree("sessions")?,
+            audit: db.open_tree("audit")?,
+            relay: db.open_tree("relay")?,
+            db,
+        })
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A new bearer token, durable before it is handed out.
+    pub fn create_session(&self, username: &str, expires_ms: i64) -> Result<String, StoreError> {
+        let mut raw = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let token = hex::encode(raw);
+        let s = Session {
+            username: username.to_string(),
+            expires_ms,
+        };
+        let v = bincode::serialize(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.sessions.insert(token_key(&token), v)?;
+        self.flush()?;
+        Ok(token)
+    }
+
+    /// The live session of a token; expired ones are dropped on sight.
+    pub fn session(&self, token: &str, now_ms: i64) -> Result<Option<Session>, StoreError> {
+        let key = token_key(token);
+        let Some(v) = self.sessions.get(key)? else {
+            return Ok(None);
+        };
+        let s: Session = bincode::deserialize(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if s.expires_ms <= now_ms {
+            self.sessions.remove(key)?;
+            return Ok(None);
+        }
+        Ok(Some(s))
+    }
+
+    pub fn revoke(&self, token: &str) -> Result<bool, StoreError> {
+        let existed = self.sessions.remove(token_key(token))?.is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    /// Drops every expired session (run now and then, so the tree does not grow forever).
+    pub fn purge_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for r in self.sessions.iter() {
+            let (k, v) = r?;
+            let expired = bincode::deserialize::<Session>(&v).map(|s| s.expires_ms <= now_ms).unwrap_or(true);
+            if expired {
+                self.sessions.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn audit(&self, action: &str, backup: Option<&str>, user: &str, details: serde_json::Value) -> Result<AuditEntry, StoreError> {
+        let id = self.db.generate_id()? + 1;
+        let e = AuditEntry {
+            id,
+            timestamp: crate::domain::time::fmt_ms(crate::domain::time::now_ms()),
+            action: action.to_string(),
+            backup: backup.map(str::to_string),
+            user: user.to_string(),
+            details,
+        };
+        let v = serde_json::to_vec(&e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.audit.insert(id.to_be_bytes(), v)?;
+        self.flush()?;
+        Ok(e)
+    }
+
+    /// Newest first.
+    pub fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.audit.iter().rev().take(limit) {
+            let (_, v) = r?;
+            out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    pub fn relay_get(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.relay.get(key)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map(u64::from_be_bytes))
+    }
+
+    pub fn relay_set(&self, key: &str, value: u64) -> Result<(), StoreError> {
+        self.relay.insert(key, &value.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
