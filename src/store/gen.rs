@@ -25,13 +25,29 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     bincode::deserialize(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable record: {e}")))
 }
 
+/// Opens a sled db, waiting out the moments after a close in this same process
+/// during which sled's background threads still hold the file lock.
+pub fn open_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
+    let mut tries = 0;
+    loop {
+        let r = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match r {
+            Err(sled::Error::Io(e)) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl Gen {
     pub fn open(id: u64, dir: &Path) -> Result<Gen, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_db(dir, CACHE_BYTES)?;
         Ok(Gen {
             id,
             dir: dir.to_path_buf(),

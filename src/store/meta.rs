@@ -41,7 +41,7 @@ fn token_key(token: &str) -> [u8; 32] {
 
 impl Meta {
     pub fn open(dir: &Path) -> Result<Meta, StoreError> {
-        let db = sled::Config::new().path(dir).cache_capacity(8 * 1024 * 1024).open()?;
+        let db = super::gen::open_db(dir, 8 * 1024 * 1024)?;
         Ok(Meta {
             sessions: db.open_tree("sessions")?,
             audit: db.open_tree("audit")?,

@@ -1,0 +1,1741 @@
+//! Owns the backup archive format: atomic writing, full streaming verification, manifest reading.
+//!
+//! A backup is a gzip'd tar whose first member is `manifest.json`, followed by
+//! `events.ndjson` (one canonical event per line). This module owns the bytes on
+//! disk and every check on them; it does not name, schedule, rotate or restore
+//! backups, and it does not interpret events beyond their `"id"` (the caller's
+//! `on_event` replays them).
+//!
+//! The manifest's checksum covers a member that comes after it, so verification
+//! can only confirm it at the end: whatever `on_event` did is provisional until
+//! [`verify_archive`] returns `Ok`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use flate2::bufread::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The `format` every manifest carries.
+pub const FORMAT: &str = "taskledger-backup";
+/// The only format version this build reads and writes.
+pub const VERSION: u32 = 1;
+/// Name of the first member.
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// Name of the member holding the events.
+pub const EVENTS_NAME: &str = "events.ndjson";
+/// Every `kind` a manifest may carry.
+pub const KINDS: [&str; 4] = ["auto", "manual", "pre-restore", "uploaded"];
+
+/// Events are small JSON objects (request bodies are capped well below this);
+/// the cap keeps a newline-free member from being buffered whole as one "line".
+const MAX_EVENT_LINE_BYTES: usize = 64 << 20;
+const BLOCK: u64 = 512;
+/// Zeros tolerated after the last member: our writer emits the 1 KiB
+/// end-of-archive marker, other tar tools pad to a 10 KiB record.
+const END_SLACK: u64 = 16 << 10;
+const IO_BUF: usize = 64 << 10;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub created_at: String,
+    pub kind: String,
+    pub label: Option<String>,
+    pub app_version: String,
+    pub events: u64,
+    pub first_event_id: Option<u64>,
+    pub last_event_id: u64,
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// What the caller decides about a backup; the rest of the manifest is measured.
+#[derive(Debug, Clone)]
+pub struct ArchiveMeta {
+    /// RFC 3339, e.g. `2025-11-10T15:30:45.123Z`.
+    pub created_at: String,
+    /// `created_at` in whole seconds; becomes the members' mtime.
+    pub created_unix_secs: u64,
+    pub kind: String,
+    pub label: Option<String>,
+    pub app_version: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct WrittenArchive {
+    pub path: PathBuf,
+    /// Size of the whole archive file.
+    pub size: u64,
+    /// SHA-256 of the whole archive file, lowercase hex.
+    pub sha256: String,
+    pub manifest: Manifest,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("backup i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// The archive (or, when writing, the data given for it) fails verification.
+    #[error("invalid backup: {0}")]
+    Invalid(String),
+}
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, ArchiveError> {
+    Err(ArchiveError::Invalid(msg.into()))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Cap on the members' content (manifest plus every listed file).
+    pub max_unpacked_bytes: u64,
+    pub max_manifest_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_unpacked_bytes: 64 << 30,
+            max_manifest_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub manifest: Manifest,
+    /// Size of the whole archive file as read.
+    pub size: u64,
+    /// SHA-256 of the whole archive file as read, lowercase hex.
+    pub sha256: String,
+}
+
+// ---------------------------------------------------------------------------
+// Byte plumbing shared by writing and reading.
+
+/// Hashes and counts whatever flows through it, in either direction.
+struct Hashing<T> {
+    inner: T,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    fn finish(self) -> (T, u64, String) {
+        (self.inner, self.bytes, hex::encode(self.hasher.finalize()))
+    }
+
+    fn absorb(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.absorb(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.absorb(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Shared between the layers of the read stack. gzip and tar turn every failure
+/// into an `io::Error`; this is how we later tell a failing disk (`Io`) from a
+/// damaged or hostile archive (`Invalid`).
+#[derive(Default)]
+struct Probe {
+    file_error: RefCell<Option<io::Error>>,
+    unpacked: Cell<u64>,
+    cap: Cell<u64>,
+    over_cap: Cell<bool>,
+}
+
+impl Probe {
+    fn classify(&self, e: io::Error) -> ArchiveError {
+        if let Some(original) = self.file_error.borrow_mut().take() {
+            return ArchiveError::Io(original);
+        }
+        if self.over_cap.get() {
+            return ArchiveError::Invalid(format!(
+                "archive unpacks to more than {} bytes, more than its manifest and limits allow",
+                self.cap.get()
+            ));
+        }
+        ArchiveError::Invalid(format!("corrupt archive: {e}"))
+    }
+}
+
+/// The archive file itself; remembers genuine read errors for [`Probe::classify`].
+struct Source {
+    file: File,
+    probe: Rc<Probe>,
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.file.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                *self.probe.file_error.borrow_mut() = Some(e);
+                Err(copy)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Counts decompressed bytes and refuses to go past the probe's cap, so a
+/// decompression bomb is stopped after at most one extra byte, whatever any
+/// header claims.
+struct Capped<R> {
+    inner: R,
+    probe: Rc<Probe>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let used = self.probe.unpacked.get();
+        let room = self.probe.cap.get().saturating_sub(used);
+        // One byte past the cap is enough to learn the stream does not end there.
+        let want = usize::try_from(room.saturating_add(1)).map_or(buf.len(), |r| r.min(buf.len()));
+        let n = self.inner.read(&mut buf[..want])?;
+        let used = used + n as u64;
+        self.probe.unpacked.set(used);
+        if used > self.probe.cap.get() {
+            self.probe.over_cap.set(true);
+            return Err(io::Error::other("decompressed data exceeds its cap"));
+        }
+        Ok(n)
+    }
+}
+
+type Stack = tar::Archive<Capped<GzDecoder<BufReader<Hashing<Source>>>>>;
+
+fn open_stack(path: &Path, probe: &Rc<Probe>) -> Result<Stack, ArchiveError> {
+    let file = File::open(path)?;
+    let source = Hashing::new(Source {
+        file,
+        probe: Rc::clone(probe),
+    });
+    let gz = GzDecoder::new(BufReader::with_capacity(IO_BUF, source));
+    Ok(tar::Archive::new(Capped {
+        inner: gz,
+        probe: Rc::clone(probe),
+    }))
+}
+
+fn round_up(n: u64) -> u64 {
+    n.saturating_add(BLOCK - 1) & !(BLOCK - 1)
+}
+
+// ---------------------------------------------------------------------------
+// Checks shared by writing and reading.
+
+/// A member name must be a single plain file name: no directory part, nothing
+/// that could climb out of wherever a tool might unpack it.
+fn check_plain_name(name: &[u8]) -> Result<&str, String> {
+    let shown = String::from_utf8_lossy(name);
+    let Ok(text) = std::str::from_utf8(name) else {
+        return Err(format!("member name {shown:?} is not UTF-8"));
+    };
+    if text.is_empty() || text == "." || text == ".." || text.contains(['/', '\\']) {
+        return Err(format!("member name {shown:?} is not a plain file name"));
+    }
+    Ok(text)
+}
+
+fn member_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, ArchiveError> {
+    let raw = entry.path_bytes();
+    let kind = entry.header().entry_type();
+    if kind != tar::EntryType::Regular {
+        return invalid(format!(
+            "member {:?} is not a regular file ({kind:?})",
+            String::from_utf8_lossy(&raw)
+        ));
+    }
+    match check_plain_name(&raw) {
+        Ok(name) => Ok(name.to_string()),
+        Err(msg) => invalid(msg),
+    }
+}
+
+fn check_kind(kind: &str) -> Result<(), ArchiveError> {
+    if KINDS.contains(&kind) {
+        Ok(())
+    } else {
+        invalid(format!("unknown backup kind {kind:?}"))
+    }
+}
+
+fn parse_created_at(created_at: &str) -> Result<i64, ArchiveError> {
+    match chrono::DateTime::parse_from_rfc3339(created_at) {
+        Ok(t) => Ok(t.timestamp()),
+        Err(e) => invalid(format!(
+            "createdAt {created_at:?} is not an RFC 3339 time: {e}"
+        )),
+    }
+}
+
+/// Everything a manifest must say about itself before any member is trusted.
+fn validate_manifest(
+    m: &Manifest,
+    manifest_bytes: u64,
+    limits: &Limits,
+) -> Result<(), ArchiveError> {
+    if m.format != FORMAT {
+        return invalid(format!("not a taskledger backup (format {:?})", m.format));
+    }
+    if m.version != VERSION {
+        return invalid(format!("unsupported backup version {}", m.version));
+    }
+    parse_created_at(&m.created_at)?;
+    check_kind(&m.kind)?;
+    match (m.events, m.first_event_id) {
+        (0, None) if m.last_event_id == 0 => {}
+        (0, _) => {
+            return invalid(
+                "manifest: an empty backup must have firstEventId null and lastEventId 0",
+            )
+        }
+        (_, None) => return invalid("manifest: events present but firstEventId is null"),
+        // Sequence numbers start at 1.
+        (_, Some(0)) => return invalid("manifest: firstEventId must be at least 1"),
+        (n, Some(first)) => {
+            if first.checked_add(n - 1) != Some(m.last_event_id) {
+                return invalid(format!(
+                    "manifest: {n} events from id {first} cannot end at id {}",
+                    m.last_event_id
+                ));
+            }
+        }
+    }
+    // Version 1 has exactly one data member; anything else is not ours.
+    if m.files.len() != 1 || !m.files.contains_key(EVENTS_NAME) {
+        let names: Vec<&str> = m.files.keys().map(String::as_str).collect();
+        return invalid(format!(
+            "manifest must list exactly {EVENTS_NAME}, it lists {names:?}"
+        ));
+    }
+    let mut declared = manifest_bytes;
+    for (name, entry) in &m.files {
+        let hex_ok = entry.sha256.len() == 64
+            && entry
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex_ok {
+            return invalid(format!(
+                "manifest: sha256 of {name} is not 64 lowercase hex digits"
+            ));
+        }
+        declared = declared.saturating_add(entry.bytes);
+    }
+    if declared > limits.max_unpacked_bytes {
+        return invalid(format!(
+            "archive declares {declared} unpacked bytes, the limit is {}",
+            limits.max_unpacked_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// The `"id"` of one canonical event line, which must be a JSON object.
+struct LineId(u64);
+
+impl<'de> Deserialize<'de> for LineId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum Key {
+            Id,
+            Other,
+        }
+        impl<'de> Deserialize<'de> for Key {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct KeyVisitor;
+                impl Visitor<'_> for KeyVisitor {
+                    type Value = Key;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a field name")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                        Ok(if v == "id" { Key::Id } else { Key::Other })
+                    }
+                }
+                d.deserialize_identifier(KeyVisitor)
+            }
+        }
+
+        struct LineVisitor;
+        impl<'de> Visitor<'de> for LineVisitor {
+            type Value = LineId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object with a numeric \"id\"")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LineId, A::Error> {
+                let mut id = None;
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Id if id.is_some() => return Err(de::Error::duplicate_field("id")),
+                        Key::Id => id = Some(map.next_value::<u64>()?),
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                id.map(LineId).ok_or_else(|| de::Error::missing_field("id"))
+            }
+        }
+        d.deserialize_map(LineVisitor)
+    }
+}
+
+fn event_line_id(line: &[u8]) -> Result<u64, String> {
+    if line.is_empty() {
+        return Err("empty line".into());
+    }
+    // Canonical lines are bare objects; serde_json alone would accept padding.
+    if line.first() != Some(&b'{') || line.last() != Some(&b'}') {
+        return Err("not a JSON object".into());
+    }
+    match serde_json::from_slice::<LineId>(line) {
+        Ok(LineId(id)) => Ok(id),
+        Err(e) => Err(format!("bad event JSON: {e}")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writing.
+
+/// Removes the temp files unless disarmed; a guard so that early returns and
+/// panics in the caller's event iterator clean up too.
+struct TempFiles(Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            // Best effort: the error that got us here matters more, and a file
+            // that was never created is the usual case.
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+fn temp_name(name: &std::ffi::OsStr, suffix: &str) -> OsString {
+    // A leading dot and a `.tmp` end keep the drop-folder watcher and listings away.
+    let mut s = OsString::from(".");
+    s.push(name);
+    s.push(suffix);
+    s
+}
+
+/// Writes `final_path` atomically. Events go to a temp file `<dir>/.<name>.events.tmp` while
+/// being hashed and counted; then the tar.gz is written to `<dir>/.<name>.tmp` (`manifest.json`
+/// first, then `events.ndjson` copied from the temp file), fsync'd, renamed to `final_path`, and
+/// the directory fsync'd. Temp files are removed on every error path, panics included.
+///
+/// `events` yields (sequence id, canonical JSON bytes without the trailing newline). Ids must be
+/// consecutive from at least 1, and each line must pass the verifier's line check (a JSON object
+/// whose `"id"` is that id, no newline), so that whatever is written can be restored; otherwise
+/// `Invalid`, as for a bad `meta` (unknown kind, `created_at` not RFC 3339 or not matching
+/// `created_unix_secs`). An `Err` from `events` is returned as is. An existing `final_path` is
+/// replaced. If only the final directory fsync fails, the archive is already in place.
+pub fn write_archive<I>(
+    final_path: &Path,
+    meta: &ArchiveMeta,
+    events: I,
+) -> Result<WrittenArchive, ArchiveError>
+where
+    I: IntoIterator<Item = Result<(u64, Vec<u8>), ArchiveError>>,
+{
+    let Some(name) = final_path.file_name() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("backup path {} has no file name", final_path.display()),
+        )
+        .into());
+    };
+    let dir = match final_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    check_kind(&meta.kind)?;
+    let secs = parse_created_at(&meta.created_at)?;
+    if u64::try_from(secs).ok() != Some(meta.created_unix_secs) {
+        return invalid(format!(
+            "createdAt {} is not {} seconds after the epoch",
+            meta.created_at, meta.created_unix_secs
+        ));
+    }
+
+    let events_tmp = dir.join(temp_name(name, ".events.tmp"));
+    let archive_tmp = dir.join(temp_name(name, ".tmp"));
+    let mut guard = TempFiles(vec![events_tmp.clone(), archive_tmp.clone()]);
+    let (size, sha256, manifest) = build_archive(&events_tmp, &archive_tmp, meta, events)?;
+    fs::remove_file(&events_tmp)?;
+    fs::rename(&archive_tmp, final_path)?;
+    // Both temp files are gone; removing their names again could only hit a concurrent attempt's.
+    guard.0.clear();
+    sync_dir(dir)?;
+    Ok(WrittenArchive {
+        path: final_path.to_path_buf(),
+        size,
+        sha256,
+        manifest,
+    })
+}
+
+struct Spooled {
+    file: File,
+    events: u64,
+    first: Option<u64>,
+    last: u64,
+    bytes: u64,
+    sha256: String,
+}
+
+/// Writes the event lines to `path`, checking them, and leaves the file rewound.
+fn spool_events<I>(path: &Path, events: I) -> Result<Spooled, ArchiveError>
+where
+    I: IntoIterator<Item = Result<(u64, Vec<u8>), ArchiveError>>,
+{
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let mut out = Hashing::new(BufWriter::with_capacity(IO_BUF, file));
+    let mut first = None;
+    let mut last = 0u64;
+    let mut count = 0u64;
+    for item in events {
+        let (id, line) = item?;
+        let expected = match first {
+            None if id == 0 => return invalid("event ids start at 1, got 0"),
+            None => id,
+            Some(_) => match last.checked_add(1) {
+                Some(next) => next,
+                None => return invalid(format!("event id {last} is the last possible id")),
+            },
+        };
+        if id != expected {
+            return invalid(format!(
+                "event ids must be consecutive: {expected} expected, got {id}"
+            ));
+        }
+        if line.contains(&b'\n') {
+            return invalid(format!("event {id}: line contains a newline"));
+        }
+        match event_line_id(&line) {
+            Ok(inner) if inner == id => {}
+            Ok(inner) => return invalid(format!("event {id}: its JSON says id {inner}")),
+            Err(msg) => return invalid(format!("event {id}: {msg}")),
+        }
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
+        first.get_or_insert(id);
+        last = id;
+        count += 1;
+    }
+    let (writer, bytes, sha256) = out.finish();
+    let mut file = writer
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?;
+    // Scratch data: if the machine dies it is thrown away, so no fsync here.
+    file.seek(SeekFrom::Start(0))?;
+    Ok(Spooled {
+        file,
+        events: count,
+        first,
+        last,
+        bytes,
+        sha256,
+    })
+}
+
+fn member_header(name: &str, size: u64, mtime: u64) -> io::Result<tar::Header> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name)?;
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(mtime);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    Ok(header)
+}
+
+/// Everything up to and including the fsync of the archive temp file. Its file
+/// handles are all closed when it returns, before anything is renamed or removed.
+fn build_archive<I>(
+    events_tmp: &Path,
+    archive_tmp: &Path,
+    meta: &ArchiveMeta,
+    events: I,
+) -> Result<(u64, String, Manifest), ArchiveError>
+where
+    I: IntoIterator<Item = Result<(u64, Vec<u8>), ArchiveError>>,
+{
+    let mut spooled = spool_events(events_tmp, events)?;
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        version: VERSION,
+        created_at: meta.created_at.clone(),
+        kind: meta.kind.clone(),
+        label: meta.label.clone(),
+        app_version: meta.app_version.clone(),
+        events: spooled.events,
+        first_event_id: spooled.first,
+        last_event_id: spooled.last,
+        files: BTreeMap::from([(
+            EVENTS_NAME.to_string(),
+            FileEntry {
+                sha256: spooled.sha256.clone(),
+                bytes: spooled.bytes,
+            },
+        )]),
+    };
+    let manifest_json = serde_json::to_vec(&manifest)
+        .expect("a manifest is strings, numbers and a string-keyed map; it always serializes");
+    let manifest_limit = Limits::default().max_manifest_bytes;
+    if manifest_json.len() as u64 > manifest_limit {
+        return invalid(format!(
+            "manifest would be {} bytes, readers accept at most {manifest_limit}",
+            manifest_json.len()
+        ));
+    }
+
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(archive_tmp)?;
+    let counted = Hashing::new(BufWriter::with_capacity(IO_BUF, file));
+    let mut tar = tar::Builder::new(GzEncoder::new(counted, Compression::default()));
+    let mtime = meta.created_unix_secs;
+    tar.append(
+        &member_header(MANIFEST_NAME, manifest_json.len() as u64, mtime)?,
+        manifest_json.as_slice(),
+    )?;
+    // Hash the copy again: the manifest vouches for these bytes, so a temp file
+    // that changed underneath us must not slip into the archive.
+    let mut copy = Hashing::new((&mut spooled.file).take(spooled.bytes));
+    tar.append(
+        &member_header(EVENTS_NAME, spooled.bytes, mtime)?,
+        &mut copy,
+    )?;
+    let (_, copied, copied_sha) = copy.finish();
+    if copied != spooled.bytes || copied_sha != spooled.sha256 {
+        return Err(
+            io::Error::other("events temp file changed while it was being archived").into(),
+        );
+    }
+    let gz = tar.into_inner()?;
+    let (writer, size, sha256) = gz.finish()?.finish();
+    let file = writer
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?;
+    file.sync_all()?;
+    Ok((size, sha256, manifest))
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    // Directories cannot be opened for fsync here; the rename is as durable as the OS makes it.
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Reading.
+
+/// Reads and checks the first member, leaving `probe` ready for the rest.
+fn read_manifest_member<R: Read>(
+    entries: &mut tar::Entries<'_, R>,
+    limits: &Limits,
+    probe: &Probe,
+) -> Result<Manifest, ArchiveError> {
+    let mut entry = match entries.next() {
+        None => return invalid("archive is empty; manifest.json must be its first member"),
+        Some(entry) => entry.map_err(|e| probe.classify(e))?,
+    };
+    let name = member_name(&entry)?;
+    if name != MANIFEST_NAME {
+        return invalid(format!(
+            "first member is {name:?}, expected {MANIFEST_NAME}"
+        ));
+    }
+    let size = entry.size();
+    if size > limits.max_manifest_bytes {
+        return invalid(format!(
+            "{MANIFEST_NAME} is {size} bytes, the limit is {}",
+            limits.max_manifest_bytes
+        ));
+    }
+    let mut data = Vec::new();
+    entry
+        .read_to_end(&mut data)
+        .map_err(|e| probe.classify(e))?;
+    if data.len() as u64 != size {
+        return invalid(format!("{MANIFEST_NAME} is truncated"));
+    }
+    let manifest: Manifest = serde_json::from_slice(&data).map_err(|e| {
+        ArchiveError::Invalid(format!("{MANIFEST_NAME} is not a valid manifest: {e}"))
+    })?;
+    validate_manifest(&manifest, size, limits)?;
+    Ok(manifest)
+}
+
+/// Reads only the manifest (first member) cheaply, for listing: checked as [`verify_archive`]
+/// checks it, but nothing after it is read. Invalid if the first member is not `manifest.json`.
+pub fn read_manifest(path: &Path, limits: &Limits) -> Result<Manifest, ArchiveError> {
+    let probe = Rc::new(Probe::default());
+    probe
+        .cap
+        .set(BLOCK.saturating_add(limits.max_manifest_bytes));
+    let mut archive = open_stack(path, &probe)?;
+    let mut entries = archive.entries().map_err(|e| probe.classify(e))?.raw(true);
+    read_manifest_member(&mut entries, limits, &probe)
+}
+
+/// sha256 + size of a file (for listing backups).
+pub fn file_digest(path: &Path) -> io::Result<(u64, String)> {
+    let mut reader = Hashing::new(File::open(path)?);
+    io::copy(&mut reader, &mut io::sink())?;
+    let (_, size, sha256) = reader.finish();
+    Ok((size, sha256))
+}
+
+/// Streams and fully verifies an archive, calling `on_event(line_no, id, line_bytes)` for every
+/// event line in order (line numbers from 1, bytes without the '\n'); `on_event` returning
+/// `Err(msg)` aborts with `Invalid(msg)`. All `on_event` work is provisional until this returns
+/// `Ok`: the checksum of `events.ndjson` can only be confirmed after its last line.
+///
+/// Checked: the whole gzip stream up to its trailer CRC, and nothing after it; only zeros between
+/// the tar end-of-archive marker and the gzip end; `manifest.json` first, within
+/// `max_manifest_bytes`, right format and version, consistent counts; every later member a
+/// regular file with a plain name, listed, not repeated, of the listed size and SHA-256; every
+/// listed file present; decompressed bytes counted as they flow against the declared sizes and
+/// `max_unpacked_bytes`; event lines JSON objects with consecutive ids matching the manifest,
+/// each ending in '\n', none empty. Also measures the whole file. Nothing is written to disk.
+pub fn verify_archive<F>(
+    path: &Path,
+    limits: &Limits,
+    mut on_event: F,
+) -> Result<Verified, ArchiveError>
+where
+    F: FnMut(u64, u64, &[u8]) -> Result<(), String>,
+{
+    let probe = Rc::new(Probe::default());
+    probe
+        .cap
+        .set(BLOCK.saturating_add(limits.max_manifest_bytes));
+    let mut archive = open_stack(path, &probe)?;
+    let manifest = {
+        let mut entries = archive.entries().map_err(|e| probe.classify(e))?.raw(true);
+        let manifest = read_manifest_member(&mut entries, limits, &probe)?;
+        // From here on the manifest tells how much tar stream may follow.
+        let rest = manifest.files.values().fold(END_SLACK, |acc, f| {
+            acc.saturating_add(BLOCK).saturating_add(round_up(f.bytes))
+        });
+        probe
+            .cap
+            .set(round_up(probe.unpacked.get()).saturating_add(rest));
+        check_members(&mut entries, &manifest, &probe, &mut on_event)?;
+        manifest
+    };
+
+    // The tar reader stopped at the end-of-archive marker; damage after it is
+    // only caught by reading on to the gzip trailer.
+    let mut rest = archive.into_inner();
+    let mut buf = vec![0u8; IO_BUF];
+    loop {
+        let n = rest.read(&mut buf).map_err(|e| probe.classify(e))?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return invalid("data after the end of the tar archive");
+        }
+    }
+    let mut compressed = rest.inner.into_inner();
+    if !compressed
+        .fill_buf()
+        .map_err(|e| probe.classify(e))?
+        .is_empty()
+    {
+        return invalid("data after the end of the gzip stream");
+    }
+    let (_, size, sha256) = compressed.into_inner().finish();
+    Ok(Verified {
+        manifest,
+        size,
+        sha256,
+    })
+}
+
+/// Every member after the manifest; only `events.ndjson` can be listed in version 1.
+fn check_members<R: Read, F>(
+    entries: &mut tar::Entries<'_, R>,
+    manifest: &Manifest,
+    probe: &Probe,
+    on_event: &mut F,
+) -> Result<(), ArchiveError>
+where
+    F: FnMut(u64, u64, &[u8]) -> Result<(), String>,
+{
+    let mut seen_events = false;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| probe.classify(e))?;
+        let name = member_name(&entry)?;
+        if name == MANIFEST_NAME {
+            return invalid(format!("{MANIFEST_NAME} appears more than once"));
+        }
+        let Some(listed) = manifest.files.get(&name) else {
+            return invalid(format!("member {name:?} is not listed in the manifest"));
+        };
+        if seen_events {
+            return invalid(format!("duplicate member {name:?}"));
+        }
+        seen_events = true;
+        // Checked before reading a byte, so a lying header costs nothing.
+        if entry.size() != listed.bytes {
+            return invalid(format!(
+                "{name} is {} bytes in the tar header, the manifest says {}",
+                entry.size(),
+                listed.bytes
+            ));
+        }
+        check_events(&mut entry, manifest, listed, probe, on_event)?;
+    }
+    if !seen_events {
+        return invalid(format!("{EVENTS_NAME} is missing"));
+    }
+    Ok(())
+}
+
+fn check_events<R: Read, F>(
+    member: R,
+    manifest: &Manifest,
+    listed: &FileEntry,
+    probe: &Probe,
+    on_event: &mut F,
+) -> Result<(), ArchiveError>
+where
+    F: FnMut(u64, u64, &[u8]) -> Result<(), String>,
+{
+    let mut reader = BufReader::with_capacity(IO_BUF, Hashing::new(member));
+    let first = manifest.first_event_id.unwrap_or(0);
+    let mut line = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_EVENT_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| probe.classify(e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let Some(body) = line.strip_suffix(b"\n") else {
+            if line.len() > MAX_EVENT_LINE_BYTES {
+                return invalid(format!(
+                    "line {line_no}: longer than {MAX_EVENT_LINE_BYTES} bytes"
+                ));
+            }
+            if reader.get_ref().bytes < listed.bytes {
+                return invalid(format!("{EVENTS_NAME} is truncated"));
+            }
+            return invalid(format!("{EVENTS_NAME} does not end with a newline"));
+        };
+        let id = event_line_id(body).or_else(|msg| invalid(format!("line {line_no}: {msg}")))?;
+        if line_no > manifest.events {
+            return invalid(format!(
+                "line {line_no}: more events than the manifest's {}",
+                manifest.events
+            ));
+        }
+        // Cannot overflow: the manifest was checked to end at first + events - 1.
+        let expected = first + (line_no - 1);
+        if id != expected {
+            return invalid(format!(
+                "line {line_no}: event id {expected} expected, got {id}"
+            ));
+        }
+        on_event(line_no, id, body).map_err(ArchiveError::Invalid)?;
+    }
+    let (_, bytes, sha256) = reader.into_inner().finish();
+    if bytes != listed.bytes {
+        return invalid(format!(
+            "{EVENTS_NAME} is truncated ({bytes} of {} bytes)",
+            listed.bytes
+        ));
+    }
+    if line_no != manifest.events {
+        return invalid(format!(
+            "{EVENTS_NAME} has {line_no} events, the manifest says {}",
+            manifest.events
+        ));
+    }
+    // Count and consecutive ids from firstEventId already pin the last id to lastEventId.
+    if sha256 != listed.sha256 {
+        return invalid(format!("{EVENTS_NAME} checksum mismatch"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use tempfile::TempDir;
+
+    const CREATED_AT: &str = "2025-11-10T15:30:45.123Z";
+    const CREATED_SECS: u64 = 1_762_788_645;
+
+    type Item = Result<(u64, Vec<u8>), ArchiveError>;
+
+    fn meta() -> ArchiveMeta {
+        ArchiveMeta {
+            created_at: CREATED_AT.into(),
+            created_unix_secs: CREATED_SECS,
+            kind: "manual".into(),
+            label: Some("before upgrade".into()),
+            app_version: "0.1.0".into(),
+        }
+    }
+
+    fn line(id: u64) -> Vec<u8> {
+        format!(r#"{{"id":{id},"type":"X"}}"#).into_bytes()
+    }
+
+    fn events(ids: impl IntoIterator<Item = u64>) -> Vec<Item> {
+        ids.into_iter().map(|id| Ok((id, line(id)))).collect()
+    }
+
+    fn ndjson(ids: impl IntoIterator<Item = u64>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(line(id));
+            out.push(b'\n');
+        }
+        out
+    }
+
+    fn sha_hex(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    fn manifest_for(events_file: &[u8], count: u64, first: Option<u64>, last: u64) -> Manifest {
+        let m = meta();
+        Manifest {
+            format: FORMAT.into(),
+            version: VERSION,
+            created_at: m.created_at,
+            kind: m.kind,
+            label: m.label,
+            app_version: m.app_version,
+            events: count,
+            first_event_id: first,
+            last_event_id: last,
+            files: BTreeMap::from([(
+                EVENTS_NAME.to_string(),
+                FileEntry {
+                    sha256: sha_hex(events_file),
+                    bytes: events_file.len() as u64,
+                },
+            )]),
+        }
+    }
+
+    fn dir_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    type Seen = Vec<(u64, u64, Vec<u8>)>;
+
+    fn verify_collect(path: &Path, limits: &Limits) -> (Result<Verified, ArchiveError>, Seen) {
+        let mut seen = Vec::new();
+        let result = verify_archive(path, limits, |n, id, bytes| {
+            seen.push((n, id, bytes.to_vec()));
+            Ok(())
+        });
+        (result, seen)
+    }
+
+    fn verify(path: &Path) -> Result<Verified, ArchiveError> {
+        verify_collect(path, &Limits::default()).0
+    }
+
+    fn invalid_msg<T>(result: Result<T, ArchiveError>) -> String {
+        match result {
+            Err(ArchiveError::Invalid(msg)) => msg,
+            Err(other) => panic!("expected Invalid, got {other:?}"),
+            Ok(_) => panic!("expected Invalid, got Ok"),
+        }
+    }
+
+    fn assert_invalid<T>(result: Result<T, ArchiveError>, needle: &str) {
+        let msg = invalid_msg(result);
+        assert!(msg.contains(needle), "{msg:?} does not mention {needle:?}");
+    }
+
+    /// A member written byte for byte as given, header fields included, so
+    /// tests can build what our writer never would.
+    struct Raw {
+        name: Vec<u8>,
+        kind: tar::EntryType,
+        data: Vec<u8>,
+        header_size: Option<u64>,
+    }
+
+    fn raw(name: &str, data: &[u8]) -> Raw {
+        Raw {
+            name: name.as_bytes().to_vec(),
+            kind: tar::EntryType::Regular,
+            data: data.to_vec(),
+            header_size: None,
+        }
+    }
+
+    fn tar_bytes(members: &[Raw]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for m in members {
+            let mut h = tar::Header::new_ustar();
+            // Bypasses set_path, which refuses the hostile names tested here.
+            h.as_old_mut().name[..m.name.len()].copy_from_slice(&m.name);
+            h.set_size(m.header_size.unwrap_or(m.data.len() as u64));
+            h.set_mode(0o644);
+            h.set_mtime(CREATED_SECS);
+            h.set_entry_type(m.kind);
+            if matches!(m.kind, tar::EntryType::Symlink | tar::EntryType::Link) {
+                h.set_link_name("target").unwrap();
+            }
+            h.set_cksum();
+            builder.append(&h, m.data.as_slice()).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn manifest_member(m: &Manifest) -> Raw {
+        raw(MANIFEST_NAME, &serde_json::to_vec(m).unwrap())
+    }
+
+    /// The manifest and events members of a correct archive holding `ids`.
+    fn good_members(ids: std::ops::RangeInclusive<u64>) -> Vec<Raw> {
+        let data = ndjson(ids.clone());
+        let m = manifest_for(
+            &data,
+            ids.clone().count() as u64,
+            Some(*ids.start()),
+            *ids.end(),
+        );
+        vec![manifest_member(&m), raw(EVENTS_NAME, &data)]
+    }
+
+    /// An archive whose events member is `data`, with a manifest that vouches for it.
+    fn members_with_events(data: &[u8], count: u64, first: Option<u64>, last: u64) -> Vec<Raw> {
+        vec![
+            manifest_member(&manifest_for(data, count, first, last)),
+            raw(EVENTS_NAME, data),
+        ]
+    }
+
+    fn put(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn put_members(dir: &TempDir, members: &[Raw]) -> PathBuf {
+        put(dir, "crafted.tar.gz", &gzip(&tar_bytes(members)))
+    }
+
+    #[test]
+    fn round_trip_of_a_thousand_events() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("backup.tar.gz");
+        let written = write_archive(&path, &meta(), events(1..=1000)).unwrap();
+
+        assert_eq!(written.path, path);
+        assert_eq!(
+            written.manifest,
+            manifest_for(&ndjson(1..=1000), 1000, Some(1), 1000)
+        );
+        assert_eq!(dir_names(dir.path()), vec!["backup.tar.gz"]);
+
+        let (result, seen) = verify_collect(&path, &Limits::default());
+        let verified = result.unwrap();
+        let expected: Seen = (1..=1000).map(|i| (i, i, line(i))).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(verified.manifest, written.manifest);
+
+        let bytes = fs::read(&path).unwrap();
+        let digest = file_digest(&path).unwrap();
+        assert_eq!(digest, (bytes.len() as u64, sha_hex(&bytes)));
+        assert_eq!((written.size, written.sha256.clone()), digest);
+        assert_eq!((verified.size, verified.sha256), digest);
+        assert_eq!(
+            read_manifest(&path, &Limits::default()).unwrap(),
+            written.manifest
+        );
+    }
+
+    #[test]
+    fn members_follow_the_contract() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("b.tar.gz");
+        write_archive(&path, &meta(), events(1..=3)).unwrap();
+
+        let file = fs::read(&path).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file.as_slice()));
+        let mut members = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let h = entry.header().clone();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+            members.push((
+                name,
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.mtime().unwrap(),
+                data,
+            ));
+        }
+        let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
+        assert_eq!(names, [MANIFEST_NAME, EVENTS_NAME]);
+        for (_, kind, mode, mtime, _) in &members {
+            assert_eq!(
+                (*kind, *mode, *mtime),
+                (tar::EntryType::Regular, 0o644, CREATED_SECS)
+            );
+        }
+        let events_file = ndjson(1..=3);
+        assert_eq!(members[1].4, events_file);
+        let json = String::from_utf8(members[0].4.clone()).unwrap();
+        // Key order and spelling are part of the contract, so compare the text.
+        let expected = [
+            r#"{"format":"taskledger-backup","version":1,"#,
+            r#""createdAt":"2025-11-10T15:30:45.123Z","kind":"manual","#,
+            r#""label":"before upgrade","appVersion":"0.1.0","#,
+            r#""events":3,"firstEventId":1,"lastEventId":3,"#,
+            &format!(
+                r#""files":{{"events.ndjson":{{"sha256":"{}","#,
+                sha_hex(&events_file)
+            ),
+            &format!(r#""bytes":{}}}}}}}"#, events_file.len()),
+        ]
+        .concat();
+        assert_eq!(json, expected);
+    }
+
+    #[test]
+    fn empty_archive() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("empty.tar.gz");
+        let meta = ArchiveMeta {
+            label: None,
+            ..meta()
+        };
+        let written = write_archive(&path, &meta, Vec::<Item>::new()).unwrap();
+        let m = &written.manifest;
+        assert_eq!((m.events, m.first_event_id, m.last_event_id), (0, None, 0));
+        assert_eq!(
+            m.files[EVENTS_NAME],
+            FileEntry {
+                sha256: sha_hex(b""),
+                bytes: 0
+            }
+        );
+        let json = String::from_utf8(serde_json::to_vec(m).unwrap()).unwrap();
+        assert!(json.contains(r#""label":null"#), "{json}");
+        assert!(
+            json.contains(r#""firstEventId":null,"lastEventId":0"#),
+            "{json}"
+        );
+
+        let (result, seen) = verify_collect(&path, &Limits::default());
+        assert_eq!(result.unwrap().manifest, written.manifest);
+        assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn hand_built_archives_verify() {
+        // The crafted archives below differ from this one only in their defect.
+        let dir = TempDir::new().unwrap();
+        let path = put_members(&dir, &good_members(1..=5));
+        let (result, seen) = verify_collect(&path, &Limits::default());
+        assert_eq!(result.unwrap().manifest.events, 5);
+        assert_eq!(seen.len(), 5);
+
+        // Zero padding after the end marker is what other tar tools write.
+        let mut padded = tar_bytes(&good_members(1..=5));
+        padded.extend(vec![0u8; 8 << 10]);
+        let path = put(&dir, "padded.tar.gz", &gzip(&padded));
+        verify(&path).unwrap();
+    }
+
+    fn written_bytes(count: u64) -> Vec<u8> {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("b.tar.gz");
+        write_archive(&path, &meta(), events(1..=count)).unwrap();
+        fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn corrupted_bytes_are_invalid() {
+        let good = written_bytes(1000);
+        let dir = TempDir::new().unwrap();
+        let len = good.len();
+        let mut tried = 0;
+        for pos in (len / 4..3 * len / 4).step_by((len / 64).max(1)) {
+            let mut bad = good.clone();
+            bad[pos] ^= 0xFF;
+            let path = put(&dir, "bad.tar.gz", &bad);
+            invalid_msg(verify(&path));
+            tried += 1;
+        }
+        assert!(tried >= 30);
+    }
+
+    #[test]
+    fn truncated_files_are_invalid() {
+        let good = written_bytes(200);
+        let dir = TempDir::new().unwrap();
+        let len = good.len();
+        let cuts = (0..len).step_by(7).chain(len.saturating_sub(64)..len);
+        for cut in cuts {
+            let path = put(&dir, "cut.tar.gz", &good[..cut]);
+            let msg = invalid_msg(verify(&path));
+            assert!(!msg.is_empty(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn tampered_event_without_checksum_update() {
+        let dir = TempDir::new().unwrap();
+        let data = ndjson(1..=5);
+        let manifest = manifest_for(&data, 5, Some(1), 5);
+        let tampered = String::from_utf8(data)
+            .unwrap()
+            .replace(r#"{"id":3,"type":"X"}"#, r#"{"id":3,"type":"Y"}"#);
+        let path = put_members(
+            &dir,
+            &[
+                manifest_member(&manifest),
+                raw(EVENTS_NAME, tampered.as_bytes()),
+            ],
+        );
+        let (result, seen) = verify_collect(&path, &Limits::default());
+        assert_eq!(invalid_msg(result), "events.ndjson checksum mismatch");
+        // The lines were handed out before the checksum could be known.
+        assert_eq!(seen.len(), 5);
+    }
+
+    #[test]
+    fn event_line_defects() {
+        let dir = TempDir::new().unwrap();
+        // The manifest vouches for `data` and declares `ids`, so only the line defect is left.
+        let check = |data: &[u8], ids: std::ops::RangeInclusive<u64>, needle: &str| {
+            let count = ids.clone().count() as u64;
+            let members = members_with_events(data, count, Some(*ids.start()), *ids.end());
+            let path = put_members(&dir, &members);
+            assert_invalid(verify(&path), needle);
+        };
+        let one = |l: &str| format!("{l}\n").into_bytes();
+
+        check(
+            &ndjson([1, 2, 4, 5]),
+            1..=4,
+            "line 3: event id 3 expected, got 4",
+        );
+        check(
+            &ndjson([1, 2, 2]),
+            1..=3,
+            "line 3: event id 3 expected, got 2",
+        );
+        check(&ndjson([2, 3]), 1..=2, "line 1: event id 1 expected, got 2");
+        check(&ndjson([1, 2]), 1..=3, "has 2 events, the manifest says 3");
+        check(&ndjson([1, 2, 3]), 1..=2, "line 3: more events than");
+        let not_empty = members_with_events(&ndjson([1]), 0, None, 0);
+        let path = put_members(&dir, &not_empty);
+        assert_invalid(verify(&path), "line 1: more events than the manifest's 0");
+        let unterminated = ndjson([1, 2]);
+        let unterminated = &unterminated[..unterminated.len() - 1];
+        check(unterminated, 1..=2, "does not end with a newline");
+        let blank = format!("{}\n\n{}\n", r#"{"id":1}"#, r#"{"id":2}"#);
+        check(blank.as_bytes(), 1..=2, "line 2: empty line");
+        check(&one("[1]"), 1..=1, "line 1: not a JSON object");
+        check(&one(r#" {"id":1}"#), 1..=1, "line 1: not a JSON object");
+        check(&one(r#"{"id":"1"}"#), 1..=1, "line 1: bad event JSON");
+        check(&one(r#"{"id":-1}"#), 1..=1, "line 1: bad event JSON");
+        check(&one(r#"{"type":"X"}"#), 1..=1, "missing field `id`");
+        check(&one(r#"{"id":1,"id":1}"#), 1..=1, "duplicate field `id`");
+        check(&one(r#"{"id":1,"x":}"#), 1..=1, "line 1: bad event JSON");
+        check(
+            &one(r#"{"id":1} {"id":2}"#),
+            1..=1,
+            "line 1: bad event JSON",
+        );
+    }
+
+    #[test]
+    fn on_event_error_aborts() {
+        let dir = TempDir::new().unwrap();
+        let path = put_members(&dir, &good_members(1..=5));
+        let mut calls = 0;
+        let result = verify_archive(&path, &Limits::default(), |_, id, _| {
+            calls += 1;
+            if id == 3 {
+                Err("replay failed at 3".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(invalid_msg(result), "replay failed at 3");
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn bytes_after_the_gzip_trailer_are_invalid() {
+        let dir = TempDir::new().unwrap();
+        let good = written_bytes(10);
+        let extras: [Vec<u8>; 4] = [b"x".to_vec(), vec![0; 16], gzip(b"more"), good.clone()];
+        for extra in extras {
+            let mut bad = good.clone();
+            bad.extend(extra);
+            let path = put(&dir, "bad.tar.gz", &bad);
+            assert_eq!(
+                invalid_msg(verify(&path)),
+                "data after the end of the gzip stream"
+            );
+        }
+    }
+
+    #[test]
+    fn data_after_the_tar_end_inside_the_gzip_is_invalid() {
+        let dir = TempDir::new().unwrap();
+        let mut inner = tar_bytes(&good_members(1..=5));
+        inner.extend(b"junk");
+        let path = put(&dir, "bad.tar.gz", &gzip(&inner));
+        assert_eq!(
+            invalid_msg(verify(&path)),
+            "data after the end of the tar archive"
+        );
+    }
+
+    #[test]
+    fn hostile_member_names_are_invalid() {
+        let dir = TempDir::new().unwrap();
+        for name in [
+            "../x",
+            "/etc/x",
+            "a/b",
+            "a\\b",
+            "..",
+            ".",
+            "../events.ndjson",
+        ] {
+            let mut members = good_members(1..=3);
+            members.push(raw(name, b"hi"));
+            let path = put_members(&dir, &members);
+            assert_invalid(verify(&path), "is not a plain file name");
+
+            // Listing the name in the manifest does not make it acceptable.
+            let data = ndjson(1..=3);
+            let mut m = manifest_for(&data, 3, Some(1), 3);
+            m.files.insert(
+                name.into(),
+                FileEntry {
+                    sha256: sha_hex(b"hi"),
+                    bytes: 2,
+                },
+            );
+            let listed = [
+                manifest_member(&m),
+                raw(EVENTS_NAME, &data),
+                raw(name, b"hi"),
+            ];
+            let path = put_members(&dir, &listed);
+            assert_invalid(verify(&path), "manifest must list exactly");
+        }
+        let mut members = good_members(1..=3);
+        members[0].name = b"./manifest.json".to_vec();
+        let path = put_members(&dir, &members);
+        assert_invalid(verify(&path), "is not a plain file name");
+    }
+
+    #[test]
+    fn non_regular_members_are_invalid() {
+        let dir = TempDir::new().unwrap();
+        let kinds = [
+            tar::EntryType::Symlink,
+            tar::EntryType::Link,
+            tar::EntryType::Directory,
+            tar::EntryType::Fifo,
+            tar::EntryType::Char,
+            tar::EntryType::Block,
+            tar::EntryType::GNULongName,
+            tar::EntryType::XHeader,
+        ];
+        for kind in kinds {
+            let mut members = good_members(1..=3);
+            members[1].kind = kind;
+            let path = put_members(&dir, &members);
+            assert_invalid(verify(&path), "is not a regular file");
+
+            let mut members = good_members(1..=3);
+            members[0].kind = kind;
+            let path = put_members(&dir, &members);
+            assert_invalid(
+                read_manifest(&path, &Limits::default()),
+                "is not a regular file",
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_invalid() {
+        let dir = TempDir::new().unwrap();
+        let mut members = good_members(1..=3);
+        members.push(raw(EVENTS_NAME, &ndjson(1..=3)));
+        let path = put_members(&dir, &members);
+        assert_eq!(
+            invalid_msg(verify(&path)),
+            r#"duplicate member "events.ndjson""#
+        );
+
+        let mut members = good_members(1..=3);
+        let again = raw(MANIFEST_NAME, &members[0].data);
+        members.push(again);
+        let path = put_members(&dir, &members);
+        assert_eq!(
+            invalid_msg(verify(&path)),
+            "manifest.json appears more than once"
+        );
+    }
+
+    #[test]
+    fn unlisted_member_is_invalid() {
+        let dir = TempDir::new().unwrap();
+        let mut members = good_members(1..=3);
+        members.insert(1, raw("notes.txt", b"hello"));
+        let path = put_members(&dir, &members);
+        assert_eq!(
+            invalid_msg(verify(&path)),
+            r#"member "notes.txt" is not listed in the manifest"#
+        );
+    }
+
+    #[test]
+    fn manifest_must_come_first() {
+        let dir = TempDir::new().unwrap();
+        let mut members = good_members(1..=3);
+        members.reverse();
+        let path = put_members(&dir, &members);
+        let expected = r#"first member is "events.ndjson", expected manifest.json"#;
+        assert_eq!(invalid_msg(verify(&path)), expected);
+        assert_eq!(
+            invalid_msg(read_manifest(&path, &Limits::default())),
+            expected
+        );
+
+        let path = put_members(&dir, &[]);
+        assert_invalid(verify(&path), "archive is empty");
+    }
+
+    #[test]
+    fn missing_events_member_is_invalid() {
+        let dir = TempDir::new().unwrap();
+        let mut members = good_members(1..=3);
+        members.pop();
+        let path = put_members(&dir, &members);
+        assert_eq!(invalid_msg(verify(&path)), "events.ndjson is missing");
+        // Listing only looks at the manifest.
+        read_manifest(&path, &Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn manifest_defects_are_invalid() {
+        let dir = TempDir::new().unwrap();
+        let data = ndjson(1..=3);
+        let good = manifest_for(&data, 3, Some(1), 3);
+        type Edit = fn(&mut Manifest);
+        let cases: Vec<(Edit, &str)> = vec![
+            (|m| m.format = "tarball".into(), "not a taskledger backup"),
+            (|m| m.version = 2, "unsupported backup version 2"),
+            (
+                |m| m.created_at = "yesterday".into(),
+                "is not an RFC 3339 time",
+            ),
+            (|m| m.kind = "weekly".into(), "unknown backup kind"),
+            (
+                |m| m.last_event_id = 5,
+                "3 events from id 1 cannot end at id 5",
+            ),
+            (|m| m.first_event_id = None, "firstEventId is null"),
+            (|m| m.first_event_id = Some(0), "at least 1"),
+            (
+                |m| {
+                    m.events = 0;
+                    m.last_event_id = 0;
+                },
+                "an empty backup must have firstEventId null",
+            ),
+            (
+                |m| {
+                    m.first_event_id = Some(u64::MAX);
+                    m.last_event_id = 1;
+                },
+                "cannot end at",
+            ),
+            (
+                |m| {
+                    let entry = m.files.remove(EVENTS_NAME).unwrap();
+                    m.files.insert("events.json".into(), entry);
+                },
+                "manifest must list exactly",
+            ),
+            (
+                |m| {
+                    let upper = m.files[EVENTS_NAME].sha256.to_uppercase();
+                    m.files.get_mut(EVENTS_NAME).unwrap().sha256 = upper;
+                },
+                "not 64 lowercase hex digits",
+            ),
+        ];
+        for (edit, needle) in cases {
+            let mut m = good.clone();
+            edit(&mut m);
+            let path = put_members(&dir, &[manifest_member(&m), raw(EVENTS_NAME, &data)]);
+            assert_invalid(verify(&path), needle);
+            assert_invalid(read_manifest(&path, &Limits::default()), needle);
+        }
+
+        for text in [
+            &b"not json"[..],
+            br#"{"format":"taskledger-backup"}"#,
+            b"[]",
+        ] {
+            let path = put_members(&dir, &[raw(MANIFEST_NAME, text), raw(EVENTS_NAME, &data)]);
+            assert_invalid(verify(&path), "manifest.json is not a valid manifest");
+        }
+    }
+
+    #[test]
+    fn oversized_manifest_is_refused_before_reading() {
+        let dir = TempDir::new().unwrap();
+        let mut members = good_members(1..=3);
+        let real = members[0].data.len() as u64;
+        let limits = Limits {
+            max_manifest_bytes: real - 1,
+            ..Limits::default()
+        };
+        let path = put_members(&dir, &members);
+        let expected = format!("manifest.json is {real} bytes, the limit is {}", real - 1);
+        assert_eq!(invalid_msg(verify_collect(&path, &limits).0), expected);
+        assert_eq!(invalid_msg(read_manifest(&path, &limits)), expected);
+
+        members[0].header_size = Some(10 << 30);
+        let path = put_members(&dir, &members);
+        assert_invalid(verify(&path), "manifest.json is 10737418240 bytes");
+    }
+
+    #[test]
+    fn decompression_bombs_are_stopped() {
+        let dir = TempDir::new().unwrap();
+
+        // A manifest declaring more than the limit is refused before any member is read.
+        let data = ndjson(1..=3);
+        let mut m = manifest_for(&data, 3, Some(1), 3);
+        m.files.get_mut(EVENTS_NAME).unwrap().bytes = 100 << 30;
+        let path = put_members(&dir, &[manifest_member(&m), raw(EVENTS_NAME, &data)]);
+        assert_invalid(verify(&path), "declares");
+        assert_invalid(read_manifest(&path, &Limits::default()), "declares");
+
+        // Same with a real archive under a tight limit: not one event is replayed.
+        let path = put(&dir, "real.tar.gz", &written_bytes(1000));
+        let tight = Limits {
+            max_unpacked_bytes: 4096,
+            ..Limits::default()
+        };
+        let (result, seen) = verify_collect(&path, &tight);
+        assert_invalid(result, "the limit is 4096");
+        assert!(seen.is_empty());
+
+        // A member header claiming 10 GiB is refused without reading it.
+        let mut members = good_members(1..=3);
+        members[1].header_size = Some(10 << 30);
+        let path = put_members(&dir, &members);
+        assert_invalid(
+            verify(&path),
+            "events.ndjson is 10737418240 bytes in the tar header, the manifest says",
+        );
+
+        // Zeros after the end marker are counted as they unpack, not after.
+        let mut inner = tar_bytes(&good_members(1..=3));
+        inner.extend(vec![0u8; 8 << 20]);
+        let path = put(&dir, "bomb.tar.gz", &gzip(&inner));
+        assert_invalid(verify(&path), "archive unpacks to more than");
+    }
+
+    #[test]
+    fn io_errors_are_not_invalid() {
+        let dir = TempDir::new().unwrap();
+        let missing = dir.path().join("nope.tar.gz");
+        let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        assert!(matches!(verify(&missing), Err(ArchiveError::Io(e)) if not_found(&e)));
+        assert!(matches!(
+            read_manifest(&missing, &Limits::default()),
+            Err(ArchiveError::Io(_))
+        ));
+        assert!(file_digest(&missing).is_err());
+
+        // Opening a directory works on Unix; reading it fails inside the gzip reader.
+        #[cfg(unix)]
+        assert!(matches!(verify(dir.path()), Err(ArchiveError::Io(_))));
+
+        let path = put(&dir, "text.tar.gz", b"this is not gzip at all");
+        assert_invalid(verify(&path), "corrupt archive");
+    }
+
+    #[test]
+    fn file_digest_of_known_content() {
+        let dir = TempDir::new().unwrap();
+        let path = put(&dir, "abc", b"abc");
+        assert_eq!(
+            file_digest(&path).unwrap(),
+            (
+                3,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn failed_writes_leave_no_files() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("b.tar.gz");
+
+        let mut source = events(1..=10);
+        source.push(Err(ArchiveError::Invalid("source failed".into())));
+        source.extend(events(11..=20));
+        assert_eq!(
+            invalid_msg(write_archive(&path, &meta(), source)),
+            "source failed"
+        );
+        assert!(dir_names(dir.path()).is_empty());
+
+        let bad_inputs: Vec<(Vec<Item>, &str)> = vec![
+            (events([1, 2, 4]), "consecutive: 3 expected, got 4"),
+            (events([0, 1]), "start at 1"),
+            (vec![Ok((1, br#"{"id":2}"#.to_vec()))], "its JSON says id 2"),
+            (
+                vec![Ok((1, b"{\"id\":1,\n\"a\":1}".to_vec()))],
+                "contains a newline",
+            ),
+            (vec![Ok((1, b"[1]".to_vec()))], "not a JSON object"),
+            (vec![Ok((1, Vec::new()))], "empty line"),
+        ];
+        for (source, needle) in bad_inputs {
+            assert_invalid(write_archive(&path, &meta(), source), needle);
+            assert!(dir_names(dir.path()).is_empty(), "{needle}");
+        }
+
+        let bad_kind = ArchiveMeta {
+            kind: "weekly".into(),
+            ..meta()
+        };
+        assert_invalid(
+            write_archive(&path, &bad_kind, events(1..=3)),
+            "unknown backup kind",
+        );
+        let bad_secs = ArchiveMeta {
+            created_unix_secs: CREATED_SECS + 1,
+            ..meta()
+        };
+        assert_invalid(
+            write_archive(&path, &bad_secs, events(1..=3)),
+            "seconds after the epoch",
+        );
+        assert!(dir_names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_panicking_source_leaves_no_files() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("b.tar.gz");
+        let source = (1..=100u64).map(|id| {
+            assert!(id < 50, "source blew up");
+            Ok((id, line(id)))
+        });
+        let outcome = catch_unwind(AssertUnwindSafe(|| write_archive(&path, &meta(), source)));
+        assert!(outcome.is_err());
+        assert!(dir_names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn read_manifest_does_not_read_the_events() {
+        let dir = TempDir::new().unwrap();
+        let data = ndjson(1..=5);
+        let m = manifest_for(&data, 5, Some(1), 5);
+        let path = put_members(&dir, &[manifest_member(&m), raw(EVENTS_NAME, b"garbage\n")]);
+        assert_eq!(read_manifest(&path, &Limits::default()).unwrap(), m);
+        invalid_msg(verify(&path));
+    }
+}
