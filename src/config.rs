@@ -8,19 +8,43 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "taskledger", version, about = "Self-hosted, event-sourced task server")]
+#[command(
+    name = "taskledger",
+    version,
+    about = "Self-hosted, event-sourced task server"
+)]
 pub struct Cli {
     /// Address to listen on.
-    #[arg(long, env = "TASKLEDGER_ADDR", default_value = "127.0.0.1:3001", global = true)]
+    #[arg(
+        long,
+        env = "TASKLEDGER_ADDR",
+        default_value = "127.0.0.1:3001",
+        global = true
+    )]
     pub addr: String,
     /// Where the event log and projections live.
-    #[arg(long, env = "TASKLEDGER_DATA_DIR", default_value = "./storage", global = true)]
+    #[arg(
+        long,
+        env = "TASKLEDGER_DATA_DIR",
+        default_value = "./storage",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Where backups are written.
-    #[arg(long, env = "TASKLEDGER_BACKUP_DIR", default_value = "./backups", global = true)]
+    #[arg(
+        long,
+        env = "TASKLEDGER_BACKUP_DIR",
+        default_value = "./backups",
+        global = true
+    )]
     pub backup_dir: PathBuf,
     /// Drop folder: a backup placed here is restored automatically.
-    #[arg(long, env = "TASKLEDGER_RESTORE_DIR", default_value = "./restore", global = true)]
+    #[arg(
+        long,
+        env = "TASKLEDGER_RESTORE_DIR",
+        default_value = "./restore",
+        global = true
+    )]
     pub restore_dir: PathBuf,
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -135,38 +159,59 @@ fn parse_positive(env: &dyn Env, key: &str, default: u64, what: &str) -> Result<
 
 /// Creates the directory if missing and proves it is writable.
 pub fn ensure_dir(setting: &str, dir: &Path) -> Result<(), ConfigError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| err(setting, format!("cannot create directory {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        err(
+            setting,
+            format!("cannot create directory {}: {e}", dir.display()),
+        )
+    })?;
     let probe = dir.join(format!(".write-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"probe")
-        .map_err(|e| err(setting, format!("directory {} is not writable: {e}", dir.display())))?;
+    std::fs::write(&probe, b"probe").map_err(|e| {
+        err(
+            setting,
+            format!("directory {} is not writable: {e}", dir.display()),
+        )
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 
 impl Config {
     pub fn from_cli(cli: &Cli, env: &dyn Env) -> Result<Config, ConfigError> {
-        let addr = cli
-            .addr
-            .trim()
-            .parse::<SocketAddr>()
-            .map_err(|_| err("TASKLEDGER_ADDR (--addr)", format!("{:?} is not a host:port address", cli.addr)))?;
-        let admin_password = env.get("TASKLEDGER_ADMIN_PASSWORD").filter(|p| !p.is_empty());
+        let addr = cli.addr.trim().parse::<SocketAddr>().map_err(|_| {
+            err(
+                "TASKLEDGER_ADDR (--addr)",
+                format!("{:?} is not a host:port address", cli.addr),
+            )
+        })?;
+        let admin_password = env
+            .get("TASKLEDGER_ADMIN_PASSWORD")
+            .filter(|p| !p.is_empty());
         if let Some(p) = &admin_password {
-            crate::domain::decide::check_password(p).map_err(|e| err("TASKLEDGER_ADMIN_PASSWORD", e.to_string()))?;
+            crate::domain::decide::check_password(p)
+                .map_err(|e| err("TASKLEDGER_ADMIN_PASSWORD", e.to_string()))?;
         }
         let max_backups = parse_positive(env, "MAX_BACKUPS", 10, "integer")?;
         let partitions = parse_positive(env, "KAFKA_PARTITIONS", 1, "integer")?;
-        let brokers = env.get("KAFKA_BROKER").unwrap_or_else(|| "localhost:9092".into());
+        let brokers = env
+            .get("KAFKA_BROKER")
+            .unwrap_or_else(|| "localhost:9092".into());
         if brokers.trim().is_empty() {
             return Err(err("KAFKA_BROKER", "must not be empty"));
         }
-        let topic = env.get("KAFKA_TOPIC").unwrap_or_else(|| "todo-history-events".into());
+        let topic = env
+            .get("KAFKA_TOPIC")
+            .unwrap_or_else(|| "todo-history-events".into());
         if topic.is_empty()
             || topic.len() > 249
-            || !topic.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            || !topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         {
-            return Err(err("KAFKA_TOPIC", format!("{topic:?} is not a valid topic name")));
+            return Err(err(
+                "KAFKA_TOPIC",
+                format!("{topic:?} is not a valid topic name"),
+            ));
         }
         Ok(Config {
             addr,
@@ -174,17 +219,35 @@ impl Config {
             backup_dir: cli.backup_dir.clone(),
             restore_dir: cli.restore_dir.clone(),
             admin_password,
-            token_ttl_secs: parse_positive(env, "TASKLEDGER_TOKEN_TTL_SECS", 86_400, "number of seconds")?,
+            token_ttl_secs: parse_positive(
+                env,
+                "TASKLEDGER_TOKEN_TTL_SECS",
+                86_400,
+                "number of seconds",
+            )?,
             auto_backup_enabled: parse_bool(env, "AUTO_BACKUP_ENABLED", true)?,
-            auto_backup_interval_ms: parse_positive(env, "AUTO_BACKUP_INTERVAL", 3_600_000, "number of milliseconds")?,
-            max_backups: usize::try_from(max_backups).map_err(|_| err("MAX_BACKUPS", "too large"))?,
+            auto_backup_interval_ms: parse_positive(
+                env,
+                "AUTO_BACKUP_INTERVAL",
+                3_600_000,
+                "number of milliseconds",
+            )?,
+            max_backups: usize::try_from(max_backups)
+                .map_err(|_| err("MAX_BACKUPS", "too large"))?,
             auto_restore_enabled: parse_bool(env, "AUTO_RESTORE_ENABLED", true)?,
-            upload_limit_bytes: parse_positive(env, "BACKUP_UPLOAD_LIMIT_MB", 1024, "number of MiB")? * 1024 * 1024,
+            upload_limit_bytes: parse_positive(
+                env,
+                "BACKUP_UPLOAD_LIMIT_MB",
+                1024,
+                "number of MiB",
+            )? * 1024
+                * 1024,
             kafka: KafkaConfig {
                 enabled: parse_bool(env, "KAFKA_ENABLED", false)?,
                 brokers,
                 topic,
-                partitions: i32::try_from(partitions).map_err(|_| err("KAFKA_PARTITIONS", "too large"))?,
+                partitions: i32::try_from(partitions)
+                    .map_err(|_| err("KAFKA_PARTITIONS", "too large"))?,
             },
             demo: matches!(cli.command, Some(Cmd::Serve { demo: true })),
         })
@@ -256,7 +319,12 @@ mod tests {
     fn bad_values_name_their_setting() {
         let e = cfg(&["taskledger", "--addr", "nope"], &[]).unwrap_err();
         assert!(e.to_string().contains("TASKLEDGER_ADDR"), "{e}");
-        for (k, v) in [("AUTO_BACKUP_INTERVAL", "0"), ("AUTO_BACKUP_INTERVAL", "-5"), ("MAX_BACKUPS", "0"), ("KAFKA_ENABLED", "maybe")] {
+        for (k, v) in [
+            ("AUTO_BACKUP_INTERVAL", "0"),
+            ("AUTO_BACKUP_INTERVAL", "-5"),
+            ("MAX_BACKUPS", "0"),
+            ("KAFKA_ENABLED", "maybe"),
+        ] {
             let e = cfg(&["taskledger"], &[(k, v)]).unwrap_err();
             assert!(e.to_string().starts_with(&format!("invalid {k}")), "{e}");
         }

@@ -66,7 +66,12 @@ fn other(e: impl std::fmt::Display) -> RunError {
 
 pub const DEMO_USERS: [&str; 5] = ["Avinash", "Dhaya", "Ashok", "Arun", "Cathrine"];
 
-async fn ensure_user(store: &Store, username: &str, password: String, role: Role) -> Result<bool, RunError> {
+async fn ensure_user(
+    store: &Store,
+    username: &str,
+    password: String,
+    role: Role,
+) -> Result<bool, RunError> {
     if store.gen().user(username).map_err(other)?.is_some() {
         return Ok(false);
     }
@@ -92,7 +97,10 @@ async fn seed_users(store: &Store, config: &Config) -> Result<(), RunError> {
     if !store.gen().has_users().map_err(other)? {
         let (password, generated) = match &config.admin_password {
             Some(p) => (p.clone(), false),
-            None => (Alphanumeric.sample_string(&mut rand::thread_rng(), 20), true),
+            None => (
+                Alphanumeric.sample_string(&mut rand::thread_rng(), 20),
+                true,
+            ),
         };
         ensure_user(store, "admin", password.clone(), Role::Admin).await?;
         if generated {

@@ -61,7 +61,15 @@ fn serve(config: Config) -> ExitCode {
     rt.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.addr).await {
             Ok(l) => l,
-            Err(e) => return fail(2, format!("invalid TASKLEDGER_ADDR (--addr): cannot listen on {}: {e}", config.addr)),
+            Err(e) => {
+                return fail(
+                    2,
+                    format!(
+                        "invalid TASKLEDGER_ADDR (--addr): cannot listen on {}: {e}",
+                        config.addr
+                    ),
+                )
+            }
         };
         match taskledger::run(config, listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -46,15 +46,21 @@ impl Metrics {
             requests: reg(
                 &r,
                 IntCounterVec::new(
-                    Opts::new("taskledger_http_requests_total", "HTTP requests by route and status"),
+                    Opts::new(
+                        "taskledger_http_requests_total",
+                        "HTTP requests by route and status",
+                    ),
                     &["method", "route", "status"],
                 )
                 .expect(ok),
             ),
             events_appended: reg(
                 &r,
-                IntCounter::new("taskledger_events_appended_total", "Events appended to the log")
-                    .expect(ok),
+                IntCounter::new(
+                    "taskledger_events_appended_total",
+                    "Events appended to the log",
+                )
+                .expect(ok),
             ),
             append_seconds: reg(
                 &r,
@@ -71,14 +77,19 @@ impl Metrics {
                 &r,
                 Histogram::with_opts(
                     HistogramOpts::new("taskledger_append_batch_size", "Commands per group commit")
-                        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+                        .buckets(vec![
+                            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+                        ]),
                 )
                 .expect(ok),
             ),
             backups: reg(
                 &r,
                 IntCounterVec::new(
-                    Opts::new("taskledger_backups_total", "Backups written, by kind and result"),
+                    Opts::new(
+                        "taskledger_backups_total",
+                        "Backups written, by kind and result",
+                    ),
                     &["kind", "result"],
                 )
                 .expect(ok),
@@ -86,7 +97,8 @@ impl Metrics {
             backup_seconds: reg(
                 &r,
                 HistogramVec::new(
-                    HistogramOpts::new("taskledger_backup_seconds", "Backup duration").buckets(long.clone()),
+                    HistogramOpts::new("taskledger_backup_seconds", "Backup duration")
+                        .buckets(long.clone()),
                     &["kind"],
                 )
                 .expect(ok),
@@ -94,7 +106,10 @@ impl Metrics {
             restores: reg(
                 &r,
                 IntCounterVec::new(
-                    Opts::new("taskledger_restores_total", "Restores, by source and result"),
+                    Opts::new(
+                        "taskledger_restores_total",
+                        "Restores, by source and result",
+                    ),
                     &["source", "result"],
                 )
                 .expect(ok),
@@ -102,13 +117,18 @@ impl Metrics {
             restore_seconds: reg(
                 &r,
                 Histogram::with_opts(
-                    HistogramOpts::new("taskledger_restore_seconds", "Restore duration").buckets(long),
+                    HistogramOpts::new("taskledger_restore_seconds", "Restore duration")
+                        .buckets(long),
                 )
                 .expect(ok),
             ),
             kafka_lag: reg(
                 &r,
-                IntGauge::new("taskledger_kafka_lag", "Events not yet acknowledged by Kafka").expect(ok),
+                IntGauge::new(
+                    "taskledger_kafka_lag",
+                    "Events not yet acknowledged by Kafka",
+                )
+                .expect(ok),
             ),
             kafka_last_published: reg(
                 &r,
@@ -120,13 +140,19 @@ impl Metrics {
             ),
             kafka_connected: reg(
                 &r,
-                IntGauge::new("taskledger_kafka_connected", "1 when the Kafka relay reaches a broker")
-                    .expect(ok),
+                IntGauge::new(
+                    "taskledger_kafka_connected",
+                    "1 when the Kafka relay reaches a broker",
+                )
+                .expect(ok),
             ),
             kafka_published: reg(
                 &r,
-                IntCounter::new("taskledger_kafka_published_total", "Messages acknowledged by Kafka")
-                    .expect(ok),
+                IntCounter::new(
+                    "taskledger_kafka_published_total",
+                    "Messages acknowledged by Kafka",
+                )
+                .expect(ok),
             ),
             registry: r,
         }

@@ -3,7 +3,9 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -31,7 +33,11 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -62,7 +68,10 @@ pub struct Admin(pub Auth);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -70,7 +79,10 @@ impl FromRequestParts<AppState> for Auth {
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("authorization must be a Bearer token".into()))?;
@@ -96,7 +108,10 @@ impl FromRequestParts<AppState> for Auth {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_request_parts(parts, app).await?;
         if auth.role != Role::Admin {
             return Err(ApiError::Forbidden("admin role required".into()));
@@ -136,15 +151,23 @@ pub async fn login(State(app): State<AppState>, body: JsonObject) -> ApiResult<i
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        _ => return Err(ApiError::Unauthorized("invalid username or password".into())),
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "invalid username or password".into(),
+            ))
+        }
     };
     let ttl_ms = i64::try_from(app.config.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let meta = app.store.meta.clone();
     let name = user.username.clone();
-    let token = tokio::task::spawn_blocking(move || meta.create_session(&name, now_ms().saturating_add(ttl_ms)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(Json(json!({"success": true, "token": token, "data": UserView::from(&user)})))
+    let token = tokio::task::spawn_blocking(move || {
+        meta.create_session(&name, now_ms().saturating_add(ttl_ms))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(Json(
+        json!({"success": true, "token": token, "data": UserView::from(&user)}),
+    ))
 }
 
 pub async fn logout(State(app): State<AppState>, auth: Auth) -> ApiResult<impl IntoResponse> {
@@ -156,16 +179,27 @@ pub async fn logout(State(app): State<AppState>, auth: Auth) -> ApiResult<impl I
 }
 
 pub async fn list_users(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl IntoResponse> {
-    let users: Vec<UserView> = app.store.gen().users()?.iter().map(UserView::from).collect();
+    let users: Vec<UserView> = app
+        .store
+        .gen()
+        .users()?
+        .iter()
+        .map(UserView::from)
+        .collect();
     Ok(Json(json!({"success": true, "users": users})))
 }
 
-pub async fn create_user(State(app): State<AppState>, Admin(admin): Admin, body: JsonObject) -> ApiResult<impl IntoResponse> {
+pub async fn create_user(
+    State(app): State<AppState>,
+    Admin(admin): Admin,
+    body: JsonObject,
+) -> ApiResult<impl IntoResponse> {
     let username = body.req_str("username")?;
     let password = body.req_str("password")?;
     let role = match body.opt_str("role")? {
         None => Role::Member,
-        Some(r) => Role::parse(&r).ok_or_else(|| ApiError::BadRequest("role must be admin or member".into()))?,
+        Some(r) => Role::parse(&r)
+            .ok_or_else(|| ApiError::BadRequest("role must be admin or member".into()))?,
     };
     check_username(&username)?;
     check_password(&password)?;
@@ -188,5 +222,8 @@ pub async fn create_user(State(app): State<AppState>, Admin(admin): Admin, body:
         )
         .await?;
     let user: UserRec = super::decode_record(out.record)?;
-    Ok((StatusCode::CREATED, Json(json!({"success": true, "user": UserView::from(&user)}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "user": UserView::from(&user)})),
+    ))
 }

@@ -13,7 +13,9 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let dir = app.config.backup_dir.clone();
     let backup = tokio::task::spawn_blocking(move || crate::backup::catalog::health_block(&dir))
         .await
-        .unwrap_or_else(|_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}));
+        .unwrap_or_else(
+            |_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}),
+        );
     Json(json!({
         "success": true,
         "message": "taskledger is running",
@@ -27,12 +29,20 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
 
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let durable = app.store.durable().borrow().seq;
-    let last = app.relay.last_published.load(std::sync::atomic::Ordering::Relaxed);
+    let last = app
+        .relay
+        .last_published
+        .load(std::sync::atomic::Ordering::Relaxed);
     if app.relay.enabled.load(std::sync::atomic::Ordering::Relaxed) {
-        app.metrics.kafka_lag.set(durable.saturating_sub(last) as i64);
+        app.metrics
+            .kafka_lag
+            .set(durable.saturating_sub(last) as i64);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.render(),
     )
 }

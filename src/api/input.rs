@@ -24,11 +24,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest("request body must be a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "request body must be a JSON object".into(),
+            ));
         }
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(m)) => Ok(JsonObject(m)),
-            Ok(_) => Err(ApiError::BadRequest("request body must be a JSON object".into())),
+            Ok(_) => Err(ApiError::BadRequest(
+                "request body must be a JSON object".into(),
+            )),
             Err(e) => Err(ApiError::BadRequest(format!("invalid JSON: {e}"))),
         }
     }
@@ -55,7 +59,9 @@ impl JsonObject {
             None => Ok(None),
             Some(Value::Null) => Ok(Some(None)),
             Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
-            Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string or null"))),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "{name} must be a string or null"
+            ))),
         }
     }
 

@@ -61,16 +61,18 @@ pub fn paging(q: &HashMap<String, String>) -> ApiResult<Paging> {
         None => 100,
         Some(v) => match v.trim().parse::<i64>() {
             Ok(n) if (1..=1000).contains(&n) => n as usize,
-            _ => return Err(ApiError::BadRequest("limit must be an integer from 1 to 1000".into())),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "limit must be an integer from 1 to 1000".into(),
+                ))
+            }
         },
     };
     let before = match q.get("before") {
         None => None,
-        Some(v) => Some(
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| ApiError::BadRequest("before must be a non-negative integer event id".into()))?,
-        ),
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            ApiError::BadRequest("before must be a non-negative integer event id".into())
+        })?),
     };
     Ok(Paging { limit, before })
 }
@@ -115,7 +117,11 @@ pub async fn group_logs(
     Ok(Json(json!({"success": true, "logs": logs})))
 }
 
-pub async fn group_tasks(State(app): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn group_tasks(
+    State(app): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let tasks: Vec<_> = match Uuid::try_parse(&id) {
         Ok(gid) => app
             .store

@@ -35,16 +35,26 @@ pub fn router(app: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
-        .route("/api/auth/users", get(auth::list_users).post(auth::create_user))
-        .route("/api/groups", get(tasks::list_groups).post(tasks::create_group))
+        .route(
+            "/api/auth/users",
+            get(auth::list_users).post(auth::create_user),
+        )
+        .route(
+            "/api/groups",
+            get(tasks::list_groups).post(tasks::create_group),
+        )
         .route(
             "/api/groups/{id}",
-            get(tasks::get_group).put(tasks::update_group).delete(tasks::delete_group),
+            get(tasks::get_group)
+                .put(tasks::update_group)
+                .delete(tasks::delete_group),
         )
         .route("/api/groups/{id}/tasks", post(tasks::create_task))
         .route(
             "/api/tasks/{id}",
-            get(tasks::get_task).put(tasks::update_task).delete(tasks::delete_task),
+            get(tasks::get_task)
+                .put(tasks::update_task)
+                .delete(tasks::delete_task),
         )
         .route("/api/tasks/{id}/status", put(tasks::change_status))
         .route(

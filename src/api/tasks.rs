@@ -75,7 +75,11 @@ pub struct GroupView {
 }
 
 fn task_view(gen: &Gen, t: TaskRec) -> ApiResult<TaskView> {
-    let comments: Vec<CommentView> = gen.comments(t.id)?.into_iter().map(CommentView::from).collect();
+    let comments: Vec<CommentView> = gen
+        .comments(t.id)?
+        .into_iter()
+        .map(CommentView::from)
+        .collect();
     Ok(TaskView {
         comment_count: comments.len(),
         comments,
@@ -110,14 +114,26 @@ pub async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<
     Ok(Json(json!({"success": true, "groups": groups})))
 }
 
-pub async fn get_group(State(app): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn get_group(
+    State(app): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "group")?;
     let gen = app.store.gen();
-    let g = gen.group(id)?.ok_or_else(|| ApiError::NotFound("group not found".into()))?;
-    Ok(Json(json!({"success": true, "group": group_view(&gen, g)?})))
+    let g = gen
+        .group(id)?
+        .ok_or_else(|| ApiError::NotFound("group not found".into()))?;
+    Ok(Json(
+        json!({"success": true, "group": group_view(&gen, g)?}),
+    ))
 }
 
-pub async fn create_group(State(app): State<AppState>, auth: Auth, body: JsonObject) -> ApiResult<impl IntoResponse> {
+pub async fn create_group(
+    State(app): State<AppState>,
+    auth: Auth,
+    body: JsonObject,
+) -> ApiResult<impl IntoResponse> {
     let cmd = Command::CreateGroup {
         id: Uuid::new_v4(),
         name: body.req_str("name")?,
@@ -126,7 +142,10 @@ pub async fn create_group(State(app): State<AppState>, auth: Auth, body: JsonObj
     let out = app.store.execute(&auth.username, cmd).await?;
     let g: GroupRec = super::decode_record(out.record)?;
     let view = group_view(&app.store.gen(), g)?;
-    Ok((StatusCode::CREATED, Json(json!({"success": true, "group": view}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "group": view})),
+    ))
 }
 
 pub async fn update_group(
@@ -146,8 +165,14 @@ pub async fn update_group(
     Ok(Json(json!({"success": true, "group": view})))
 }
 
-pub async fn delete_group(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    let cmd = Command::DeleteGroup { id: parse_id(&id, "group")? };
+pub async fn delete_group(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let cmd = Command::DeleteGroup {
+        id: parse_id(&id, "group")?,
+    };
     app.store.execute(&auth.username, cmd).await?;
     Ok(Json(json!({"success": true})))
 }
@@ -172,7 +197,10 @@ pub async fn create_task(
     let t: TaskRec = super::decode_record(out.record)?;
     // A new task has no comments: no need to read them back.
     let view = task_view_bare(t);
-    Ok((StatusCode::CREATED, Json(json!({"success": true, "task": view}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "task": view})),
+    ))
 }
 
 fn task_view_bare(t: TaskRec) -> TaskView {
@@ -191,10 +219,16 @@ fn task_view_bare(t: TaskRec) -> TaskView {
     }
 }
 
-pub async fn get_task(State(app): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn get_task(
+    State(app): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
-    let t = gen.task(id)?.ok_or_else(|| ApiError::NotFound("task not found".into()))?;
+    let t = gen
+        .task(id)?
+        .ok_or_else(|| ApiError::NotFound("task not found".into()))?;
     Ok(Json(json!({"success": true, "task": task_view(&gen, t)?})))
 }
 
@@ -228,14 +262,23 @@ pub async fn change_status(
     let status = body
         .opt_status("status")?
         .ok_or_else(|| ApiError::BadRequest("status is required".into()))?;
-    let out = app.store.execute(&auth.username, Command::ChangeStatus { id, status }).await?;
+    let out = app
+        .store
+        .execute(&auth.username, Command::ChangeStatus { id, status })
+        .await?;
     let t: TaskRec = super::decode_record(out.record)?;
     let view = task_view(&app.store.gen(), t)?;
     Ok(Json(json!({"success": true, "task": view})))
 }
 
-pub async fn delete_task(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    let cmd = Command::DeleteTask { id: parse_id(&id, "task")? };
+pub async fn delete_task(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let cmd = Command::DeleteTask {
+        id: parse_id(&id, "task")?,
+    };
     app.store.execute(&auth.username, cmd).await?;
     Ok(Json(json!({"success": true})))
 }
@@ -253,15 +296,26 @@ pub async fn add_comment(
     };
     let out = app.store.execute(&auth.username, cmd).await?;
     let c: CommentRec = super::decode_record(out.record)?;
-    Ok((StatusCode::CREATED, Json(json!({"success": true, "comment": CommentView::from(c)}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "comment": CommentView::from(c)})),
+    ))
 }
 
-pub async fn list_comments(State(app): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn list_comments(
+    State(app): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
     if gen.task(id)?.is_none() {
         return Err(ApiError::NotFound("task not found".into()));
     }
-    let comments: Vec<CommentView> = gen.comments(id)?.into_iter().map(CommentView::from).collect();
+    let comments: Vec<CommentView> = gen
+        .comments(id)?
+        .into_iter()
+        .map(CommentView::from)
+        .collect();
     Ok(Json(json!({"success": true, "comments": comments})))
 }

@@ -54,7 +54,11 @@ pub fn list_files(dir: &Path) -> Vec<FileInfo> {
             created_ms,
         });
     }
-    out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then_with(|| b.name.cmp(&a.name)));
+    out.sort_by(|a, b| {
+        b.created_ms
+            .cmp(&a.created_ms)
+            .then_with(|| b.name.cmp(&a.name))
+    });
     out
 }
 

@@ -127,7 +127,9 @@ mod tests {
     #[test]
     fn rejects_unknown_types_and_fields() {
         let bad = br#"{"id":1,"eventId":"00000000-0000-0000-0000-000000000000","type":"Nope","version":1,"timestamp":"2025-11-10T15:30:45.123Z","user":"u","workspace":"default","data":{}}"#;
-        assert!(from_canonical(bad).unwrap_err().contains("unknown event type"));
+        assert!(from_canonical(bad)
+            .unwrap_err()
+            .contains("unknown event type"));
         assert!(from_canonical(b"{\"id\":1}").is_err());
         assert!(from_canonical(b"not json").is_err());
     }

@@ -385,14 +385,19 @@ mod tests {
             if_absent,
         };
         let s = given(vec![]);
-        assert!(matches!(&decide(&s, cmd(false)).unwrap()[..], [Event::UserCreated(u)] if u.username == "ann"));
+        assert!(
+            matches!(&decide(&s, cmd(false)).unwrap()[..], [Event::UserCreated(u)] if u.username == "ann")
+        );
         let s = given(vec![Event::UserCreated(UserCreated {
             user_id: id(1),
             username: "ann".into(),
             role: Role::Member,
             password_hash: "h".into(),
         })]);
-        assert!(matches!(decide(&s, cmd(false)), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            decide(&s, cmd(false)),
+            Err(DomainError::Conflict(_))
+        ));
         assert_eq!(decide(&s, cmd(true)), Ok(vec![]));
     }
 
@@ -440,7 +445,9 @@ mod tests {
         assert!(invalid_msg(decide(&s, mk("   ".into(), None))).contains("empty"));
         assert!(invalid_msg(decide(&s, mk("x".repeat(201), None))).contains("200"));
         assert!(decide(&s, mk("é".repeat(200), None)).is_ok());
-        assert!(invalid_msg(decide(&s, mk("a".into(), Some("d".repeat(10_001))))).contains("10000"));
+        assert!(
+            invalid_msg(decide(&s, mk("a".into(), Some("d".repeat(10_001))))).contains("10000")
+        );
     }
 
     #[test]
@@ -474,7 +481,13 @@ mod tests {
 
     #[test]
     fn delete_group_names_its_tasks() {
-        let s = given(vec![group(1, "A"), task(10, 1, "t1"), group(2, "B"), task(11, 2, "x"), task(12, 1, "t2")]);
+        let s = given(vec![
+            group(1, "A"),
+            task(10, 1, "t1"),
+            group(2, "B"),
+            task(11, 2, "x"),
+            task(12, 1, "t2"),
+        ]);
         let evs = decide(&s, Command::DeleteGroup { id: id(1) }).unwrap();
         assert_eq!(
             evs,
@@ -484,8 +497,18 @@ mod tests {
                 task_ids: vec![id(10), id(12)],
             })]
         );
-        let s = given(vec![group(1, "A"), Event::GroupDeleted(GroupDeleted { group_id: id(1), name: "A".into(), task_ids: vec![] })]);
-        assert!(matches!(decide(&s, Command::DeleteGroup { id: id(1) }), Err(DomainError::NotFound(_))));
+        let s = given(vec![
+            group(1, "A"),
+            Event::GroupDeleted(GroupDeleted {
+                group_id: id(1),
+                name: "A".into(),
+                task_ids: vec![],
+            }),
+        ]);
+        assert!(matches!(
+            decide(&s, Command::DeleteGroup { id: id(1) }),
+            Err(DomainError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -504,7 +527,10 @@ mod tests {
     #[test]
     fn create_task_rejections() {
         let s = given(vec![group(1, "G")]);
-        assert!(matches!(decide(&s, create_task(5, 2, "x")), Err(DomainError::NotFound(_))));
+        assert!(matches!(
+            decide(&s, create_task(5, 2, "x")),
+            Err(DomainError::NotFound(_))
+        ));
         assert!(invalid_msg(decide(&s, create_task(5, 1, ""))).contains("empty"));
         let bad_date = Command::CreateTask {
             id: id(5),
@@ -527,7 +553,10 @@ mod tests {
         };
         assert!(invalid_msg(decide(&s, reversed)).contains("before"));
         let s = given(vec![group(1, "G"), task(5, 1, "x")]);
-        assert!(matches!(decide(&s, create_task(5, 1, "y")), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            decide(&s, create_task(5, 1, "y")),
+            Err(DomainError::Conflict(_))
+        ));
     }
 
     #[test]
@@ -546,7 +575,13 @@ mod tests {
             }),
         ]);
         let mut cmd = update_task(5);
-        if let Command::UpdateTask { start_date, end_date, status, .. } = &mut cmd {
+        if let Command::UpdateTask {
+            start_date,
+            end_date,
+            status,
+            ..
+        } = &mut cmd
+        {
             *start_date = Some(None);
             *end_date = Some(Some("2025-03-03".into()));
             *status = Some(Status::Completed);
@@ -567,16 +602,34 @@ mod tests {
             *end_date = Some(Some("2024-12-31".into()));
         }
         assert!(invalid_msg(decide(&s, cmd)).contains("before"));
-        assert!(matches!(decide(&s, update_task(6)), Err(DomainError::NotFound(_))));
+        assert!(matches!(
+            decide(&s, update_task(6)),
+            Err(DomainError::NotFound(_))
+        ));
     }
 
     #[test]
     fn status_change_records_from_and_to() {
         let s = given(vec![group(1, "G"), task(5, 1, "x")]);
-        let evs = decide(&s, Command::ChangeStatus { id: id(5), status: Status::Approved }).unwrap();
-        assert!(matches!(&evs[..], [Event::TaskStatusChanged(e)] if e.from == Status::New && e.to == Status::Approved && e.task_name == "x"));
+        let evs = decide(
+            &s,
+            Command::ChangeStatus {
+                id: id(5),
+                status: Status::Approved,
+            },
+        )
+        .unwrap();
+        assert!(
+            matches!(&evs[..], [Event::TaskStatusChanged(e)] if e.from == Status::New && e.to == Status::Approved && e.task_name == "x")
+        );
         assert!(matches!(
-            decide(&s, Command::ChangeStatus { id: id(6), status: Status::New }),
+            decide(
+                &s,
+                Command::ChangeStatus {
+                    id: id(6),
+                    status: Status::New
+                }
+            ),
             Err(DomainError::NotFound(_))
         ));
     }
@@ -585,20 +638,43 @@ mod tests {
     fn delete_task_and_then_it_is_gone() {
         let s = given(vec![group(1, "G"), task(5, 1, "x")]);
         let evs = decide(&s, Command::DeleteTask { id: id(5) }).unwrap();
-        assert!(matches!(&evs[..], [Event::TaskDeleted(e)] if e.name == "x" && e.group_id == id(1)));
+        assert!(
+            matches!(&evs[..], [Event::TaskDeleted(e)] if e.name == "x" && e.group_id == id(1))
+        );
         let mut s2 = s.clone();
-        s2.apply(3, &StoredEvent { version: 1, event_id: Uuid::nil(), ts_ms: 0, user: "u".into(), event: evs[0].clone() });
-        assert!(matches!(decide(&s2, Command::DeleteTask { id: id(5) }), Err(DomainError::NotFound(_))));
+        s2.apply(
+            3,
+            &StoredEvent {
+                version: 1,
+                event_id: Uuid::nil(),
+                ts_ms: 0,
+                user: "u".into(),
+                event: evs[0].clone(),
+            },
+        );
+        assert!(matches!(
+            decide(&s2, Command::DeleteTask { id: id(5) }),
+            Err(DomainError::NotFound(_))
+        ));
     }
 
     #[test]
     fn comments_need_text_and_a_task() {
         let s = given(vec![group(1, "G"), task(5, 1, "x")]);
-        let add = |task: u128, text: &str| Command::AddComment { id: id(77), task_id: id(task), text: text.into() };
-        assert!(matches!(&decide(&s, add(5, "hi")).unwrap()[..], [Event::CommentAdded(c)] if c.task_name == "x" && c.text == "hi"));
+        let add = |task: u128, text: &str| Command::AddComment {
+            id: id(77),
+            task_id: id(task),
+            text: text.into(),
+        };
+        assert!(
+            matches!(&decide(&s, add(5, "hi")).unwrap()[..], [Event::CommentAdded(c)] if c.task_name == "x" && c.text == "hi")
+        );
         assert!(invalid_msg(decide(&s, add(5, ""))).contains("empty"));
         assert!(invalid_msg(decide(&s, add(5, "   "))).contains("blank"));
         assert!(invalid_msg(decide(&s, add(5, &"c".repeat(10_001)))).contains("10000"));
-        assert!(matches!(decide(&s, add(6, "hi")), Err(DomainError::NotFound(_))));
+        assert!(matches!(
+            decide(&s, add(6, "hi")),
+            Err(DomainError::NotFound(_))
+        ));
     }
 }

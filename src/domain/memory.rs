@@ -116,13 +116,16 @@ impl MemState {
                 self.comments.remove(&e.task_id);
             }
             Event::CommentAdded(e) => {
-                self.comments.entry(e.task_id).or_default().push(CommentRec {
-                    id: e.comment_id,
-                    task_id: e.task_id,
-                    text: e.text.clone(),
-                    author: se.user.clone(),
-                    created_ms: ts,
-                });
+                self.comments
+                    .entry(e.task_id)
+                    .or_default()
+                    .push(CommentRec {
+                        id: e.comment_id,
+                        task_id: e.task_id,
+                        text: e.text.clone(),
+                        author: se.user.clone(),
+                        created_ms: ts,
+                    });
             }
         }
     }

@@ -35,7 +35,10 @@ mod tests {
     #[test]
     fn formats_with_millis_and_z() {
         assert_eq!(fmt_ms(1_762_788_645_123), "2025-11-10T15:30:45.123Z");
-        assert_eq!(parse_ms("2025-11-10T15:30:45.123Z"), Some(1_762_788_645_123));
+        assert_eq!(
+            parse_ms("2025-11-10T15:30:45.123Z"),
+            Some(1_762_788_645_123)
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub fn open_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
             .mode(sled::Mode::HighThroughput)
             .open();
         match r {
-            Err(sled::Error::Io(e)) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+            Err(sled::Error::Io(e))
+                if tries < 100 && e.to_string().contains("could not acquire lock") =>
+            {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -61,12 +63,16 @@ impl Gen {
 
     /// The sequence of the last event in the log (0 when empty).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
-        let last = self.db.range(keys::event(0)..=keys::event(u64::MAX)).next_back();
+        let last = self
+            .db
+            .range(keys::event(0)..=keys::event(u64::MAX))
+            .next_back();
         match last {
             None => Ok(0),
             Some(r) => {
                 let (k, _) = r?;
-                keys::seq_of_event_key(&k).ok_or_else(|| StoreError::Corrupt("bad event key".into()))
+                keys::seq_of_event_key(&k)
+                    .ok_or_else(|| StoreError::Corrupt("bad event key".into()))
             }
         }
     }
@@ -86,7 +92,8 @@ impl Gen {
     ) -> impl Iterator<Item = Result<(u64, StoredEvent), StoreError>> + '_ {
         self.db.range(keys::event(from)..=keys::event(to)).map(|r| {
             let (k, v) = r?;
-            let seq = keys::seq_of_event_key(&k).ok_or_else(|| StoreError::Corrupt("bad event key".into()))?;
+            let seq = keys::seq_of_event_key(&k)
+                .ok_or_else(|| StoreError::Corrupt("bad event key".into()))?;
             Ok((seq, decode(&v)?))
         })
     }
@@ -142,7 +149,8 @@ impl Gen {
         let mut out = Vec::new();
         for r in self.db.scan_prefix(keys::id(GROUP_TASK, group)) {
             let (_, v) = r?;
-            let tid = Uuid::from_slice(&v).map_err(|_| StoreError::Corrupt("bad task index".into()))?;
+            let tid =
+                Uuid::from_slice(&v).map_err(|_| StoreError::Corrupt("bad task index".into()))?;
             // A missing task behind an index entry would be a projection bug; skip, `check` reports it.
             if let Some(t) = self.task(tid)? {
                 out.push(t);
@@ -177,20 +185,35 @@ impl Gen {
         let mut out = Vec::with_capacity(limit.min(1024));
         for r in self.db.range(lo..hi).rev().take(limit) {
             let (k, _) = r?;
-            let seq = keys::trailing_seq(&k).ok_or_else(|| StoreError::Corrupt("bad log index".into()))?;
+            let seq = keys::trailing_seq(&k)
+                .ok_or_else(|| StoreError::Corrupt("bad log index".into()))?;
             match self.event(seq)? {
                 Some(e) => out.push((seq, e)),
-                None => return Err(StoreError::Corrupt(format!("log index points at missing event {seq}"))),
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "log index points at missing event {seq}"
+                    )))
+                }
             }
         }
         Ok(out)
     }
 
-    pub fn group_logs(&self, g: Uuid, before: Option<u64>, limit: usize) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
+    pub fn group_logs(
+        &self,
+        g: Uuid,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
         self.logs(LOG_GROUP, g, before, limit)
     }
 
-    pub fn task_logs(&self, t: Uuid, before: Option<u64>, limit: usize) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
+    pub fn task_logs(
+        &self,
+        t: Uuid,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
         self.logs(LOG_TASK, t, before, limit)
     }
 
@@ -206,11 +229,12 @@ impl Gen {
         let mut out = Vec::new();
         for r in self.db.scan_prefix(prefix) {
             let (k, v) = r?;
-            let id = keys::trailing_id(&k).ok_or_else(|| StoreError::Corrupt("bad summary key".into()))?;
+            let id = keys::trailing_id(&k)
+                .ok_or_else(|| StoreError::Corrupt("bad summary key".into()))?;
             out.push((id, decode::<LogSummary>(&v)?));
         }
         // Most recently active first: what a user scanning activity wants.
-        out.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms));
+        out.sort_by_key(|(_, s)| std::cmp::Reverse(s.last_ms));
         Ok(out)
     }
 }

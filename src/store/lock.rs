@@ -53,7 +53,11 @@ pub fn acquire(data_dir: &Path) -> Result<LockGuard, LockError> {
                 return Err(LockError::InUse(pid));
             }
             Some(pid) if owner_host != host && !owner_host.is_empty() => {
-                tracing::warn!(pid, owner_host, "removing lock left by another host (storage was copied or moved)");
+                tracing::warn!(
+                    pid,
+                    owner_host,
+                    "removing lock left by another host (storage was copied or moved)"
+                );
             }
             Some(pid) => tracing::warn!(pid, "removing stale lock: its process is gone"),
             None => tracing::warn!("removing unreadable lock file"),

@@ -76,7 +76,8 @@ impl Meta {
         let Some(v) = self.sessions.get(key)? else {
             return Ok(None);
         };
-        let s: Session = bincode::deserialize(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let s: Session =
+            bincode::deserialize(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if s.expires_ms <= now_ms {
             self.sessions.remove(key)?;
             return Ok(None);
@@ -95,7 +96,9 @@ impl Meta {
         let mut n = 0;
         for r in self.sessions.iter() {
             let (k, v) = r?;
-            let expired = bincode::deserialize::<Session>(&v).map(|s| s.expires_ms <= now_ms).unwrap_or(true);
+            let expired = bincode::deserialize::<Session>(&v)
+                .map(|s| s.expires_ms <= now_ms)
+                .unwrap_or(true);
             if expired {
                 self.sessions.remove(k)?;
                 n += 1;
@@ -104,7 +107,13 @@ impl Meta {
         Ok(n)
     }
 
-    pub fn audit(&self, action: &str, backup: Option<&str>, user: &str, details: serde_json::Value) -> Result<AuditEntry, StoreError> {
+    pub fn audit(
+        &self,
+        action: &str,
+        backup: Option<&str>,
+        user: &str,
+        details: serde_json::Value,
+    ) -> Result<AuditEntry, StoreError> {
         let id = self.db.generate_id()? + 1;
         let e = AuditEntry {
             id,
@@ -131,7 +140,11 @@ impl Meta {
     }
 
     pub fn relay_get(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.relay.get(key)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map(u64::from_be_bytes))
+        Ok(self
+            .relay
+            .get(key)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
     }
 
     pub fn relay_set(&self, key: &str, value: u64) -> Result<(), StoreError> {

@@ -65,10 +65,9 @@ fn gen_dir(data_dir: &Path, id: u64) -> PathBuf {
 fn current_gen(data_dir: &Path) -> Result<u64, StoreError> {
     let cur = data_dir.join("CURRENT");
     let id = match fs::read_to_string(&cur) {
-        Ok(s) => s
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| StoreError::Corrupt(format!("CURRENT holds {s:?}, not a generation id")))?,
+        Ok(s) => s.trim().parse::<u64>().map_err(|_| {
+            StoreError::Corrupt(format!("CURRENT holds {s:?}, not a generation id"))
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             write_current(data_dir, 1)?;
             1
@@ -175,7 +174,11 @@ impl Store {
 
     /// Makes `gen` live, atomically for readers and between two write batches.
     /// Fails with `Moved` when the log grew past `expect_last` in the meantime.
-    pub async fn swap(&self, gen: Gen, expect_last: Option<u64>) -> Result<(), (SwapError, Option<Gen>)> {
+    pub async fn swap(
+        &self,
+        gen: Gen,
+        expect_last: Option<u64>,
+    ) -> Result<(), (SwapError, Option<Gen>)> {
         if let Err(e) = gen.db.flush() {
             return Err((SwapError::Storage(e.to_string()), Some(gen)));
         }
@@ -205,7 +208,11 @@ impl Store {
         if let Ok(mut g) = self.tx.lock() {
             g.take();
         }
-        let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
         for t in threads {
             let _ = t.join();
         }
@@ -220,24 +227,28 @@ impl Store {
 
 /// Deletes a swapped-out generation once the last in-flight reader lets go of it.
 fn retire(old: Arc<Gen>) {
-    let spawned = std::thread::Builder::new().name("tl-retire".into()).spawn(move || {
-        let mut old = old;
-        for _ in 0..600 {
-            match Arc::try_unwrap(old) {
-                Ok(gen) => {
-                    let dir = gen.dir.clone();
-                    drop(gen);
-                    let _ = fs::remove_dir_all(&dir);
-                    return;
-                }
-                Err(still_shared) => {
-                    old = still_shared;
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+    let spawned = std::thread::Builder::new()
+        .name("tl-retire".into())
+        .spawn(move || {
+            let mut old = old;
+            for _ in 0..600 {
+                match Arc::try_unwrap(old) {
+                    Ok(gen) => {
+                        let dir = gen.dir.clone();
+                        drop(gen);
+                        let _ = fs::remove_dir_all(&dir);
+                        return;
+                    }
+                    Err(still_shared) => {
+                        old = still_shared;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
                 }
             }
-        }
-        tracing::warn!("old generation still in use after a minute; it is removed at next start");
-    });
+            tracing::warn!(
+                "old generation still in use after a minute; it is removed at next start"
+            );
+        });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the retire thread; old generation is removed at next start");
     }

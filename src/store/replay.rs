@@ -26,7 +26,11 @@ pub struct Counts {
     pub comments: u64,
 }
 
-fn apply_chunk(tree: &sled::Tree, chunk: &[(u64, StoredEvent)], with_append: bool) -> Result<(), StoreError> {
+fn apply_chunk(
+    tree: &sled::Tree,
+    chunk: &[(u64, StoredEvent)],
+    with_append: bool,
+) -> Result<(), StoreError> {
     let mut ov = Overlay::new(tree);
     for (seq, se) in chunk {
         if with_append {
@@ -99,7 +103,10 @@ impl<'a> Importer<'a> {
 
     pub fn push(&mut self, seq: u64, se: StoredEvent) -> Result<(), StoreError> {
         if seq != self.next {
-            return Err(StoreError::Corrupt(format!("event {} expected, got {seq}", self.next)));
+            return Err(StoreError::Corrupt(format!(
+                "event {} expected, got {seq}",
+                self.next
+            )));
         }
         self.next += 1;
         self.chunk.push((seq, se));
@@ -160,14 +167,23 @@ pub fn check(gen: &Gen) -> Result<Vec<String>, StoreError> {
         let name = p as char;
         for (k, v) in &live {
             match fresh.get(k) {
-                None => problems.push(format!("projection {name}: key {} is not in a fresh replay", hex::encode(k))),
-                Some(f) if f != v => problems.push(format!("projection {name}: key {} differs from a fresh replay", hex::encode(k))),
+                None => problems.push(format!(
+                    "projection {name}: key {} is not in a fresh replay",
+                    hex::encode(k)
+                )),
+                Some(f) if f != v => problems.push(format!(
+                    "projection {name}: key {} differs from a fresh replay",
+                    hex::encode(k)
+                )),
                 _ => {}
             }
         }
         for k in fresh.keys() {
             if !live.contains_key(k) {
-                problems.push(format!("projection {name}: key {} is missing", hex::encode(k)));
+                problems.push(format!(
+                    "projection {name}: key {} is missing",
+                    hex::encode(k)
+                ));
             }
         }
         if problems.len() > 100 {

@@ -233,12 +233,10 @@ impl Writer {
             started,
             replies,
         };
-        if let Err(std_mpsc::SendError(job)) = self.jobs.send(job) {
+        if let Err(std_mpsc::SendError(Job::Batch { replies, .. })) = self.jobs.send(job) {
             // The flusher only dies with the process; answer rather than hang callers.
-            if let Job::Batch { replies, .. } = job {
-                for (tx, _) in replies {
-                    let _ = tx.send(Err(WriteError::Closed));
-                }
+            for (tx, _) in replies {
+                let _ = tx.send(Err(WriteError::Closed));
             }
         }
     }
@@ -274,14 +272,19 @@ impl Writer {
         // CURRENT names the new generation before anything can be acknowledged from it,
         // so a crash right after the swap restarts on the new state.
         if let Err(e) = super::write_current(&self.data_dir, req.gen.id) {
-            let _ = req.reply.send(Err(SwapError::Storage(format!("CURRENT: {e}"))));
+            let _ = req
+                .reply
+                .send(Err(SwapError::Storage(format!("CURRENT: {e}"))));
             return;
         }
         let old = std::mem::replace(&mut self.gen, req.gen.clone());
         self.live.store(req.gen.clone());
         self.seq = seq;
         self.last_ts = self.last_ts.max(last_ts);
-        self.durable.send_replace(Durable { gen: req.gen.id, seq });
+        self.durable.send_replace(Durable {
+            gen: req.gen.id,
+            seq,
+        });
         let _ = req.reply.send(Ok(old));
     }
 }
@@ -345,7 +348,9 @@ fn flusher(rx: std_mpsc::Receiver<Job>, durable: watch::Sender<Durable>, metrics
                                 }
                             });
                             metrics.events_appended.inc_by(events);
-                            metrics.append_seconds.observe(started.elapsed().as_secs_f64());
+                            metrics
+                                .append_seconds
+                                .observe(started.elapsed().as_secs_f64());
                             metrics.batch_size.observe(commands as f64);
                             for (tx, out) in replies {
                                 let _ = tx.send(Ok(out));
