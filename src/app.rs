@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::backup::BackupState;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mirror::RelayStatus;
@@ -13,6 +14,7 @@ pub struct App {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub relay: Arc<RelayStatus>,
+    pub backups: BackupState,
     pub started: Instant,
 }
 

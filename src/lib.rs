@@ -93,7 +93,7 @@ async fn ensure_user(
 }
 
 /// First start: an `admin`; with `--demo`, the demo members.
-async fn seed_users(store: &Store, config: &Config) -> Result<(), RunError> {
+pub async fn seed_users(store: &Store, config: &Config) -> Result<(), RunError> {
     if !store.gen().has_users().map_err(other)? {
         let (password, generated) = match &config.admin_password {
             Some(p) => (p.clone(), false),
@@ -138,19 +138,48 @@ pub async fn run(
         .map_err(other)?
         .map_err(other)?;
     seed_users(&store, &config).await?;
+    backup::manager::clean_temp_files(&config.backup_dir);
     let app = Arc::new(App {
         config,
         store,
         metrics,
         relay: Arc::new(RelayStatus::default()),
+        backups: backup::BackupState::default(),
         started: Instant::now(),
     });
+    if app.config.auto_restore_enabled {
+        backup::dropfolder::initial_scan(&app).await;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    if app.config.auto_backup_enabled {
+        workers.push(backup::manager::spawn_scheduler(
+            app.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    if app.config.auto_restore_enabled {
+        workers.push(backup::dropfolder::spawn_watcher(
+            app.clone(),
+            stop_rx.clone(),
+        ));
+    }
     let addr = listener.local_addr().map_err(other)?;
     tracing::info!(%addr, events = app.store.durable().borrow().seq, "taskledger is serving");
     let served = axum::serve(listener, api::router(app.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
-    tracing::info!("shutting down: requests drained, flushing");
+    tracing::info!("shutting down: requests drained, stopping background work");
+    let _ = stop_tx.send(true);
+    for w in workers {
+        // A backup or restore in progress finishes; give it a bounded time.
+        if tokio::time::timeout(std::time::Duration::from_secs(60), w)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a background task did not stop within 60 s");
+        }
+    }
     let closing = app.clone();
     tokio::task::spawn_blocking(move || closing.store.close())
         .await

@@ -12,29 +12,50 @@ use crate::domain::Status;
 /// A JSON object body.
 pub struct JsonObject(pub Map<String, Value>);
 
+fn read_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge
+    } else {
+        ApiError::BadRequest(format!("could not read request body: {e}"))
+    }
+}
+
+fn parse_object(bytes: &[u8]) -> Result<JsonObject, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object".into(),
+        ));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(JsonObject(m)),
+        Ok(_) => Err(ApiError::BadRequest(
+            "request body must be a JSON object".into(),
+        )),
+        Err(e) => Err(ApiError::BadRequest(format!("invalid JSON: {e}"))),
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge
-            } else {
-                ApiError::BadRequest(format!("could not read request body: {e}"))
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(read_error)?;
+        parse_object(&bytes)
+    }
+}
+
+/// A JSON object body that may also be left out entirely (empty body: `{}`).
+pub struct MaybeJsonObject(pub JsonObject);
+
+impl<S: Send + Sync> FromRequest<S> for MaybeJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(read_error)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest(
-                "request body must be a JSON object".into(),
-            ));
+            return Ok(MaybeJsonObject(JsonObject(Map::new())));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(m)) => Ok(JsonObject(m)),
-            Ok(_) => Err(ApiError::BadRequest(
-                "request body must be a JSON object".into(),
-            )),
-            Err(e) => Err(ApiError::BadRequest(format!("invalid JSON: {e}"))),
-        }
+        parse_object(&bytes).map(MaybeJsonObject)
     }
 }
 

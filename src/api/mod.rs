@@ -2,6 +2,7 @@
 //! mapping of every error (ours and axum's) to `{"success":false,"error":…}`.
 
 pub mod auth;
+pub mod backup;
 pub mod error;
 pub mod health;
 pub mod input;
@@ -12,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -65,8 +66,18 @@ pub fn router(app: AppState) -> Router {
         .route("/api/logs/group/{id}", get(logs::group_logs))
         .route("/api/logs/group/{id}/tasks", get(logs::group_tasks))
         .route("/api/logs/task/{id}", get(logs::task_logs))
+        .route("/api/backup/create", post(backup::create))
+        .route("/api/backup/list", get(backup::list))
+        .route("/api/backup/restore", post(backup::restore_route))
+        .route("/api/backup/export-metadata", get(backup::export_metadata))
+        .route("/api/backup/audit", get(backup::audit))
+        .route("/api/backup/download/{name}", get(backup::download))
+        .route("/api/backup/{name}", delete(backup::delete))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    api.fallback(not_found)
+    // The upload streams its body under its own, larger limit.
+    let upload = Router::new().route("/api/backup/upload", post(backup::upload));
+    api.merge(upload)
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");

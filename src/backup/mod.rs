@@ -1,6 +1,155 @@
 //! Backups: the archive format, the catalog of the backup dir, the manager
-//! (schedule, rotation), restore (verify, scratch, swap) and the drop folder.
+//! (create, list, delete, schedule, rotation), restore (verify, scratch, swap) and
+//! the drop folder. One backup or restore runs at a time.
 
 pub mod archive;
 pub mod catalog;
 pub mod cli;
+pub mod dropfolder;
+pub mod manager;
+pub mod restore;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::api::ApiError;
+use crate::store::StoreError;
+use archive::ArchiveError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    BadName(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The file fails verification; nothing was changed.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    Fault(String),
+}
+
+impl From<ArchiveError> for BackupError {
+    fn from(e: ArchiveError) -> Self {
+        match e {
+            ArchiveError::Invalid(m) => BackupError::Invalid(format!("invalid backup: {m}")),
+            ArchiveError::Io(e) => BackupError::Fault(format!("backup i/o: {e}")),
+        }
+    }
+}
+
+impl From<StoreError> for BackupError {
+    fn from(e: StoreError) -> Self {
+        BackupError::Fault(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for BackupError {
+    fn from(e: std::io::Error) -> Self {
+        BackupError::Fault(format!("i/o: {e}"))
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::BadName(m) => ApiError::BadRequest(m),
+            BackupError::NotFound(m) => ApiError::NotFound(m),
+            BackupError::Invalid(m) => ApiError::Unprocessable(m),
+            BackupError::Busy(m) => ApiError::Conflict(m),
+            BackupError::Fault(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+/// A backup as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupView {
+    pub name: String,
+    pub size: u64,
+    #[serde(rename = "sizeMB")]
+    pub size_mb: f64,
+    pub created: String,
+    pub kind: String,
+    pub label: Option<String>,
+    pub events: u64,
+    pub last_event_id: u64,
+    pub sha256: String,
+}
+
+/// Shared state of the backup subsystem.
+#[derive(Default)]
+pub struct BackupState {
+    /// One backup or restore at a time.
+    pub busy: tokio::sync::Mutex<()>,
+    /// sha256 of archives by (name, size, mtime): hashing a large file per listing is wasteful.
+    digests: Mutex<HashMap<String, (u64, i128, String)>>,
+}
+
+/// A name the API accepts: no path parts, the right suffix.
+pub fn check_name(name: &str) -> Result<(), BackupError> {
+    if name.is_empty()
+        || name.contains('/')
+        || name.contains('\\')
+        || name.contains("..")
+        || name.contains('\0')
+        || !name.ends_with(".tar.gz")
+    {
+        return Err(BackupError::BadName(
+            "backupName must be a plain file name ending in .tar.gz".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Label reduced to `[a-z0-9_-]`, at most 64 characters; `None` when nothing is left.
+pub fn clean_label(label: &str) -> Option<String> {
+    let s: String = label
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').chars().take(64).collect::<String>();
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_labels() {
+        assert!(check_name("backup_2025-01-01_000000.tar.gz").is_ok());
+        for bad in [
+            "../x.tar.gz",
+            "a/b.tar.gz",
+            "a\\b.tar.gz",
+            "x.zip",
+            "",
+            "..tar.gz",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            clean_label("Before Upgrade!").as_deref(),
+            Some("before-upgrade")
+        );
+        assert_eq!(clean_label("***"), None);
+        assert_eq!(clean_label(&"a".repeat(100)).unwrap().len(), 64);
+    }
+}

@@ -10,6 +10,8 @@ pub struct RelayStatus {
     pub connected: AtomicBool,
     /// Sequence of the last event the broker acknowledged (0: none yet).
     pub last_published: AtomicU64,
+    /// A restore the relay has yet to announce: (backup name, new last event id).
+    pub pending_restore: std::sync::Mutex<Option<(String, u64)>>,
 }
 
 impl RelayStatus {
@@ -22,5 +24,13 @@ impl RelayStatus {
             "lag": if enabled { durable_seq.saturating_sub(last) } else { 0 },
             "lastPublishedEventId": if last == 0 { None } else { Some(last) },
         })
+    }
+}
+
+/// Tells the relay that the log was replaced by a restore, so it publishes a
+/// `restored` message and continues after the new log end without republishing.
+pub fn note_restore(app: &crate::app::App, backup: &str, last_event_id: u64) {
+    if let Ok(mut pending) = app.relay.pending_restore.lock() {
+        *pending = Some((backup.to_string(), last_event_id));
     }
 }

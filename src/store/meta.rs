@@ -32,6 +32,8 @@ pub struct Meta {
     sessions: sled::Tree,
     audit: sled::Tree,
     relay: sled::Tree,
+    /// Kind of a backup when its manifest does not tell (uploads keep their bytes).
+    kinds: sled::Tree,
 }
 
 fn token_key(token: &str) -> [u8; 32] {
@@ -46,6 +48,7 @@ impl Meta {
             sessions: db.open_tree("sessions")?,
             audit: db.open_tree("audit")?,
             relay: db.open_tree("relay")?,
+            kinds: db.open_tree("backup_kinds")?,
             db,
         })
     }
@@ -137,6 +140,22 @@ impl Meta {
             out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }
         Ok(out)
+    }
+
+    pub fn backup_kind(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .kinds
+            .get(name)?
+            .map(|v| String::from_utf8_lossy(&v).to_string()))
+    }
+
+    pub fn set_backup_kind(&self, name: &str, kind: Option<&str>) -> Result<(), StoreError> {
+        match kind {
+            Some(k) => self.kinds.insert(name, k.as_bytes()).map(|_| ())?,
+            None => self.kinds.remove(name).map(|_| ())?,
+        }
+        self.db.flush()?;
+        Ok(())
     }
 
     pub fn relay_get(&self, key: &str) -> Result<Option<u64>, StoreError> {

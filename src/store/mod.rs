@@ -54,7 +54,8 @@ pub struct Store {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-use writer::{Msg, SwapReq, WriteReq};
+pub use writer::Exclusive;
+use writer::{ExclusiveReq, Msg, SwapReq, WriteReq};
 
 fn gen_dir(data_dir: &Path, id: u64) -> PathBuf {
     data_dir.join(format!("gen-{id}"))
@@ -103,6 +104,15 @@ pub(crate) fn write_current(data_dir: &Path, id: u64) -> Result<(), StoreError> 
 /// Opens the live generation alone, for offline commands (rebuild, check).
 pub fn open_offline(data_dir: &Path) -> Result<Gen, StoreError> {
     let id = current_gen(data_dir)?;
+    Gen::open(id, &gen_dir(data_dir, id))
+}
+
+/// A fresh generation directory next to `live_id`, for the offline restore.
+pub fn next_gen_offline(data_dir: &Path, live_id: u64) -> Result<Gen, StoreError> {
+    let mut id = live_id + 1;
+    while gen_dir(data_dir, id).exists() {
+        id += 1;
+    }
     Gen::open(id, &gen_dir(data_dir, id))
 }
 
@@ -195,12 +205,22 @@ impl Store {
         }
         match rx.await {
             Ok(Ok(old)) => {
-                retire(old);
+                retire_gen(old);
                 Ok(())
             }
             Ok(Err(e)) => Err((e, Arc::into_inner(gen))),
             Err(_) => Err((SwapError::Closed, Arc::into_inner(gen))),
         }
+    }
+
+    /// Pauses the writer between batches; see [`Exclusive`].
+    pub async fn exclusive(&self) -> Result<Exclusive, SwapError> {
+        let tx = self.sender().ok_or(SwapError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Msg::Exclusive(ExclusiveReq { reply }))
+            .await
+            .map_err(|_| SwapError::Closed)?;
+        rx.await.map_err(|_| SwapError::Closed)
     }
 
     /// Stops the writer after it has answered everything queued, then flushes.
@@ -226,7 +246,7 @@ impl Store {
 }
 
 /// Deletes a swapped-out generation once the last in-flight reader lets go of it.
-fn retire(old: Arc<Gen>) {
+pub fn retire_gen(old: Arc<Gen>) {
     let spawned = std::thread::Builder::new()
         .name("tl-retire".into())
         .spawn(move || {

@@ -93,9 +93,9 @@ pub struct Importer<'a> {
 }
 
 impl<'a> Importer<'a> {
-    pub fn new(gen: &'a Gen) -> Importer<'a> {
+    pub fn new(tree: &'a sled::Tree) -> Importer<'a> {
         Importer {
-            tree: gen.tree(),
+            tree,
             next: 1,
             chunk: Vec::with_capacity(CHUNK),
         }

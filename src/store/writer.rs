@@ -74,9 +74,51 @@ pub struct SwapReq {
     pub reply: oneshot::Sender<Result<Arc<Gen>, SwapError>>,
 }
 
+/// Asks the writer to pause between batches and hand over the log end; writes
+/// queue (they are not refused) until the returned [`Exclusive`] is used or dropped.
+pub struct ExclusiveReq {
+    pub reply: oneshot::Sender<Exclusive>,
+}
+
+/// The writer is paused while this lives: the log of `gen` ends exactly at `seq`.
+pub struct Exclusive {
+    pub gen: Arc<Gen>,
+    pub seq: u64,
+    end: Option<std_mpsc::Sender<ExclusiveEnd>>,
+}
+
+enum ExclusiveEnd {
+    Release,
+    Swap(SwapReq),
+}
+
+impl Exclusive {
+    /// Swaps `gen` in and resumes the writer on it.
+    pub fn swap(mut self, gen: Arc<Gen>) -> oneshot::Receiver<Result<Arc<Gen>, SwapError>> {
+        let (reply, rx) = oneshot::channel();
+        if let Some(end) = self.end.take() {
+            let _ = end.send(ExclusiveEnd::Swap(SwapReq {
+                gen,
+                expect_last: None,
+                reply,
+            }));
+        }
+        rx
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            let _ = end.send(ExclusiveEnd::Release);
+        }
+    }
+}
+
 pub enum Msg {
     Write(WriteReq),
     Swap(SwapReq),
+    Exclusive(ExclusiveReq),
 }
 
 type Reply = (oneshot::Sender<Result<Outcome, WriteError>>, Outcome);
@@ -142,23 +184,25 @@ impl Writer {
     fn run(&mut self, mut rx: mpsc::Receiver<Msg>) {
         while let Some(first) = rx.blocking_recv() {
             let mut batch = Vec::new();
-            let mut swap = None;
+            let mut control = None;
             match first {
                 Msg::Write(w) => batch.push(w),
-                Msg::Swap(s) => swap = Some(s),
+                other => control = Some(other),
             }
-            while swap.is_none() && batch.len() < MAX_BATCH {
+            while control.is_none() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(Msg::Write(w)) => batch.push(w),
-                    Ok(Msg::Swap(s)) => swap = Some(s),
+                    Ok(other) => control = Some(other),
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
                 self.commit(batch);
             }
-            if let Some(s) = swap {
-                self.swap(s);
+            match control {
+                Some(Msg::Swap(s)) => self.swap(s),
+                Some(Msg::Exclusive(x)) => self.exclusive(x),
+                _ => {}
             }
         }
         // Let the flusher answer everything still queued before we go.
@@ -249,10 +293,34 @@ impl Writer {
         }
     }
 
+    /// Waits until every applied batch is flushed and answered.
+    fn drain(&self) -> bool {
+        let (tx, done) = std_mpsc::channel();
+        self.jobs.send(Job::Barrier(tx)).is_ok() && done.recv().is_ok()
+    }
+
+    fn exclusive(&mut self, req: ExclusiveReq) {
+        if !self.drain() {
+            return;
+        }
+        let (end_tx, end_rx) = std_mpsc::channel();
+        let handle = Exclusive {
+            gen: self.gen.clone(),
+            seq: self.seq,
+            end: Some(end_tx),
+        };
+        if req.reply.send(handle).is_err() {
+            return;
+        }
+        // Paused: commands queue in the channel until the holder is done.
+        if let Ok(ExclusiveEnd::Swap(s)) = end_rx.recv() {
+            self.swap(s);
+        }
+    }
+
     fn swap(&mut self, req: SwapReq) {
         // Everything queued for the old generation is answered before it goes.
-        let (tx, done) = std_mpsc::channel();
-        if self.jobs.send(Job::Barrier(tx)).is_err() || done.recv().is_err() {
+        if !self.drain() {
             let _ = req.reply.send(Err(SwapError::Closed));
             return;
         }

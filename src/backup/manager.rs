@@ -1,0 +1,352 @@
+//! Creating, listing, deleting and rotating backups, and the automatic schedule.
+//! A backup is the log prefix up to the durable sequence at its start, read from
+//! sled while writers go on (the log is append-only, so the prefix never changes).
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::archive::{self, ArchiveError, ArchiveMeta, Limits, WrittenArchive};
+use super::catalog::{self, mb};
+use super::{clean_label, BackupError, BackupState, BackupView};
+use crate::app::{App, AppState};
+use crate::domain::canonical::to_canonical;
+use crate::domain::time::fmt_ms;
+use crate::store::{Gen, Meta};
+
+pub const AUTO: &str = "auto";
+pub const MANUAL: &str = "manual";
+pub const PRE_RESTORE: &str = "pre-restore";
+pub const UPLOADED: &str = "uploaded";
+
+/// Writes a backup of `gen`'s log up to `upto` into `dir` (blocking).
+pub fn write_backup(
+    gen: &Gen,
+    upto: u64,
+    dir: &Path,
+    kind: &str,
+    label: Option<&str>,
+) -> Result<WrittenArchive, BackupError> {
+    let label = label.and_then(clean_label);
+    let suffix = label.as_ref().map(|l| format!("_{l}")).unwrap_or_default();
+    let (now, path) = loop {
+        let now = Utc::now();
+        let name = format!("backup_{}{suffix}.tar.gz", now.format("%Y-%m-%d_%H%M%S"));
+        let path = dir.join(name);
+        // Names carry the second; a second backup within it waits for the next one.
+        if !path.exists() {
+            break (now, path);
+        }
+        std::thread::sleep(Duration::from_millis(
+            1000 - u64::from(now.timestamp_subsec_millis()).min(999),
+        ));
+    };
+    let meta = ArchiveMeta {
+        created_at: fmt_ms(now.timestamp_millis()),
+        created_unix_secs: u64::try_from(now.timestamp()).unwrap_or(0),
+        kind: kind.to_string(),
+        label,
+        app_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let events = gen.events(1, upto).map(|r| {
+        r.map(|(seq, se)| (seq, to_canonical(seq, &se)))
+            .map_err(|e| ArchiveError::Io(io::Error::other(e.to_string())))
+    });
+    Ok(archive::write_archive(&path, &meta, events)?)
+}
+
+fn mtime_key(md: &std::fs::Metadata) -> i128 {
+    md.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+impl BackupState {
+    fn digest(&self, path: &Path, name: &str) -> Result<(u64, String), BackupError> {
+        let md = std::fs::metadata(path)?;
+        let key = (md.len(), mtime_key(&md));
+        if let Ok(cache) = self.digests.lock() {
+            if let Some((size, mtime, sha)) = cache.get(name) {
+                if (*size, *mtime) == key {
+                    return Ok((*size, sha.clone()));
+                }
+            }
+        }
+        let (size, sha) = archive::file_digest(path)?;
+        if let Ok(mut cache) = self.digests.lock() {
+            cache.insert(name.to_string(), (size, key.1, sha.clone()));
+        }
+        Ok((size, sha))
+    }
+
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut cache) = self.digests.lock() {
+            cache.remove(name);
+        }
+    }
+}
+
+/// The API view of one backup file (blocking: reads the manifest, hashes once).
+pub fn view(
+    state: &BackupState,
+    meta: &Meta,
+    dir: &Path,
+    name: &str,
+) -> Result<BackupView, BackupError> {
+    let path = dir.join(name);
+    if !path.is_file() {
+        return Err(BackupError::NotFound(format!("backup {name} not found")));
+    }
+    let manifest = archive::read_manifest(&path, &Limits::default())?;
+    let (size, sha256) = state.digest(&path, name)?;
+    let kind = meta.backup_kind(name)?.unwrap_or(manifest.kind);
+    Ok(BackupView {
+        name: name.to_string(),
+        size,
+        size_mb: mb(size),
+        created: manifest.created_at,
+        kind,
+        label: manifest.label,
+        events: manifest.events,
+        last_event_id: manifest.last_event_id,
+        sha256,
+    })
+}
+
+/// Every readable backup, newest first; unreadable files are logged and skipped.
+pub fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupView> {
+    catalog::list_files(dir)
+        .into_iter()
+        .filter_map(|f| match view(state, meta, dir, &f.name) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(file = %f.name, error = %e, "skipping unreadable file in the backup dir");
+                None
+            }
+        })
+        .collect()
+}
+
+/// The live generation with its durable end, consistent with each other.
+pub fn durable_prefix(app: &App) -> (Arc<Gen>, u64) {
+    loop {
+        let gen = app.store.gen();
+        let d = *app.store.durable().borrow();
+        if d.gen == gen.id {
+            return (gen, d.seq);
+        }
+        // A swap is between storing the generation and publishing its watermark.
+        std::thread::yield_now();
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, BackupError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackupError::Fault(format!("backup task failed: {e}")))?
+}
+
+/// Creates a backup; the caller must hold `app.backups.busy`.
+pub async fn create_locked(
+    app: &AppState,
+    kind: &str,
+    label: Option<String>,
+    user: &str,
+) -> Result<BackupView, BackupError> {
+    let started = Instant::now();
+    let (gen, upto) = durable_prefix(app);
+    let dir = app.config.backup_dir.clone();
+    let k = kind.to_string();
+    let result = blocking(move || write_backup(&gen, upto, &dir, &k, label.as_deref())).await;
+    let ok = if result.is_ok() { "ok" } else { "error" };
+    app.metrics.backups.with_label_values(&[kind, ok]).inc();
+    app.metrics
+        .backup_seconds
+        .with_label_values(&[kind])
+        .observe(started.elapsed().as_secs_f64());
+    let written = result?;
+    let name = written
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let view = BackupView {
+        name: name.clone(),
+        size: written.size,
+        size_mb: mb(written.size),
+        created: written.manifest.created_at.clone(),
+        kind: kind.to_string(),
+        label: written.manifest.label.clone(),
+        events: written.manifest.events,
+        last_event_id: written.manifest.last_event_id,
+        sha256: written.sha256.clone(),
+    };
+    tracing::info!(backup = %name, events = view.events, size = view.size, ms = started.elapsed().as_millis() as u64, "backup written");
+    audit(
+        app,
+        "BACKUP_CREATED",
+        Some(&name),
+        user,
+        json!({"kind": kind, "events": view.events, "size": view.size, "sha256": view.sha256}),
+    );
+    Ok(view)
+}
+
+pub fn audit(
+    app: &App,
+    action: &str,
+    backup: Option<&str>,
+    user: &str,
+    details: serde_json::Value,
+) {
+    if let Err(e) = app.store.meta.audit(action, backup, user, details) {
+        tracing::error!(error = %e, action, "could not record audit entry");
+    }
+}
+
+pub async fn create(
+    app: &AppState,
+    kind: &str,
+    label: Option<String>,
+    user: &str,
+) -> Result<BackupView, BackupError> {
+    let _busy = app.backups.busy.lock().await;
+    let v = create_locked(app, kind, label, user).await?;
+    if kind == AUTO {
+        rotate(app).await;
+    }
+    Ok(v)
+}
+
+/// Keeps the newest `MAX_BACKUPS` automatic backups; never touches other kinds.
+pub async fn rotate(app: &AppState) {
+    let a = app.clone();
+    let views = blocking(move || Ok(list(&a.backups, &a.store.meta, &a.config.backup_dir)))
+        .await
+        .unwrap_or_default();
+    for old in views
+        .iter()
+        .filter(|v| v.kind == AUTO)
+        .skip(app.config.max_backups)
+    {
+        match std::fs::remove_file(app.config.backup_dir.join(&old.name)) {
+            Ok(()) => {
+                app.backups.forget(&old.name);
+                tracing::info!(backup = %old.name, "rotated away old automatic backup");
+                audit(
+                    app,
+                    "BACKUP_DELETED",
+                    Some(&old.name),
+                    "system",
+                    json!({"reason": "rotation"}),
+                );
+            }
+            Err(e) => tracing::warn!(backup = %old.name, error = %e, "could not rotate backup"),
+        }
+    }
+}
+
+pub async fn delete(app: &AppState, name: &str, user: &str) -> Result<(), BackupError> {
+    super::check_name(name)?;
+    let _busy = app.backups.busy.lock().await;
+    let path = app.config.backup_dir.join(name);
+    if !path.is_file() {
+        return Err(BackupError::NotFound(format!("backup {name} not found")));
+    }
+    std::fs::remove_file(&path)?;
+    app.backups.forget(name);
+    let _ = app.store.meta.set_backup_kind(name, None);
+    audit(
+        app,
+        "BACKUP_DELETED",
+        Some(name),
+        user,
+        json!({"reason": "request"}),
+    );
+    Ok(())
+}
+
+/// One scheduled run: a new automatic backup unless nothing changed since the newest backup.
+pub async fn auto_tick(app: &AppState) -> Result<Option<BackupView>, BackupError> {
+    let (_, seq) = durable_prefix(app);
+    let dir = app.config.backup_dir.clone();
+    let newest_last = blocking(move || {
+        Ok(catalog::list_files(&dir)
+            .first()
+            .and_then(|f| archive::read_manifest(&dir.join(&f.name), &Limits::default()).ok())
+            .map(|m| m.last_event_id))
+    })
+    .await?;
+    let unchanged = match newest_last {
+        Some(last) => last == seq,
+        None => seq == 0,
+    };
+    if unchanged {
+        tracing::debug!(seq, "automatic backup skipped: nothing changed");
+        return Ok(None);
+    }
+    create(app, AUTO, None, "system").await.map(Some)
+}
+
+/// Runs `auto_tick` every `AUTO_BACKUP_INTERVAL` until `stop` flips; missed ticks are
+/// skipped, failures retried with capped backoff.
+pub fn spawn_scheduler(
+    app: AppState,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = Duration::from_millis(app.config.auto_backup_interval_ms);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.changed() => break,
+            }
+            loop {
+                match auto_tick(&app).await {
+                    Ok(_) => {
+                        failures = 0;
+                        break;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let wait = Duration::from_secs(5u64 << failures.min(6)).min(period);
+                        tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "automatic backup failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.changed() => return,
+                        }
+                        if wait >= period {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Removes temporary files a crash or kill left in the backup dir.
+pub fn clean_temp_files(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') && (name.ends_with(".tmp") || name.ends_with(".part")) {
+            tracing::info!(file = %name, "removing leftover temporary backup file");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Restore: verify a backup completely by replaying it into a scratch generation,
+//! write a pre-restore backup of the current state, then swap the scratch
+//! generation in between two write batches. Any failure leaves the live store as it was.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::archive::{self, Limits, Manifest};
+use super::manager::{audit, durable_prefix, write_backup, PRE_RESTORE};
+use super::BackupError;
+use crate::app::AppState;
+use crate::domain::canonical::from_canonical;
+use crate::store::{replay, retire_gen, Gen, Store, SwapError};
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Restored {
+    pub events: u64,
+    pub groups: u64,
+    pub tasks: u64,
+    pub comments: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    pub backup: String,
+    pub restored: Restored,
+    pub safety_backup: String,
+}
+
+/// Verifies `path` fully and replays it into `tree` (blocking). The tree holds
+/// junk if this fails; the caller throws it away.
+pub fn verify_into(path: &Path, tree: &sled::Tree) -> Result<Manifest, BackupError> {
+    let mut importer = replay::Importer::new(tree);
+    let verified = archive::verify_archive(path, &Limits::default(), |line, id, bytes| {
+        let (seq, se) =
+            from_canonical(bytes).map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+        if seq != id {
+            return Err(format!("events.ndjson line {line}: id mismatch"));
+        }
+        importer
+            .push(seq, se)
+            .map_err(|e| format!("events.ndjson line {line}: {e}"))
+    })?;
+    importer
+        .finish()
+        .map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
+    Ok(verified.manifest)
+}
+
+/// Verifies a file as restore would, in a throwaway store (blocking).
+pub fn verify_file(path: &Path) -> Result<Manifest, BackupError> {
+    let scratch = sled::Config::new()
+        .temporary(true)
+        .open()
+        .map_err(crate::store::StoreError::from)?;
+    verify_into(path, &scratch)
+}
+
+fn swap_error(e: SwapError) -> BackupError {
+    BackupError::Fault(format!("swap failed: {e}"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, BackupError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackupError::Fault(format!("restore task failed: {e}")))?
+}
+
+/// Restores the backup at `path`, live. `source` is `api`, `drop-folder` or `cli`.
+pub async fn restore(
+    app: &AppState,
+    path: PathBuf,
+    source: &str,
+    user: &str,
+) -> Result<RestoreReport, BackupError> {
+    let started = Instant::now();
+    let _busy = app.backups.busy.lock().await;
+    let result = restore_locked(app, path.clone(), source, user).await;
+    let ok = if result.is_ok() { "ok" } else { "error" };
+    app.metrics.restores.with_label_values(&[source, ok]).inc();
+    app.metrics
+        .restore_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match &result {
+        Ok(r) => {
+            tracing::info!(backup = %r.backup, events = r.restored.events, safety = %r.safety_backup, ms = started.elapsed().as_millis() as u64, source, "restore complete")
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, source, "restore refused; live data untouched")
+        }
+    }
+    result
+}
+
+async fn restore_locked(
+    app: &AppState,
+    path: PathBuf,
+    source: &str,
+    user: &str,
+) -> Result<RestoreReport, BackupError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    // 1. Verify everything by building the new generation aside.
+    let scratch = app.store.prepare_gen()?;
+    let p = path.clone();
+    let (scratch, manifest) = blocking(move || match verify_into(&p, scratch.tree()) {
+        Ok(m) => Ok((scratch, m)),
+        Err(e) => {
+            Store::discard_gen(scratch);
+            Err(e)
+        }
+    })
+    .await?;
+    // 2. Pre-restore backup, first without pausing anybody.
+    let (gen, upto) = durable_prefix(app);
+    let gen_id = gen.id;
+    let dir = app.config.backup_dir.clone();
+    let first = {
+        let dir = dir.clone();
+        blocking(move || write_backup(&gen, upto, &dir, PRE_RESTORE, Some(PRE_RESTORE))).await
+    };
+    let first = match first {
+        Ok(w) => w,
+        Err(e) => {
+            Store::discard_gen(scratch);
+            return Err(e);
+        }
+    };
+    // 3. Pause the writer; if writes landed meanwhile, redo the safety backup paused.
+    let ex = match app.store.exclusive().await {
+        Ok(ex) => ex,
+        Err(e) => {
+            Store::discard_gen(scratch);
+            return Err(swap_error(e));
+        }
+    };
+    let safety = if ex.seq == upto && ex.gen.id == gen_id {
+        first
+    } else {
+        let _ = std::fs::remove_file(&first.path);
+        let (g, s, d) = (ex.gen.clone(), ex.seq, dir.clone());
+        match blocking(move || write_backup(&g, s, &d, PRE_RESTORE, Some(PRE_RESTORE))).await {
+            Ok(w) => w,
+            Err(e) => {
+                drop(ex);
+                Store::discard_gen(scratch);
+                return Err(e);
+            }
+        }
+    };
+    let safety_name = safety
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    audit(
+        app,
+        "BACKUP_CREATED",
+        Some(&safety_name),
+        user,
+        json!({"kind": PRE_RESTORE, "events": safety.manifest.events, "size": safety.size}),
+    );
+    // 4. The swap.
+    let scratch = Arc::new(scratch);
+    match ex.swap(scratch.clone()).await {
+        Ok(Ok(old)) => retire_gen(old),
+        Ok(Err(e)) => return Err(swap_error(e)),
+        Err(_) => return Err(swap_error(SwapError::Closed)),
+    }
+    let counts = replay::counts(&scratch)?;
+    let restored = Restored {
+        events: counts.events,
+        groups: counts.groups,
+        tasks: counts.tasks,
+        comments: counts.comments,
+    };
+    audit(
+        app,
+        "BACKUP_RESTORED",
+        Some(&name),
+        user,
+        json!({"source": source, "events": restored.events, "lastEventId": manifest.last_event_id, "safetyBackup": safety_name}),
+    );
+    crate::mirror::note_restore(app, &name, counts.events);
+    // A backup without users would lock everybody out.
+    if let Err(e) = crate::seed_users(&app.store, &app.config).await {
+        tracing::error!(error = %e, "could not recreate the admin user after restore");
+    }
+    Ok(RestoreReport {
+        backup: name,
+        restored,
+        safety_backup: safety_name,
+    })
+}
+
+/// Offline restore for the CLI: same checks, then the new generation becomes CURRENT.
+pub fn restore_offline(
+    data_dir: &Path,
+    backup_dir: &Path,
+    file: &Path,
+) -> Result<(RestoreReport, Gen), BackupError> {
+    let live = crate::store::open_offline(data_dir)?;
+    let next = crate::store::next_gen_offline(data_dir, live.id)?;
+    match verify_into(file, next.tree()) {
+        Ok(_) => {}
+        Err(e) => {
+            Store::discard_gen(next);
+            return Err(e);
+        }
+    }
+    let upto = live.last_seq()?;
+    let safety = match write_backup(&live, upto, backup_dir, PRE_RESTORE, Some(PRE_RESTORE)) {
+        Ok(w) => w,
+        Err(e) => {
+            Store::discard_gen(next);
+            return Err(e);
+        }
+    };
+    next.db.flush().map_err(crate::store::StoreError::from)?;
+    crate::store::write_current(data_dir, next.id)?;
+    let old_dir = live.dir.clone();
+    drop(live);
+    let _ = std::fs::remove_dir_all(old_dir);
+    let counts = replay::counts(&next)?;
+    Ok((
+        RestoreReport {
+            backup: file
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            restored: Restored {
+                events: counts.events,
+                groups: counts.groups,
+                tasks: counts.tasks,
+                comments: counts.comments,
+            },
+            safety_backup: safety
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+        },
+        next,
+    ))
+}
