@@ -52,39 +52,69 @@ fn op() -> impl Strategy<Value = Op> {
     let g = 0u8..3;
     let t = 0u8..6;
     prop_oneof![
-        (g.clone(), name(), prop::option::of("[a-z]{0,8}"))
-            .prop_map(|(g, name, discussion)| Op::Cmd(Command::CreateGroup { id: gid(g), name, discussion })),
-        (g.clone(), prop::option::of(name()), prop::option::of("[a-z]{0,8}"))
-            .prop_map(|(g, name, discussion)| Op::Cmd(Command::UpdateGroup { id: gid(g), name, discussion })),
-        g.clone().prop_map(|g| Op::Cmd(Command::DeleteGroup { id: gid(g) })),
-        (t.clone(), g, name(), prop::option::of(status()), date(), date()).prop_map(
-            |(t, g, name, status, start_date, end_date)| Op::Cmd(Command::CreateTask {
-                id: tid(t),
-                group_id: gid(g),
+        (g.clone(), name(), prop::option::of("[a-z]{0,8}")).prop_map(|(g, name, discussion)| {
+            Op::Cmd(Command::CreateGroup {
+                id: gid(g),
                 name,
-                description: None,
-                status,
-                start_date,
-                end_date,
+                discussion,
             })
-        ),
-        (t.clone(), prop::option::of(name()), prop::option::of(status()), prop::option::of(date())).prop_map(
-            |(t, name, status, end_date)| Op::Cmd(Command::UpdateTask {
+        }),
+        (
+            g.clone(),
+            prop::option::of(name()),
+            prop::option::of("[a-z]{0,8}")
+        )
+            .prop_map(|(g, name, discussion)| Op::Cmd(Command::UpdateGroup {
+                id: gid(g),
+                name,
+                discussion
+            })),
+        g.clone()
+            .prop_map(|g| Op::Cmd(Command::DeleteGroup { id: gid(g) })),
+        (
+            t.clone(),
+            g,
+            name(),
+            prop::option::of(status()),
+            date(),
+            date()
+        )
+            .prop_map(|(t, g, name, status, start_date, end_date)| Op::Cmd(
+                Command::CreateTask {
+                    id: tid(t),
+                    group_id: gid(g),
+                    name,
+                    description: None,
+                    status,
+                    start_date,
+                    end_date,
+                }
+            )),
+        (
+            t.clone(),
+            prop::option::of(name()),
+            prop::option::of(status()),
+            prop::option::of(date())
+        )
+            .prop_map(|(t, name, status, end_date)| Op::Cmd(Command::UpdateTask {
                 id: tid(t),
                 name,
                 description: Some("d".into()),
                 status,
                 start_date: None,
                 end_date,
-            })
-        ),
-        (t.clone(), status()).prop_map(|(t, status)| Op::Cmd(Command::ChangeStatus { id: tid(t), status })),
-        t.clone().prop_map(|t| Op::Cmd(Command::DeleteTask { id: tid(t) })),
-        (t, prop_oneof![Just("".to_string()), "[a-z ]{1,10}"]).prop_map(|(t, text)| Op::Cmd(Command::AddComment {
-            id: Uuid::new_v4(),
-            task_id: tid(t),
-            text,
-        })),
+            })),
+        (t.clone(), status())
+            .prop_map(|(t, status)| Op::Cmd(Command::ChangeStatus { id: tid(t), status })),
+        t.clone()
+            .prop_map(|t| Op::Cmd(Command::DeleteTask { id: tid(t) })),
+        (t, prop_oneof![Just("".to_string()), "[a-z ]{1,10}"]).prop_map(|(t, text)| Op::Cmd(
+            Command::AddComment {
+                id: Uuid::new_v4(),
+                task_id: tid(t),
+                text,
+            }
+        )),
         "[a-c]{1,2}".prop_map(|u| Op::Cmd(Command::CreateUser {
             id: Uuid::new_v4(),
             username: u,
@@ -109,7 +139,12 @@ fn assert_same(store: &Store, model: &MemState) {
     assert_eq!(groups, model_groups);
     for g in &groups {
         let tasks = gen.tasks_of_group(g.id).unwrap();
-        let mut want: Vec<_> = model.tasks.values().filter(|t| t.group_id == g.id).cloned().collect();
+        let mut want: Vec<_> = model
+            .tasks
+            .values()
+            .filter(|t| t.group_id == g.id)
+            .cloned()
+            .collect();
         want.sort_by_key(|t| t.created_seq);
         assert_eq!(tasks, want);
         for t in &tasks {
@@ -125,7 +160,12 @@ fn assert_same(store: &Store, model: &MemState) {
     let comments: usize = model.comments.values().map(Vec::len).sum();
     assert_eq!(
         (counts.groups, counts.tasks, counts.comments, counts.users),
-        (model.groups.len() as u64, model.tasks.len() as u64, comments as u64, model.users.len() as u64)
+        (
+            model.groups.len() as u64,
+            model.tasks.len() as u64,
+            comments as u64,
+            model.users.len() as u64
+        )
     );
     let users = gen.users().unwrap();
     assert_eq!(users.len(), model.users.len());
@@ -187,7 +227,14 @@ fn rebuild_restores_and_check_detects_damage() {
     let store = open(dir.path());
     rt.block_on(async {
         store
-            .execute("u", Command::CreateGroup { id: gid(1), name: "G".into(), discussion: None })
+            .execute(
+                "u",
+                Command::CreateGroup {
+                    id: gid(1),
+                    name: "G".into(),
+                    discussion: None,
+                },
+            )
             .await
             .unwrap();
         for t in 0..5 {
@@ -207,7 +254,10 @@ fn rebuild_restores_and_check_detects_damage() {
                 .await
                 .unwrap();
         }
-        store.execute("u", Command::DeleteTask { id: tid(2) }).await.unwrap();
+        store
+            .execute("u", Command::DeleteTask { id: tid(2) })
+            .await
+            .unwrap();
     });
     let gen = store.gen();
     assert!(replay::check(&gen).unwrap().is_empty());
@@ -220,7 +270,9 @@ fn rebuild_restores_and_check_detects_damage() {
     assert_eq!((counts.events, counts.groups, counts.tasks), (7, 1, 4));
     assert!(replay::check(&gen).unwrap().is_empty());
     // A gap in the log is reported.
-    gen.tree().remove(taskledger::store::keys::event(3)).unwrap();
+    gen.tree()
+        .remove(taskledger::store::keys::event(3))
+        .unwrap();
     let problems = replay::check(&gen).unwrap();
     assert!(problems.iter().any(|p| p.contains("gap")), "{problems:?}");
     drop(gen);

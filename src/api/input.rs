@@ -102,3 +102,21 @@ impl JsonObject {
 pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::NotFound(format!("{what} not found")))
 }
+
+/// The `{id}` path segment as text. A segment that is not even valid UTF-8 is no
+/// id of ours: it reads as empty, which every route treats as "not found".
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(PathId(id)),
+            Err(_) => Ok(PathId(String::new())),
+        }
+    }
+}

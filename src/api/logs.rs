@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
+use super::input::PathId;
 use crate::app::AppState;
 use crate::domain::canonical::WORKSPACE;
 use crate::domain::time::fmt_ms;
@@ -100,7 +101,7 @@ pub async fn groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl 
 pub async fn group_logs(
     State(app): State<AppState>,
     _auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     q: QueryMap,
 ) -> ApiResult<impl IntoResponse> {
     let p = paging(&query(q)?)?;
@@ -120,7 +121,7 @@ pub async fn group_logs(
 pub async fn group_tasks(
     State(app): State<AppState>,
     _auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<impl IntoResponse> {
     let tasks: Vec<_> = match Uuid::try_parse(&id) {
         Ok(gid) => app
@@ -140,7 +141,7 @@ pub async fn group_tasks(
 pub async fn task_logs(
     State(app): State<AppState>,
     _auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     q: QueryMap,
 ) -> ApiResult<impl IntoResponse> {
     let p = paging(&query(q)?)?;

@@ -1,6 +1,6 @@
 //! Groups, tasks and comments: input shape checks, the command, the JSON view.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use super::input::{parse_id, JsonObject};
+use super::input::{parse_id, JsonObject, PathId};
 use crate::app::AppState;
 use crate::domain::time::fmt_ms;
 use crate::domain::{Command, CommentRec, GroupRec, TaskRec};
@@ -117,7 +117,7 @@ pub async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<
 pub async fn get_group(
     State(app): State<AppState>,
     _auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "group")?;
     let gen = app.store.gen();
@@ -151,7 +151,7 @@ pub async fn create_group(
 pub async fn update_group(
     State(app): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::UpdateGroup {
@@ -168,7 +168,7 @@ pub async fn update_group(
 pub async fn delete_group(
     State(app): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::DeleteGroup {
         id: parse_id(&id, "group")?,
@@ -180,7 +180,7 @@ pub async fn delete_group(
 pub async fn create_task(
     State(app): State<AppState>,
     auth: Auth,
-    Path(group_id): Path<String>,
+    PathId(group_id): PathId,
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let group_id = parse_id(&group_id, "group")?;
@@ -222,7 +222,7 @@ fn task_view_bare(t: TaskRec) -> TaskView {
 pub async fn get_task(
     State(app): State<AppState>,
     _auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
@@ -235,7 +235,7 @@ pub async fn get_task(
 pub async fn update_task(
     State(app): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::UpdateTask {
@@ -255,7 +255,7 @@ pub async fn update_task(
 pub async fn change_status(
     State(app): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "task")?;
@@ -274,7 +274,7 @@ pub async fn change_status(
 pub async fn delete_task(
     State(app): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::DeleteTask {
         id: parse_id(&id, "task")?,
@@ -286,7 +286,7 @@ pub async fn delete_task(
 pub async fn add_comment(
     State(app): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::AddComment {
@@ -305,7 +305,7 @@ pub async fn add_comment(
 pub async fn list_comments(
     State(app): State<AppState>,
     _auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();

@@ -25,7 +25,18 @@ pub fn parse_ms(s: &str) -> Option<i64> {
 
 /// A calendar date in `YYYY-MM-DD` form, strictly.
 pub fn valid_date(s: &str) -> bool {
-    s.len() == 10 && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+    // chrono alone accepts signs, spaces and unpadded fields; the shape is checked first
+    // (which also makes these dates compare correctly as strings).
+    let b = s.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }
 
 #[cfg(test)]
@@ -47,5 +58,8 @@ mod tests {
         assert!(!valid_date("2025-02-30"));
         assert!(!valid_date("2025-2-3"));
         assert!(!valid_date("20250203"));
+        assert!(!valid_date("+202-01-01"));
+        assert!(!valid_date(" 2025-1-01"));
+        assert!(!valid_date("-001-01-01"));
     }
 }

@@ -1,0 +1,991 @@
+//! Backups and restores through the real server: round trip, hostile and damaged
+//! archives, restore under concurrent load, the drop folder (live, at start, slow
+//! copies), locks, the schedule with paused time, and crashes during a backup.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use taskledger::config::Config;
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), taskledger::RunError>>>,
+}
+
+fn config(root: &Path) -> Config {
+    Config::for_dir(root)
+}
+
+impl Server {
+    async fn start(cfg: Config) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(taskledger::run(cfg, listener, async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = client.get(format!("{base}/api/health")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let login: Value = client
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"username": "admin", "password": "admin-password"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["token"].as_str().unwrap().to_string();
+        Server {
+            base,
+            client,
+            token,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn group(&self, name: &str) -> String {
+        let (s, v) = self.post("/api/groups", json!({"name": name})).await;
+        assert_eq!(s, 201, "{v}");
+        v["group"]["_id"].as_str().unwrap().to_string()
+    }
+
+    async fn task(&self, gid: &str, name: &str) -> String {
+        let (s, v) = self
+            .post(&format!("/api/groups/{gid}/tasks"), json!({"name": name}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["task"]["_id"].as_str().unwrap().to_string()
+    }
+
+    async fn group_names(&self) -> Vec<String> {
+        let (s, v) = self.get("/api/groups").await;
+        assert_eq!(s, 200);
+        v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn events(&self) -> u64 {
+        let (_, v) = self.get("/api/health").await;
+        v["events"].as_u64().unwrap()
+    }
+
+    async fn backup(&self, label: &str) -> Value {
+        let (s, v) = self
+            .post("/api/backup/create", json!({"label": label}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["backup"].clone()
+    }
+
+    async fn upload(&self, bytes: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}/api/backup/upload", self.base))
+            .bearer_auth(&self.token)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
+    out
+}
+
+/// A tar built by hand, so that hostile member names and types can be written.
+fn tar_member(out: &mut Vec<u8>, name: &str, kind: u8, data: &[u8]) {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    let size = format!("{:011o}", data.len());
+    h[124..135].copy_from_slice(size.as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = kind;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| *b as u32).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    let pad = (512 - data.len() % 512) % 512;
+    out.extend(std::iter::repeat_n(0u8, pad));
+}
+
+fn sha(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Rebuilds an archive from a real one's members, after `edit` changes them.
+fn rebuild_archive(original: &[u8], edit: impl FnOnce(&mut Vec<(String, u8, Vec<u8>)>)) -> Vec<u8> {
+    let raw = gunzip(original);
+    let mut members = Vec::new();
+    let mut ar = tar::Archive::new(&raw[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        members.push((name, b'0', data));
+    }
+    edit(&mut members);
+    let mut out = Vec::new();
+    for (name, kind, data) in &members {
+        tar_member(&mut out, name, *kind, data);
+    }
+    out.extend(std::iter::repeat_n(0u8, 1024));
+    gz(&out)
+}
+
+fn set_manifest_sha(members: &mut [(String, u8, Vec<u8>)]) {
+    let events = members
+        .iter()
+        .find(|m| m.0 == "events.ndjson")
+        .unwrap()
+        .2
+        .clone();
+    let manifest = &mut members
+        .iter_mut()
+        .find(|m| m.0 == "manifest.json")
+        .unwrap()
+        .2;
+    let mut m: Value = serde_json::from_slice(manifest).unwrap();
+    m["files"]["events.ndjson"] = json!({"sha256": sha(&events), "bytes": events.len()});
+    *manifest = serde_json::to_vec(&m).unwrap();
+}
+
+async fn download(s: &Server, name: &str) -> Vec<u8> {
+    let r = s
+        .client
+        .get(format!("{}/api/backup/download/{name}", s.base))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/gzip");
+    r.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_and_pre_restore_brings_the_later_state_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(config(dir.path())).await;
+    let g = s.group("Alpha").await;
+    let t = s.task(&g, "Feature X").await;
+    let (st, _) = s
+        .post(&format!("/api/tasks/{t}/comments"), json!({"text": "hi"}))
+        .await;
+    assert_eq!(st, 201);
+    let b = s.backup("before beta").await;
+    assert_eq!(b["kind"], "manual");
+    assert_eq!(b["label"], "before-beta");
+    assert_eq!(b["events"].as_u64().unwrap(), s.events().await);
+    assert!(b["name"].as_str().unwrap().ends_with("_before-beta.tar.gz"));
+    s.group("Beta").await;
+    let (st, _) = s
+        .call(reqwest::Method::DELETE, &format!("/api/groups/{g}"), None)
+        .await;
+    assert_eq!(st, 200);
+    let later = s.group_names().await;
+    assert_eq!(later, vec!["Beta"]);
+    let later_events = s.events().await;
+
+    let (st, r) = s
+        .post("/api/backup/restore", json!({"backupName": b["name"]}))
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        r["restored"],
+        json!({"events": b["events"], "groups": 1, "tasks": 1, "comments": 1})
+    );
+    assert_eq!(s.group_names().await, vec!["Alpha"]);
+    let (_, task) = s.get(&format!("/api/tasks/{t}")).await;
+    assert_eq!(task["task"]["comments"][0]["text"], "hi");
+    assert_eq!(s.events().await, b["events"].as_u64().unwrap());
+
+    // The safety backup holds the state just before the restore.
+    let safety = r["safetyBackup"].as_str().unwrap().to_string();
+    let (_, list) = s.get("/api/backup/list").await;
+    let sb = list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == safety.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(sb["kind"], "pre-restore");
+    assert_eq!(sb["lastEventId"].as_u64().unwrap(), later_events);
+    let (st, _) = s
+        .post("/api/backup/restore", json!({"backupName": safety}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.group_names().await, vec!["Beta"]);
+    assert_eq!(s.events().await, later_events);
+
+    // New writes continue the restored log without gaps.
+    s.group("Gamma").await;
+    assert_eq!(s.events().await, later_events + 1);
+    let (_, audit) = s.get("/api/backup/audit").await;
+    let actions: Vec<&str> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "BACKUP_RESTORED").count(),
+        2
+    );
+    assert!(actions.contains(&"BACKUP_CREATED"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_and_hostile_archives_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(config(dir.path())).await;
+    let g = s.group("Keep").await;
+    s.task(&g, "t1").await;
+    s.task(&g, "t2").await;
+    let b = s.backup("good").await;
+    let good = download(&s, b["name"].as_str().unwrap()).await;
+    s.group("After").await;
+    let events = s.events().await;
+    let names = s.group_names().await;
+
+    let mut bad: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut corrupted = good.clone();
+    let mid = corrupted.len() / 2;
+    corrupted[mid] ^= 0xff;
+    bad.push(("corrupted", corrupted));
+    bad.push(("truncated", good[..good.len() - 10].to_vec()));
+    bad.push(("not gzip", b"hello world".to_vec()));
+    bad.push((
+        "tampered event, checksum not updated",
+        rebuild_archive(&good, |m| {
+            let ev = &mut m.iter_mut().find(|x| x.0 == "events.ndjson").unwrap().2;
+            let text = String::from_utf8(ev.clone())
+                .unwrap()
+                .replace("\"t2\"", "\"t3\"");
+            *ev = text.into_bytes();
+        }),
+    ));
+    bad.push((
+        "event removed, checksum updated (gap)",
+        rebuild_archive(&good, |m| {
+            let ev = &mut m.iter_mut().find(|x| x.0 == "events.ndjson").unwrap().2;
+            let text = String::from_utf8(ev.clone()).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let kept: Vec<&str> = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, l)| *l)
+                .collect();
+            *ev = format!("{}\n", kept.join("\n")).into_bytes();
+            set_manifest_sha(m);
+        }),
+    ));
+    bad.push((
+        "tar slip",
+        rebuild_archive(&good, |m| {
+            let data = m[1].2.clone();
+            m.push(("../../escape.txt".into(), b'0', data));
+        }),
+    ));
+    bad.push((
+        "absolute path",
+        rebuild_archive(&good, |m| {
+            m.push(("/tmp/taskledger-abs.txt".into(), b'0', b"x".to_vec()))
+        }),
+    ));
+    bad.push((
+        "symlink",
+        rebuild_archive(&good, |m| m.push(("link".into(), b'2', Vec::new()))),
+    ));
+    bad.push((
+        "duplicate member",
+        rebuild_archive(&good, |m| m.push(m[1].clone())),
+    ));
+    bad.push((
+        "manifest not first",
+        rebuild_archive(&good, |m| m.swap(0, 1)),
+    ));
+
+    for (what, bytes) in bad {
+        let (st, v) = s.upload(bytes.clone()).await;
+        assert_eq!(st, 422, "{what}: {v}");
+        assert!(v["error"].as_str().unwrap().len() > 5, "{what}: {v}");
+        // The same file by name through restore: refused too.
+        std::fs::write(
+            dir.path()
+                .join("backups/backup_2020-01-01_000000_bad.tar.gz"),
+            &bytes,
+        )
+        .unwrap();
+        let (st, v) = s
+            .post(
+                "/api/backup/restore",
+                json!({"backupName": "backup_2020-01-01_000000_bad.tar.gz"}),
+            )
+            .await;
+        assert_eq!(st, 422, "{what}: {v}");
+        assert_eq!(s.events().await, events, "{what} changed the log");
+        assert_eq!(s.group_names().await, names, "{what} changed the state");
+    }
+    assert!(
+        !dir.path().join("escape.txt").exists() && !Path::new("/tmp/taskledger-abs.txt").exists()
+    );
+    // Only the archives we wrote remain; no scratch generations, no temp files.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let gens: Vec<_> = std::fs::read_dir(dir.path().join("storage"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("gen-"))
+        .collect();
+    assert_eq!(gens.len(), 1, "{gens:?}");
+
+    // Names with path parts are 400, unknown ones 404.
+    for name in ["../x.tar.gz", "a/b.tar.gz", "a\\b.tar.gz", "x.zip"] {
+        let (st, _) = s
+            .post("/api/backup/restore", json!({"backupName": name}))
+            .await;
+        assert_eq!(st, 400, "{name}");
+    }
+    let (st, _) = s
+        .post(
+            "/api/backup/restore",
+            json!({"backupName": "backup_1999-01-01_000000.tar.gz"}),
+        )
+        .await;
+    assert_eq!(st, 404);
+    // The good one still uploads and restores.
+    let (st, v) = s.upload(good).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["backup"]["kind"], "uploaded");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_under_load_shows_old_or_new_never_a_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(Server::start(config(dir.path())).await);
+    let w = s.group("W").await;
+    for i in 0..4 {
+        let g = s.group(&format!("old-{i}")).await;
+        s.task(&g, "x").await;
+    }
+    let b = s.backup("old").await;
+    // The new state: the old groups gone, others in their place.
+    let (_, groups) = s.get("/api/groups").await;
+    for g in groups["groups"].as_array().unwrap() {
+        if g["name"].as_str().unwrap().starts_with("old-") {
+            s.call(
+                reqwest::Method::DELETE,
+                &format!("/api/groups/{}", g["_id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        }
+    }
+    for i in 0..3 {
+        s.group(&format!("new-{i}")).await;
+    }
+    let old_set: HashSet<String> = ["W", "old-0", "old-1", "old-2", "old-3"]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    let new_set: HashSet<String> = ["W", "new-0", "new-1", "new-2"]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let (s, done, old_set, new_set) =
+            (s.clone(), done.clone(), old_set.clone(), new_set.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = (0, 0);
+            while !done.load(Ordering::Relaxed) {
+                let names: HashSet<String> = s.group_names().await.into_iter().collect();
+                if names == old_set {
+                    seen.0 += 1;
+                } else if names == new_set {
+                    seen.1 += 1;
+                } else {
+                    panic!("mixed state: {names:?}");
+                }
+            }
+            seen
+        }));
+    }
+    for _ in 0..2 {
+        let (s, done, acked, w) = (s.clone(), done.clone(), acked.clone(), w.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !done.load(Ordering::Relaxed) {
+                let (st, v) = s
+                    .post(
+                        &format!("/api/groups/{w}/tasks"),
+                        json!({"name": format!("w{i}")}),
+                    )
+                    .await;
+                assert_eq!(st, 201, "write failed during restore: {v}");
+                acked
+                    .lock()
+                    .unwrap()
+                    .push(v["task"]["_id"].as_str().unwrap().to_string());
+                i += 1;
+            }
+            (i, 0)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (st, r) = s
+        .post("/api/backup/restore", json!({"backupName": b["name"]}))
+        .await;
+    assert_eq!(st, 200, "{r}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, Ordering::Relaxed);
+    let mut reads = (0, 0);
+    for t in tasks.drain(..3) {
+        let (a, b) = t.await.unwrap();
+        reads.0 += a;
+        reads.1 += b;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        reads.0 > 0 && reads.1 > 0,
+        "readers saw both states: {reads:?}"
+    );
+    // Every acknowledged write is either live now or in the safety backup.
+    let (_, wg) = s.get(&format!("/api/groups/{w}")).await;
+    let live: HashSet<String> = wg["group"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["_id"].as_str().unwrap().to_string())
+        .collect();
+    let safety = download(&s, r["safetyBackup"].as_str().unwrap()).await;
+    let safety_text = String::from_utf8_lossy(&gunzip(&safety)).to_string();
+    for id in acked.lock().unwrap().iter() {
+        assert!(
+            live.contains(id) || safety_text.contains(id.as_str()),
+            "acknowledged write {id} lost"
+        );
+    }
+    Arc::try_unwrap(s).ok().unwrap().stop().await;
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_live_slow_copy_and_failure() {
+    let src = tempfile::tempdir().unwrap();
+    let a = Server::start(config(src.path())).await;
+    let g = a.group("Migrated").await;
+    a.task(&g, "carried over").await;
+    let b = a.backup("move").await;
+    let bytes = download(&a, b["name"].as_str().unwrap()).await;
+    a.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.auto_restore_enabled = true;
+    let s = Server::start(cfg).await;
+    s.group("Local").await;
+    let restore_dir = dir.path().join("restore");
+
+    // Copied slowly: never picked up half-written.
+    let target = restore_dir.join("migrate.tar.gz");
+    let mut f = std::fs::File::create(&target).unwrap();
+    let chunk = bytes.len().div_ceil(6);
+    for part in bytes.chunks(chunk) {
+        f.write_all(part).unwrap();
+        f.flush().unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(
+            !restore_dir.join("failed").join("migrate.tar.gz").exists(),
+            "picked up before complete"
+        );
+    }
+    drop(f);
+    let applied = restore_dir.join("applied").join("migrate.tar.gz");
+    assert!(wait_for(|| applied.exists(), 15), "not applied");
+    assert_eq!(s.group_names().await, vec!["Migrated"]);
+    // The previous state is kept as a pre-restore backup.
+    let (_, list) = s.get("/api/backup/list").await;
+    assert!(list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["kind"] == "pre-restore"));
+
+    // A bad file goes to failed/ with a reason, nothing changes; ignored names stay.
+    std::fs::write(restore_dir.join(".hidden.tar.gz"), b"junk").unwrap();
+    std::fs::write(restore_dir.join("copying.tar.gz.part"), b"junk").unwrap();
+    std::fs::write(restore_dir.join("broken.tar.gz"), b"junk").unwrap();
+    let note = restore_dir.join("failed").join("broken.tar.gz.error.txt");
+    assert!(wait_for(|| note.exists(), 15), "no error note");
+    assert!(restore_dir.join("failed").join("broken.tar.gz").exists());
+    assert!(std::fs::read_to_string(&note)
+        .unwrap()
+        .contains("invalid backup"));
+    assert_eq!(s.group_names().await, vec!["Migrated"]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        restore_dir.join(".hidden.tar.gz").exists()
+            && restore_dir.join("copying.tar.gz.part").exists()
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_at_start_restores_before_serving() {
+    let src = tempfile::tempdir().unwrap();
+    let a = Server::start(config(src.path())).await;
+    a.group("From backup").await;
+    let b = a.backup("x").await;
+    let bytes = download(&a, b["name"].as_str().unwrap()).await;
+    a.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("restore")).unwrap();
+    std::fs::write(dir.path().join("restore/a-first.tar.gz"), &bytes).unwrap();
+    std::fs::write(dir.path().join("restore/b-second.tar.gz"), b"not a backup").unwrap();
+    let mut cfg = config(dir.path());
+    cfg.auto_restore_enabled = true;
+    let s = Server::start(cfg).await;
+    // The first answer already shows the restored data.
+    assert_eq!(s.group_names().await, vec!["From backup"]);
+    assert!(dir.path().join("restore/applied/a-first.tar.gz").exists());
+    assert!(dir
+        .path()
+        .join("restore/failed/b-second.tar.gz.error.txt")
+        .exists());
+    s.stop().await;
+}
+
+/// The schedule, with tokio's clock paused: a backup per interval when something
+/// changed, none when nothing did, and only `MAX_BACKUPS` automatic ones kept.
+#[tokio::test(start_paused = true)]
+async fn schedule_skips_unchanged_and_rotates() {
+    use taskledger::domain::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.auto_backup_interval_ms = 3_600_000;
+    cfg.max_backups = 2;
+    cfg.ensure_dirs().unwrap();
+    let metrics = Arc::new(taskledger::metrics::Metrics::new());
+    let store = taskledger::store::Store::open(&cfg.data_dir, metrics.clone()).unwrap();
+    let app = Arc::new(taskledger::app::App {
+        config: cfg.clone(),
+        store,
+        metrics,
+        relay: Default::default(),
+        backups: Default::default(),
+        started: Instant::now(),
+    });
+    let kinds = |app: &taskledger::app::App| -> Vec<String> {
+        taskledger::backup::manager::list(&app.backups, &app.store.meta, &app.config.backup_dir)
+            .into_iter()
+            .map(|b| b.kind)
+            .collect()
+    };
+    // Backups run on blocking threads in real time while tokio's clock is paused:
+    // give them real time to land, without advancing the paused clock.
+    async fn settle(
+        app: &taskledger::app::App,
+        kinds: &dyn Fn(&taskledger::app::App) -> Vec<String>,
+        want: usize,
+    ) {
+        for _ in 0..300 {
+            if kinds(app).len() == want && app.backups.busy.try_lock().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            tokio::task::yield_now().await;
+        }
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sched = taskledger::backup::manager::spawn_scheduler(app.clone(), stop_rx);
+    let mut n = 0;
+    let mut write = |app: Arc<taskledger::app::App>| {
+        n += 1;
+        async move {
+            app.store
+                .execute(
+                    "t",
+                    Command::CreateGroup {
+                        id: uuid::Uuid::new_v4(),
+                        name: format!("g{n}"),
+                        discussion: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // Empty log: nothing to back up.
+    tokio::time::sleep(Duration::from_secs(3 * 3600 + 60)).await;
+    assert!(kinds(&app).is_empty());
+    write(app.clone()).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    settle(&app, &kinds, 1).await;
+    assert_eq!(kinds(&app), vec!["auto"]);
+    // Nothing changed for five hours: still one.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        settle(&app, &kinds, 1).await;
+    }
+    assert_eq!(kinds(&app), vec!["auto"]);
+    taskledger::backup::manager::create(&app, "manual", None, "t")
+        .await
+        .unwrap();
+    for i in 0..3 {
+        write(app.clone()).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        settle(&app, &kinds, (3 + i).min(4)).await;
+    }
+    let k = kinds(&app);
+    assert_eq!(k.iter().filter(|k| *k == "auto").count(), 2, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == "manual").count(), 1, "{k:?}");
+    let _ = stop_tx.send(true);
+    sched.await.unwrap();
+    app.store.close();
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_taskledger");
+
+fn bin(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(BIN);
+    c.args(args)
+        .arg("--data-dir")
+        .arg(dir.join("storage"))
+        .arg("--backup-dir")
+        .arg(dir.join("backups"))
+        .arg("--restore-dir")
+        .arg(dir.join("restore"))
+        .env("TASKLEDGER_ADMIN_PASSWORD", "admin-password")
+        .env("AUTO_BACKUP_ENABLED", "false")
+        .env("AUTO_RESTORE_ENABLED", "false")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until /api/health answers 200: the port is bound before startup finishes.
+fn wait_http(port: u16) {
+    let healthy = || -> bool {
+        use std::io::Read;
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        if s.write_all(b"GET /api/health HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
+    };
+    assert!(wait_for(healthy, 30), "server did not become healthy");
+}
+
+#[test]
+fn live_lock_refuses_and_stale_lock_is_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = port();
+    let mut first = bin(dir.path(), &["serve", "--addr", &format!("127.0.0.1:{p}")])
+        .spawn()
+        .unwrap();
+    wait_http(p);
+    let out = bin(
+        dir.path(),
+        &["serve", "--addr", &format!("127.0.0.1:{}", port())],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("storage is in use by pid {}", first.id())),
+        "{err}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The SIGKILLed server left its LOCK behind: the next start removes it.
+    assert!(dir.path().join("storage/LOCK").exists());
+    let out = bin(dir.path(), &["check"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!dir.path().join("storage/LOCK").exists());
+}
+
+#[test]
+fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let root: PathBuf = dir.path().to_path_buf();
+    // A log big enough that a backup takes a while, written in-process.
+    {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let cfg = config(&root);
+        cfg.ensure_dirs().unwrap();
+        let store = taskledger::store::Store::open(
+            &cfg.data_dir,
+            Arc::new(taskledger::metrics::Metrics::new()),
+        )
+        .unwrap();
+        rt.block_on(async {
+            let gid = uuid::Uuid::new_v4();
+            store
+                .execute(
+                    "t",
+                    taskledger::domain::Command::CreateGroup {
+                        id: gid,
+                        name: "big".into(),
+                        discussion: None,
+                    },
+                )
+                .await
+                .unwrap();
+            let mut futs = Vec::new();
+            for i in 0..20_000 {
+                futs.push(store.execute(
+                    "t",
+                    taskledger::domain::Command::CreateTask {
+                        id: uuid::Uuid::new_v4(),
+                        group_id: gid,
+                        name: format!("task {i} with a longer name to make the backup bigger"),
+                        description: Some("d".repeat(100)),
+                        status: None,
+                        start_date: None,
+                        end_date: None,
+                    },
+                ));
+                if futs.len() == 512 {
+                    for f in futs.drain(..) {
+                        f.await.unwrap();
+                    }
+                }
+            }
+            for f in futs {
+                f.await.unwrap();
+            }
+        });
+        store.close();
+    }
+    let p = port();
+    let mut child = bin(&root, &["serve", "--addr", &format!("127.0.0.1:{p}")])
+        .spawn()
+        .unwrap();
+    wait_http(p);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backups = root.join("backups");
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let login: Value = c
+            .post(format!("http://127.0.0.1:{p}/api/auth/login"))
+            .json(&json!({"username": "admin", "password": "admin-password"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["token"].as_str().unwrap().to_string();
+        let url = format!("http://127.0.0.1:{p}/api/backup/create");
+        tokio::spawn(async move {
+            let _ = c.post(url).bearer_auth(token).send().await;
+        });
+    });
+    // Kill as soon as the backup has started writing.
+    assert!(wait_for(
+        || std::fs::read_dir(&backups)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with('.')),
+        30
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Drop the client's runtime so its request cannot reach the next server.
+    drop(rt);
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&backups)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect()
+    };
+    assert!(
+        names().iter().all(|n| n.starts_with('.')),
+        "a partial backup is visible: {:?}",
+        names()
+    );
+    // The next start sweeps the temporary files away.
+    let p = port();
+    let mut child = bin(&root, &["serve", "--addr", &format!("127.0.0.1:{p}")])
+        .spawn()
+        .unwrap();
+    wait_http(p);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(names().is_empty(), "{:?}", names());
+
+    // CLI: backup create, verify, restore on the stopped server.
+    let out = bin(&root, &["backup", "create", "--label", "cli"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = names()
+        .into_iter()
+        .find(|n| n.ends_with("_cli.tar.gz"))
+        .unwrap();
+    let out = bin(
+        &root,
+        &["backup", "verify", backups.join(&file).to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("20002 events"));
+    let mut broken = std::fs::read(backups.join(&file)).unwrap();
+    let mid = broken.len() / 3;
+    broken[mid] ^= 0x55;
+    std::fs::write(root.join("broken.tar.gz"), &broken).unwrap();
+    let out = bin(
+        &root,
+        &[
+            "backup",
+            "verify",
+            root.join("broken.tar.gz").to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = bin(
+        &root,
+        &["restore", root.join("broken.tar.gz").to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = bin(&root, &["restore", backups.join(&file).to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("20002 events"));
+    let out = bin(&root, &["check"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
