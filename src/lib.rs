@@ -164,6 +164,16 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
+    if app.config.kafka.enabled {
+        match mirror::relay::spawn_relay(app.clone(), stop_rx.clone()) {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                return Err(RunError::Other(format!(
+                    "cannot create the Kafka producer: {e}"
+                )))
+            }
+        }
+    }
     let addr = listener.local_addr().map_err(other)?;
     tracing::info!(%addr, events = app.store.durable().borrow().seq, "taskledger is serving");
     let served = axum::serve(listener, api::router(app.clone()))

@@ -168,7 +168,9 @@ async fn restore_locked(
         user,
         json!({"kind": PRE_RESTORE, "events": safety.manifest.events, "size": safety.size}),
     );
-    // 4. The swap.
+    // 4. The swap, announced to the Kafka relay first so a crash cannot lose the notice.
+    let new_last = scratch.last_seq()?;
+    crate::mirror::note_restore(app, scratch.id, &name, new_last);
     let scratch = Arc::new(scratch);
     match ex.swap(scratch.clone()).await {
         Ok(Ok(old)) => retire_gen(old),
@@ -189,7 +191,6 @@ async fn restore_locked(
         user,
         json!({"source": source, "events": restored.events, "lastEventId": manifest.last_event_id, "safetyBackup": safety_name}),
     );
-    crate::mirror::note_restore(app, &name, counts.events);
     // A backup without users would lock everybody out.
     if let Err(e) = crate::seed_users(&app.store, &app.config).await {
         tracing::error!(error = %e, "could not recreate the admin user after restore");

@@ -1,6 +1,9 @@
 //! The Kafka mirror: the event log is the outbox, a relay publishes it from a
 //! persisted cursor. This module owns the relay and the status it reports.
 
+pub mod message;
+pub mod relay;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What `/api/health` and `/metrics` show about the relay.
@@ -10,8 +13,6 @@ pub struct RelayStatus {
     pub connected: AtomicBool,
     /// Sequence of the last event the broker acknowledged (0: none yet).
     pub last_published: AtomicU64,
-    /// A restore the relay has yet to announce: (backup name, new last event id).
-    pub pending_restore: std::sync::Mutex<Option<(String, u64)>>,
 }
 
 impl RelayStatus {
@@ -27,10 +28,16 @@ impl RelayStatus {
     }
 }
 
-/// Tells the relay that the log was replaced by a restore, so it publishes a
-/// `restored` message and continues after the new log end without republishing.
-pub fn note_restore(app: &crate::app::App, backup: &str, last_event_id: u64) {
-    if let Ok(mut pending) = app.relay.pending_restore.lock() {
-        *pending = Some((backup.to_string(), last_event_id));
-    }
+/// Tells the relay, before the swap, that generation `gen` replaces the log, so
+/// it publishes a `restored` message and continues after `last_event_id`
+/// without republishing the restored history.
+pub fn note_restore(app: &crate::app::App, gen: u64, backup: &str, last_event_id: u64) {
+    relay::record_pending(
+        app,
+        &relay::PendingRestore {
+            gen,
+            backup: backup.to_string(),
+            last_event_id,
+        },
+    );
 }

@@ -166,6 +166,22 @@ impl Meta {
             .map(u64::from_be_bytes))
     }
 
+    pub fn relay_get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.relay.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn relay_put_raw(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.relay.insert(key, value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn relay_remove(&self, key: &str) -> Result<(), StoreError> {
+        self.relay.remove(key)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     pub fn relay_set(&self, key: &str, value: u64) -> Result<(), StoreError> {
         self.relay.insert(key, &value.to_be_bytes())?;
         self.db.flush()?;

@@ -1,0 +1,384 @@
+//! The relay: publishes the durable log to Kafka from a cursor persisted in the
+//! meta db, advancing it only on broker acknowledgement, in order. It never sits
+//! on the write path: writers only bump the durable watermark it watches.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::message::{restored_message, seed_message, EVENT_ID_HEADER, SYSTEM_KEY};
+use crate::app::{App, AppState};
+use crate::config::KafkaConfig;
+use crate::domain::time::now_ms;
+
+/// Events read and sent per round; acknowledged as a whole before the cursor moves.
+const BATCH: u64 = 10_000;
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+
+const CURSOR: &str = "cursor";
+const CURSOR_GEN: &str = "cursor_gen";
+const PENDING: &str = "pending_restore";
+
+/// A restore the relay has to announce once generation `gen` is live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRestore {
+    pub gen: u64,
+    pub backup: String,
+    pub last_event_id: u64,
+}
+
+/// Recorded by the restore before it swaps, so a crash in between is not forgotten.
+pub fn record_pending(app: &App, p: &PendingRestore) {
+    let Ok(bytes) = serde_json::to_vec(p) else {
+        return;
+    };
+    if let Err(e) = app.store.meta.relay_put_raw(PENDING, &bytes) {
+        tracing::error!(error = %e, "could not record the pending restore notice");
+    }
+}
+
+fn load_pending(app: &App) -> Option<PendingRestore> {
+    app.store
+        .meta
+        .relay_get_raw(PENDING)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        // A dead broker fails a round after this long; the relay then backs off and retries.
+        .set("message.timeout.ms", "30000")
+        .set("socket.timeout.ms", "10000")
+        .set("log_level", "3")
+        // The relay creates the topic itself, with the configured partitions.
+        .set("allow.auto.create.topics", "false");
+    c
+}
+
+struct Relay {
+    app: AppState,
+    producer: FutureProducer,
+    topic: String,
+    cursor: u64,
+    cursor_gen: u64,
+    connected: bool,
+    failures: u32,
+}
+
+pub fn spawn_relay(
+    app: AppState,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, KafkaError> {
+    let producer: FutureProducer = producer_config(&app.config.kafka).create()?;
+    let status = &app.relay;
+    status.enabled.store(true, Ordering::Relaxed);
+    let cursor = app.store.meta.relay_get(CURSOR).ok().flatten().unwrap_or(0);
+    let cursor_gen = app
+        .store
+        .meta
+        .relay_get(CURSOR_GEN)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    status.last_published.store(cursor, Ordering::Relaxed);
+    let relay = Relay {
+        topic: app.config.kafka.topic.clone(),
+        app,
+        producer,
+        cursor,
+        cursor_gen,
+        connected: false,
+        failures: 0,
+    };
+    Ok(tokio::spawn(relay.run(stop)))
+}
+
+/// Whether the topic exists, asked without triggering auto-creation.
+async fn topic_exists(producer: &FutureProducer, topic: &str) -> Result<bool, String> {
+    let p = producer.clone();
+    let t = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let md = p
+            .client()
+            .fetch_metadata(Some(&t), Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        Ok(md
+            .topics()
+            .iter()
+            .any(|mt| mt.name() == t && mt.error().is_none() && !mt.partitions().is_empty()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn ensure_topic(producer: &FutureProducer, k: &KafkaConfig) -> Result<(), String> {
+    if topic_exists(producer, &k.topic).await? {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &k.brokers)
+        .set("socket.timeout.ms", "10000")
+        .set("log_level", "3")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let topic = NewTopic::new(&k.topic, k.partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let res = tokio::time::timeout(
+        Duration::from_secs(15),
+        admin.create_topics([&topic], &opts),
+    )
+    .await
+    .map_err(|_| "create topic: no answer from the broker".to_string())?
+    .map_err(|e| e.to_string())?;
+    for r in res {
+        match r {
+            Ok(_) => {
+                tracing::info!(topic = %k.topic, partitions = k.partitions, "created Kafka topic")
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(format!("create topic {t}: {code}")),
+        }
+    }
+    Ok(())
+}
+
+impl Relay {
+    fn save_cursor(&self) {
+        let m = &self.app.store.meta;
+        if let Err(e) = m
+            .relay_set(CURSOR_GEN, self.cursor_gen)
+            .and_then(|_| m.relay_set(CURSOR, self.cursor))
+        {
+            tracing::error!(error = %e, "could not persist the Kafka cursor; events may be republished after a restart");
+        }
+        self.app
+            .relay
+            .last_published
+            .store(self.cursor, Ordering::Relaxed);
+        self.app
+            .metrics
+            .kafka_last_published
+            .set(self.cursor as i64);
+    }
+
+    fn set_connected(&mut self, up: bool, why: &str) {
+        if up != self.connected {
+            if up {
+                tracing::info!(cursor = self.cursor, "Kafka reachable: publishing");
+            } else {
+                tracing::warn!(
+                    reason = why,
+                    cursor = self.cursor,
+                    "Kafka unreachable: events are kept and published in order when it returns"
+                );
+            }
+        }
+        self.connected = up;
+        self.app.relay.connected.store(up, Ordering::Relaxed);
+        self.app.metrics.kafka_connected.set(i64::from(up));
+    }
+
+    fn backoff(&mut self) -> Duration {
+        self.failures += 1;
+        (Duration::from_millis(250) * 2u32.saturating_pow(self.failures.min(6))).min(MAX_BACKOFF)
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut durable = self.app.store.durable();
+        // Topic first: many brokers do not auto-create. Retried until it works.
+        loop {
+            match ensure_topic(&self.producer, &self.app.config.kafka).await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.set_connected(false, &e);
+                    let wait = self.backoff();
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+        self.failures = 0;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let d = *durable.borrow_and_update();
+            let lag = d.seq.saturating_sub(self.cursor);
+            self.app.metrics.kafka_lag.set(lag as i64);
+            let step = if d.gen != self.cursor_gen {
+                self.after_swap(d.gen, d.seq).await
+            } else if d.seq > self.cursor {
+                // A dead broker holds a round for up to message.timeout.ms; shutdown does not wait.
+                tokio::select! {
+                    r = self.publish_batch(d.gen, d.seq) => r,
+                    _ = stop.changed() => break,
+                }
+            } else {
+                // Caught up: wait for new events, probing the broker now and then.
+                tokio::select! {
+                    _ = durable.changed() => {}
+                    _ = tokio::time::sleep(PROBE_EVERY) => self.probe().await,
+                    _ = stop.changed() => break,
+                }
+                Ok(())
+            };
+            if let Err(e) = step {
+                self.set_connected(false, &e);
+                let wait = self.backoff();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+        }
+        let p = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(5))).await;
+    }
+
+    async fn probe(&mut self) {
+        let p = self.producer.clone();
+        let topic = self.topic.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            p.client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(3))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        self.set_connected(ok, "metadata request failed");
+    }
+
+    /// The live log was replaced (restore, or a first start on an older cursor).
+    async fn after_swap(&mut self, gen: u64, durable_seq: u64) -> Result<(), String> {
+        let first_run = self.cursor_gen == 0 && self.cursor == 0;
+        if first_run {
+            // Nothing published yet: the whole log is ours to publish.
+            self.cursor_gen = gen;
+            self.save_cursor();
+            return Ok(());
+        }
+        let (backup, last) = match load_pending(&self.app) {
+            Some(p) if p.gen == gen => (p.backup, p.last_event_id),
+            // Restored offline (CLI) or the notice was lost: resync from the log end.
+            _ => ("offline restore".to_string(), durable_seq),
+        };
+        let value = restored_message(&backup, last, now_ms());
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "taskledger-event-type",
+            value: Some("restored"),
+        });
+        let rec = FutureRecord::to(&self.topic)
+            .key(SYSTEM_KEY)
+            .payload(&value)
+            .headers(headers);
+        match self.producer.send(rec, Duration::from_secs(0)).await {
+            Ok(_) => {
+                tracing::info!(backup = %backup, last_event_id = last, "announced restore on Kafka");
+                self.cursor_gen = gen;
+                self.cursor = last;
+                self.save_cursor();
+                let _ = self.app.store.meta.relay_remove(PENDING);
+                self.failures = 0;
+                self.set_connected(true, "");
+                Ok(())
+            }
+            Err((e, _)) => Err(format!("publishing the restore notice: {e}")),
+        }
+    }
+
+    async fn publish_batch(&mut self, gen: u64, durable_seq: u64) -> Result<(), String> {
+        let live = self.app.store.gen();
+        if live.id != gen {
+            return Ok(()); // a swap is in progress; the next round sees it
+        }
+        let from = self.cursor + 1;
+        let to = durable_seq.min(self.cursor + BATCH);
+        let events = tokio::task::spawn_blocking(move || {
+            live.events(from, to).collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let mut inflight = Vec::with_capacity(events.len());
+        for (seq, se) in &events {
+            let Some((key, value)) = seed_message(se) else {
+                continue;
+            };
+            let id = seq.to_string();
+            let headers = OwnedHeaders::new().insert(Header {
+                key: EVENT_ID_HEADER,
+                value: Some(&id),
+            });
+            let rec = FutureRecord::to(&self.topic)
+                .key(&key)
+                .payload(&value)
+                .headers(headers);
+            match self.producer.send_result(rec) {
+                Ok(f) => inflight.push((*seq, f)),
+                // Local queue full: publish what is queued, the rest next round.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => break,
+                Err((e, _)) => return Err(e.to_string()),
+            }
+        }
+        // Everything up to the first unsent publishable event, user events included.
+        let sent_until = match inflight.len() {
+            n if n
+                == events
+                    .iter()
+                    .filter(|(_, se)| seed_message(se).is_some())
+                    .count() =>
+            {
+                to
+            }
+            _ => inflight.last().map(|(s, _)| *s).unwrap_or(self.cursor),
+        };
+        let mut acked_until = sent_until;
+        let mut failure = None;
+        for (seq, f) in inflight {
+            match f.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    failure.get_or_insert(e.to_string());
+                    acked_until = acked_until.min(seq - 1);
+                }
+                Err(_) => {
+                    failure.get_or_insert("delivery future cancelled".to_string());
+                    acked_until = acked_until.min(seq - 1);
+                }
+            }
+        }
+        if acked_until > self.cursor {
+            let n = acked_until - self.cursor;
+            self.cursor = acked_until;
+            self.save_cursor();
+            self.app.metrics.kafka_published.inc_by(n);
+        }
+        match failure {
+            Some(e) => Err(format!("delivery failed: {e}")),
+            None => {
+                self.failures = 0;
+                self.set_connected(true, "");
+                Ok(())
+            }
+        }
+    }
+}
