@@ -354,7 +354,17 @@ impl Relay {
         let mut acked_until = sent_until;
         let mut failure = None;
         for (seq, f) in inflight {
-            match f.await {
+            // A broker that stops answering shows as disconnected long before the
+            // delivery timeout ends the round.
+            tokio::pin!(f);
+            let done = match tokio::time::timeout(Duration::from_secs(5), &mut f).await {
+                Ok(done) => done,
+                Err(_) => {
+                    self.set_connected(false, "no acknowledgement for 5 s");
+                    f.await
+                }
+            };
+            match done {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
                     failure.get_or_insert(e.to_string());
