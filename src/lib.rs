@@ -80,7 +80,7 @@ async fn ensure_user(
         .execute(
             "system",
             Command::CreateUser {
-                id: Uuid::new_v4(),
+                id: Uuid::now_v7(),
                 username: username.to_string(),
                 password_hash: hash,
                 role,

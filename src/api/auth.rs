@@ -213,7 +213,7 @@ pub async fn create_user(
         .execute(
             &admin.username,
             Command::CreateUser {
-                id: Uuid::new_v4(),
+                id: Uuid::now_v7(),
                 username,
                 password_hash,
                 role,

@@ -135,7 +135,7 @@ pub async fn create_group(
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::CreateGroup {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         name: body.req_str("name")?,
         discussion: body.opt_str("discussion")?,
     };
@@ -185,7 +185,7 @@ pub async fn create_task(
 ) -> ApiResult<impl IntoResponse> {
     let group_id = parse_id(&group_id, "group")?;
     let cmd = Command::CreateTask {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         group_id,
         name: body.req_str("name")?,
         description: body.opt_str("description")?,
@@ -290,7 +290,7 @@ pub async fn add_comment(
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::AddComment {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         task_id: parse_id(&id, "task")?,
         text: body.req_str("text")?,
     };

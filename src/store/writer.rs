@@ -236,7 +236,7 @@ impl Writer {
                 primary = primary_key(&event, self.seq);
                 let se = StoredEvent {
                     version: EVENT_VERSION,
-                    event_id: Uuid::new_v4(),
+                    event_id: Uuid::now_v7(),
                     ts_ms: ts,
                     user: req.user.clone(),
                     event,
