@@ -648,7 +648,7 @@ where
         .truncate(true)
         .open(archive_tmp)?;
     let counted = Hashing::new(BufWriter::with_capacity(IO_BUF, file));
-    let mut tar = tar::Builder::new(GzEncoder::new(counted, Compression::default()));
+    let mut tar = tar::Builder::new(GzEncoder::new(counted, Compression::fast()));
     let mtime = meta.created_unix_secs;
     tar.append(
         &member_header(MANIFEST_NAME, manifest_json.len() as u64, mtime)?,

@@ -49,7 +49,12 @@ pub fn open_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
 
 impl Gen {
     pub fn open(id: u64, dir: &Path) -> Result<Gen, StoreError> {
-        let db = open_db(dir, CACHE_BYTES)?;
+        Self::open_with_cache(id, dir, CACHE_BYTES)
+    }
+
+    /// Offline bulk work (rebuild, check) runs alone and is faster with a larger cache.
+    pub fn open_with_cache(id: u64, dir: &Path, cache: u64) -> Result<Gen, StoreError> {
+        let db = open_db(dir, cache)?;
         Ok(Gen {
             id,
             dir: dir.to_path_buf(),

@@ -104,8 +104,11 @@ pub(crate) fn write_current(data_dir: &Path, id: u64) -> Result<(), StoreError> 
 /// Opens the live generation alone, for offline commands (rebuild, check).
 pub fn open_offline(data_dir: &Path) -> Result<Gen, StoreError> {
     let id = current_gen(data_dir)?;
-    Gen::open(id, &gen_dir(data_dir, id))
+    Gen::open_with_cache(id, &gen_dir(data_dir, id), OFFLINE_CACHE_BYTES)
 }
+
+/// sled's cache for offline commands, which have the machine to themselves.
+pub const OFFLINE_CACHE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// A fresh generation directory next to `live_id`, for the offline restore.
 pub fn next_gen_offline(data_dir: &Path, live_id: u64) -> Result<Gen, StoreError> {

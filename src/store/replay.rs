@@ -26,6 +26,10 @@ pub struct Counts {
     pub comments: u64,
 }
 
+/// Replays a chunk onto `tree`. Replays only ever target a tree nobody reads
+/// (a scratch generation, or an offline rebuild that is simply rerun if cut
+/// short), so plain inserts serve: sled's large atomic batches are much slower
+/// and hold far more memory than its cache limit.
 fn apply_chunk(
     tree: &sled::Tree,
     chunk: &[(u64, StoredEvent)],
@@ -41,7 +45,14 @@ fn apply_chunk(
     if let Some(e) = ov.take_error() {
         return Err(e.into());
     }
-    tree.apply_batch(ov.into_batch())?;
+    for (k, v) in ov.into_writes() {
+        match v {
+            Some(v) => tree.insert(k, v)?,
+            None => tree.remove(k)?,
+        };
+    }
+    // sled keeps unflushed pages in memory regardless of its cache size.
+    tree.flush()?;
     Ok(())
 }
 
@@ -60,17 +71,10 @@ pub fn counts(gen: &Gen) -> Result<Counts, StoreError> {
 pub fn rebuild(gen: &Gen) -> Result<Counts, StoreError> {
     let tree = gen.tree();
     for p in PROJECTIONS {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for r in tree.scan_prefix([p]).keys() {
-            batch.remove(r?);
-            n += 1;
-            if n == CHUNK {
-                tree.apply_batch(std::mem::take(&mut batch))?;
-                n = 0;
-            }
+        let keys: Vec<sled::IVec> = tree.scan_prefix([p]).keys().collect::<Result<_, _>>()?;
+        for k in keys {
+            tree.remove(k)?;
         }
-        tree.apply_batch(batch)?;
     }
     let mut chunk = Vec::with_capacity(CHUNK);
     for r in gen.events(1, u64::MAX) {
@@ -127,7 +131,10 @@ impl<'a> Importer<'a> {
 /// Everything wrong with a generation, empty when it is consistent.
 pub fn check(gen: &Gen) -> Result<Vec<String>, StoreError> {
     let mut problems = Vec::new();
-    let scratch_db = sled::Config::new().temporary(true).open()?;
+    let scratch_db = sled::Config::new()
+        .temporary(true)
+        .cache_capacity(super::OFFLINE_CACHE_BYTES)
+        .open()?;
     let mut expected = 1u64;
     let mut chunk = Vec::with_capacity(CHUNK);
     for r in gen.tree().range(keys::event(0)..=keys::event(u64::MAX)) {
