@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use taskledger::config::Config;
 
+mod common;
+
+/// The shared harness plus an admin token and the calls these tests repeat.
 struct Server {
+    inner: common::TestServer,
     base: String,
     client: reqwest::Client,
     token: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), taskledger::RunError>>>,
 }
 
 fn config(root: &Path) -> Config {
@@ -26,49 +28,18 @@ fn config(root: &Path) -> Config {
 
 impl Server {
     async fn start(cfg: Config) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(taskledger::run(cfg, listener, async move {
-            let _ = rx.await;
-        }));
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = client.get(format!("{base}/api/health")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let login: Value = client
-            .post(format!("{base}/api/auth/login"))
-            .json(&json!({"username": "admin", "password": "admin-password"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["token"].as_str().unwrap().to_string();
+        let inner = common::TestServer::start_config(cfg).await;
+        let token = inner.admin_token().await;
         Server {
-            base,
-            client,
+            base: inner.base.clone(),
+            client: inner.client.clone(),
             token,
-            stop: Some(tx),
-            handle: Some(handle),
+            inner,
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            h.await.unwrap().unwrap();
-        }
+    async fn stop(self) {
+        self.inner.shutdown().await;
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {

@@ -16,12 +16,14 @@ use taskledger::config::Config;
 
 const TOPIC: &str = "todo-history-events";
 
+mod common;
+
+/// The shared harness plus an admin token.
 struct Server {
+    inner: common::TestServer,
     base: String,
     client: reqwest::Client,
     token: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), taskledger::RunError>>,
 }
 
 async fn start(root: &Path, brokers: &str) -> Server {
@@ -32,39 +34,13 @@ async fn start(root: &Path, brokers: &str) -> Server {
     let mut cfg = Config::for_dir(root);
     cfg.kafka.enabled = true;
     cfg.kafka.brokers = brokers.to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(taskledger::run(cfg, listener, async move {
-        let _ = rx.await;
-    }));
-    let client = reqwest::Client::new();
-    for _ in 0..600 {
-        if client
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": "admin", "password": "admin-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inner = common::TestServer::start_config(cfg).await;
+    let token = inner.admin_token().await;
     Server {
-        token: login["token"].as_str().unwrap().to_string(),
-        base,
-        client,
-        stop,
-        handle,
+        base: inner.base.clone(),
+        client: inner.client.clone(),
+        token,
+        inner,
     }
 }
 
@@ -95,8 +71,7 @@ impl Server {
             .unwrap()
     }
     async fn stop(self) {
-        let _ = self.stop.send(());
-        self.handle.await.unwrap().unwrap();
+        self.inner.shutdown().await;
     }
 }
 

@@ -22,9 +22,7 @@ use crate::backup::{check_name, restore, BackupError, BackupView};
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
 ) -> ApiResult<T> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??)
+    Ok(crate::backup::blocking(f).await?)
 }
 
 async fn all(app: &AppState) -> ApiResult<Vec<BackupView>> {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::archive::{self, ArchiveError, ArchiveMeta, Limits, WrittenArchive};
 use super::catalog::{self, mb};
-use super::{clean_label, BackupError, BackupState, BackupView};
+use super::{blocking, clean_label, BackupError, BackupState, BackupView};
 use crate::app::{App, AppState};
 use crate::domain::canonical::to_canonical;
 use crate::domain::time::fmt_ms;
@@ -145,14 +145,6 @@ pub fn durable_prefix(app: &App) -> (Arc<Gen>, u64) {
         // A swap is between storing the generation and publishing its watermark.
         std::thread::yield_now();
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
-) -> Result<T, BackupError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BackupError::Fault(format!("backup task failed: {e}")))?
 }
 
 /// Creates a backup; the caller must hold `app.backups.busy`.

@@ -91,6 +91,15 @@ pub struct BackupState {
     digests: Mutex<HashMap<String, (u64, i128, String)>>,
 }
 
+/// Runs blocking backup work (archives, sled replays) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, BackupError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackupError::Fault(format!("backup task failed: {e}")))?
+}
+
 /// A name the API accepts: no path parts, the right suffix.
 pub fn check_name(name: &str) -> Result<(), BackupError> {
     if name.is_empty()

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::archive::{self, Limits, Manifest};
 use super::manager::{audit, durable_prefix, write_backup, PRE_RESTORE};
-use super::BackupError;
+use super::{blocking, BackupError};
 use crate::app::AppState;
 use crate::domain::canonical::from_canonical;
 use crate::store::{replay, retire_gen, Gen, Store, SwapError};
@@ -62,14 +62,6 @@ pub fn verify_file(path: &Path) -> Result<Manifest, BackupError> {
 
 fn swap_error(e: SwapError) -> BackupError {
     BackupError::Fault(format!("swap failed: {e}"))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
-) -> Result<T, BackupError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BackupError::Fault(format!("restore task failed: {e}")))?
 }
 
 /// Restores the backup at `path`, live. `source` is `api`, `drop-folder` or `cli`.

@@ -42,6 +42,13 @@ impl TestServer {
     pub async fn start_in(dir: TempDir, tune: impl FnOnce(&mut Config)) -> TestServer {
         let mut cfg = Config::for_dir(dir.path());
         tune(&mut cfg);
+        let mut server = Self::start_config(cfg).await;
+        server.dir = Some(dir);
+        server
+    }
+
+    /// A server on a config whose directories the caller owns.
+    pub async fn start_config(cfg: Config) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -58,7 +65,7 @@ impl TestServer {
             base: format!("http://{addr}"),
             addr,
             client,
-            dir: Some(dir),
+            dir: None,
             shutdown: Some(tx),
             handle: Some(handle),
         };
@@ -96,19 +103,28 @@ impl TestServer {
     /// Stops the server (graceful shutdown, store closed, lock released) and hands
     /// back the data dir, so another server can be started on it.
     pub async fn stop(mut self) -> TempDir {
+        self.halt().await;
+        self.dir.take().expect("data dir")
+    }
+
+    /// Stops a server started with [`TestServer::start_config`].
+    pub async fn shutdown(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(h) = self.handle.take() {
-            let res = tokio::time::timeout(Duration::from_secs(30), h)
+            let res = tokio::time::timeout(Duration::from_secs(60), h)
                 .await
-                .expect("server did not stop within 30 s")
+                .expect("server did not stop within 60 s")
                 .expect("server task panicked");
             if let Err(e) = res {
                 panic!("server ended with an error: {e}");
             }
         }
-        self.dir.take().expect("data dir")
     }
 
     /// Any request; the answer must be JSON (a test failure otherwise).
