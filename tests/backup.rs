@@ -714,30 +714,12 @@ async fn schedule_skips_unchanged_and_rotates() {
     app.store.close();
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_taskledger");
-
 fn bin(dir: &Path, args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new(BIN);
-    c.args(args)
-        .arg("--data-dir")
-        .arg(dir.join("storage"))
-        .arg("--backup-dir")
-        .arg(dir.join("backups"))
-        .arg("--restore-dir")
-        .arg(dir.join("restore"))
-        .env("TASKLEDGER_ADMIN_PASSWORD", "admin-password")
-        .env("AUTO_BACKUP_ENABLED", "false")
-        .env("AUTO_RESTORE_ENABLED", "false")
-        .env("RUST_LOG", "warn");
-    c
+    common::binary(dir, args)
 }
 
 fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::free_port()
 }
 
 /// Waits until /api/health answers 200: the port is bound before startup finishes.

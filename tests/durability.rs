@@ -3,37 +3,16 @@
 //! acknowledged write is there and `taskledger check` finds the store consistent.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_taskledger");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
 
 fn spawn(dir: &Path, port: u16) -> Child {
-    Command::new(BIN)
-        .arg("serve")
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir.join("storage"))
-        .arg("--backup-dir")
-        .arg(dir.join("backups"))
-        .arg("--restore-dir")
-        .arg(dir.join("restore"))
-        .env("TASKLEDGER_ADMIN_PASSWORD", "durable-pass")
-        .env("AUTO_BACKUP_ENABLED", "false")
-        .env("AUTO_RESTORE_ENABLED", "false")
-        .env("RUST_LOG", "warn")
+    common::binary(dir, &["serve", "--addr", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -56,7 +35,7 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
 async fn login(client: &reqwest::Client, base: &str) -> String {
     let r: Value = client
         .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": "admin", "password": "durable-pass"}))
+        .json(&json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
         .send()
         .await
         .unwrap()
@@ -69,7 +48,7 @@ async fn login(client: &reqwest::Client, base: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -141,16 +120,7 @@ async fn acknowledged_writes_survive_kill_9() {
     );
 
     // The lock left behind is stale; check must pass on the crashed store.
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg("--data-dir")
-        .arg(dir.path().join("storage"))
-        .arg("--backup-dir")
-        .arg(dir.path().join("backups"))
-        .arg("--restore-dir")
-        .arg(dir.path().join("restore"))
-        .output()
-        .unwrap();
+    let out = common::binary(dir.path(), &["check"]).output().unwrap();
     assert!(
         out.status.success(),
         "check failed: {}",

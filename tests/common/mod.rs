@@ -427,3 +427,31 @@ pub fn arr<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
         .as_array()
         .unwrap_or_else(|| panic!("{key} is not an array in {v}"))
 }
+
+/// The built `taskledger` binary with `args`, on the data, backup and restore
+/// dirs under `root`, with the admin password of these tests and the background
+/// work off.
+pub fn binary(root: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_taskledger"));
+    c.args(args)
+        .arg("--data-dir")
+        .arg(root.join("storage"))
+        .arg("--backup-dir")
+        .arg(root.join("backups"))
+        .arg("--restore-dir")
+        .arg(root.join("restore"))
+        .env("TASKLEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("AUTO_BACKUP_ENABLED", "false")
+        .env("AUTO_RESTORE_ENABLED", "false")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
