@@ -138,6 +138,11 @@ pub async fn run(
         .map_err(other)?
         .map_err(other)?;
     seed_users(&store, &config).await?;
+    match store.meta.purge_sessions(domain::time::now_ms()) {
+        Ok(n) if n > 0 => tracing::info!(expired = n, "removed expired sessions"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
+    }
     backup::manager::clean_temp_files(&config.backup_dir);
     let app = Arc::new(App {
         config,

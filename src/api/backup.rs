@@ -48,7 +48,11 @@ pub async fn create(
             "label must be at most 200 characters".into(),
         ));
     }
-    let v = manager::create(&app, MANUAL, label, &admin.username).await?;
+    let a = app.clone();
+    let user = admin.username.clone();
+    let v = tokio::spawn(async move { manager::create(&a, MANUAL, label, &user).await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("backup task failed: {e}")))??;
     Ok((
         StatusCode::CREATED,
         Json(json!({"success": true, "backup": v})),
@@ -85,7 +89,12 @@ pub async fn restore_route(
     if !path.is_file() {
         return Err(ApiError::NotFound(format!("backup {name} not found")));
     }
-    let r = restore::restore(&app, path, "api", &admin.username).await?;
+    // Detached: a client that hangs up must not cancel a restore halfway.
+    let a = app.clone();
+    let user = admin.username.clone();
+    let r = tokio::spawn(async move { restore::restore(&a, path, "api", &user).await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))??;
     Ok(Json(json!({
         "success": true,
         "message": format!("restored {} ({} events)", r.backup, r.restored.events),

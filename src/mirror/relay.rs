@@ -63,8 +63,10 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")
-        // A dead broker fails a round after this long; the relay then backs off and retries.
-        .set("message.timeout.ms", "30000")
+        // Never give up on a message: a timeout makes librdkafka bump the producer
+        // epoch, which some brokers answer by fencing the producer for good. An outage
+        // just holds the round open (shown as disconnected after 5 s without acks).
+        .set("message.timeout.ms", "0")
         .set("socket.timeout.ms", "10000")
         .set("log_level", "3")
         // The relay creates the topic itself, with the configured partitions.
@@ -243,6 +245,14 @@ impl Relay {
             };
             if let Err(e) = step {
                 self.set_connected(false, &e);
+                // Start over with a fresh producer (new producer id): whatever state the
+                // old one was left in (fenced, fatal), the cursor says what to resend.
+                match producer_config(&self.app.config.kafka).create::<FutureProducer>() {
+                    Ok(p) => self.producer = p,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not recreate the Kafka producer")
+                    }
+                }
                 let wait = self.backoff();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
