@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -27,6 +27,24 @@ const PROBE_EVERY: Duration = Duration::from_secs(10);
 const CURSOR: &str = "cursor";
 const CURSOR_GEN: &str = "cursor_gen";
 const PENDING: &str = "pending_restore";
+
+/// librdkafka reports every failed retry; the relay logs state changes itself
+/// (one line on disconnect, one on reconnect), so the library's own chatter goes
+/// to debug level.
+#[derive(Clone, Copy, Default)]
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+type RelayProducer = FutureProducer<QuietContext>;
 
 /// A restore the relay has to announce once generation `gen` is live.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,7 +86,7 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
         // just holds the round open (shown as disconnected after 5 s without acks).
         .set("message.timeout.ms", "0")
         .set("socket.timeout.ms", "10000")
-        .set("log_level", "3")
+        .set("log_level", "4")
         // The relay creates the topic itself, with the configured partitions.
         .set("allow.auto.create.topics", "false");
     c
@@ -76,7 +94,7 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
 
 struct Relay {
     app: AppState,
-    producer: FutureProducer,
+    producer: RelayProducer,
     topic: String,
     cursor: u64,
     cursor_gen: u64,
@@ -88,7 +106,8 @@ pub fn spawn_relay(
     app: AppState,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, KafkaError> {
-    let producer: FutureProducer = producer_config(&app.config.kafka).create()?;
+    let producer: RelayProducer =
+        producer_config(&app.config.kafka).create_with_context(QuietContext)?;
     let status = &app.relay;
     status.enabled.store(true, Ordering::Relaxed);
     let cursor = app.store.meta.relay_get(CURSOR).ok().flatten().unwrap_or(0);
@@ -113,7 +132,7 @@ pub fn spawn_relay(
 }
 
 /// Whether the topic exists, asked without triggering auto-creation.
-async fn topic_exists(producer: &FutureProducer, topic: &str) -> Result<bool, String> {
+async fn topic_exists(producer: &RelayProducer, topic: &str) -> Result<bool, String> {
     let p = producer.clone();
     let t = topic.to_string();
     tokio::task::spawn_blocking(move || {
@@ -130,15 +149,14 @@ async fn topic_exists(producer: &FutureProducer, topic: &str) -> Result<bool, St
     .map_err(|e| e.to_string())?
 }
 
-async fn ensure_topic(producer: &FutureProducer, k: &KafkaConfig) -> Result<(), String> {
+async fn ensure_topic(producer: &RelayProducer, k: &KafkaConfig) -> Result<(), String> {
     if topic_exists(producer, &k.topic).await? {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+    let admin: AdminClient<QuietContext> = ClientConfig::new()
         .set("bootstrap.servers", &k.brokers)
         .set("socket.timeout.ms", "10000")
-        .set("log_level", "3")
-        .create()
+        .create_with_context(QuietContext)
         .map_err(|e| e.to_string())?;
     let topic = NewTopic::new(&k.topic, k.partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -247,7 +265,9 @@ impl Relay {
                 self.set_connected(false, &e);
                 // Start over with a fresh producer (new producer id): whatever state the
                 // old one was left in (fenced, fatal), the cursor says what to resend.
-                match producer_config(&self.app.config.kafka).create::<FutureProducer>() {
+                match producer_config(&self.app.config.kafka)
+                    .create_with_context::<_, RelayProducer>(QuietContext)
+                {
                     Ok(p) => self.producer = p,
                     Err(err) => {
                         tracing::warn!(error = %err, "could not recreate the Kafka producer")
