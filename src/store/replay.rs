@@ -2,8 +2,6 @@
 //! (continuity, and projections equal to a fresh replay), and the importer that
 //! builds a scratch generation from a backup.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::gen::Gen;
@@ -159,38 +157,58 @@ pub fn check(gen: &Gen) -> Result<Vec<String>, StoreError> {
     }
     apply_chunk(&scratch_db, &chunk, false)?;
 
+    // Both sides are walked in key order side by side: memory stays flat however
+    // large the projections are.
     for p in PROJECTIONS {
-        let live: BTreeMap<_, _> = gen
-            .tree()
-            .scan_prefix([p])
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .collect();
-        let fresh: BTreeMap<_, _> = scratch_db
-            .scan_prefix([p])
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .collect();
         let name = p as char;
-        for (k, v) in &live {
-            match fresh.get(k) {
-                None => problems.push(format!(
-                    "projection {name}: key {} is not in a fresh replay",
-                    hex::encode(k)
-                )),
-                Some(f) if f != v => problems.push(format!(
-                    "projection {name}: key {} differs from a fresh replay",
-                    hex::encode(k)
-                )),
-                _ => {}
+        let mut live = gen.tree().scan_prefix([p]).peekable();
+        let mut fresh = scratch_db.scan_prefix([p]).peekable();
+        loop {
+            let order = match (live.peek(), fresh.peek()) {
+                (None, None) => break,
+                (Some(Err(_)), _) | (_, Some(Err(_))) => {
+                    let e = live
+                        .next()
+                        .and_then(Result::err)
+                        .or_else(|| fresh.next().and_then(Result::err));
+                    return Err(e
+                        .map(StoreError::from)
+                        .unwrap_or_else(|| StoreError::Corrupt("scan failed".into())));
+                }
+                (Some(Ok((lk, _))), Some(Ok((fk, _)))) => lk.cmp(fk),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    if let Some(Ok((k, _))) = live.next() {
+                        problems.push(format!(
+                            "projection {name}: key {} is not in a fresh replay",
+                            hex::encode(k)
+                        ));
+                    }
+                }
+                std::cmp::Ordering::Greater => {
+                    if let Some(Ok((k, _))) = fresh.next() {
+                        problems.push(format!(
+                            "projection {name}: key {} is missing",
+                            hex::encode(k)
+                        ));
+                    }
+                }
+                std::cmp::Ordering::Equal => {
+                    if let (Some(Ok((k, lv))), Some(Ok((_, fv)))) = (live.next(), fresh.next()) {
+                        if lv != fv {
+                            problems.push(format!(
+                                "projection {name}: key {} differs from a fresh replay",
+                                hex::encode(k)
+                            ));
+                        }
+                    }
+                }
             }
-        }
-        for k in fresh.keys() {
-            if !live.contains_key(k) {
-                problems.push(format!(
-                    "projection {name}: key {} is missing",
-                    hex::encode(k)
-                ));
+            if problems.len() > 100 {
+                break;
             }
         }
         if problems.len() > 100 {
