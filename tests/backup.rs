@@ -14,12 +14,12 @@ use taskledger::config::Config;
 
 mod common;
 
-/// The shared harness plus an admin token and the calls these tests repeat.
-struct Server {
-    inner: common::TestServer,
-    base: String,
-    client: reqwest::Client,
-    token: String,
+/// The shared harness with an admin token; the calls these tests repeat are below.
+type Server = common::Authed;
+
+/// Where an absolute-path member would land if extraction followed it.
+fn abs_target() -> PathBuf {
+    std::env::temp_dir().join(format!("taskledger-abs-{}.txt", std::process::id()))
 }
 
 fn config(root: &Path) -> Config {
@@ -27,21 +27,6 @@ fn config(root: &Path) -> Config {
 }
 
 impl Server {
-    async fn start(cfg: Config) -> Server {
-        let inner = common::TestServer::start_config(cfg).await;
-        let token = inner.admin_token().await;
-        Server {
-            base: inner.base.clone(),
-            client: inner.client.clone(),
-            token,
-            inner,
-        }
-    }
-
-    async fn stop(self) {
-        self.inner.shutdown().await;
-    }
-
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .client
@@ -335,7 +320,11 @@ async fn damaged_and_hostile_archives_are_refused_and_change_nothing() {
     bad.push((
         "absolute path",
         rebuild_archive(&good, |m| {
-            m.push(("/tmp/taskledger-abs.txt".into(), b'0', b"x".to_vec()))
+            m.push((
+                abs_target().to_string_lossy().to_string(),
+                b'0',
+                b"x".to_vec(),
+            ))
         }),
     ));
     bad.push((
@@ -372,9 +361,7 @@ async fn damaged_and_hostile_archives_are_refused_and_change_nothing() {
         assert_eq!(s.events().await, events, "{what} changed the log");
         assert_eq!(s.group_names().await, names, "{what} changed the state");
     }
-    assert!(
-        !dir.path().join("escape.txt").exists() && !Path::new("/tmp/taskledger-abs.txt").exists()
-    );
+    assert!(!dir.path().join("escape.txt").exists() && !abs_target().exists());
     // Only the archives we wrote remain; no scratch generations, no temp files.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("backups"))
         .unwrap()

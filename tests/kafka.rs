@@ -18,13 +18,7 @@ const TOPIC: &str = "todo-history-events";
 
 mod common;
 
-/// The shared harness plus an admin token.
-struct Server {
-    inner: common::TestServer,
-    base: String,
-    client: reqwest::Client,
-    token: String,
-}
+type Server = common::Authed;
 
 async fn start(root: &Path, brokers: &str) -> Server {
     // RUST_LOG=info shows the relay's log lines when a test fails.
@@ -34,14 +28,7 @@ async fn start(root: &Path, brokers: &str) -> Server {
     let mut cfg = Config::for_dir(root);
     cfg.kafka.enabled = true;
     cfg.kafka.brokers = brokers.to_string();
-    let inner = common::TestServer::start_config(cfg).await;
-    let token = inner.admin_token().await;
-    Server {
-        base: inner.base.clone(),
-        client: inner.client.clone(),
-        token,
-        inner,
-    }
+    Server::start(cfg).await
 }
 
 impl Server {
@@ -69,9 +56,6 @@ impl Server {
             .json()
             .await
             .unwrap()
-    }
-    async fn stop(self) {
-        self.inner.shutdown().await;
     }
 }
 

@@ -455,3 +455,28 @@ pub fn free_port() -> u16 {
         .expect("local addr")
         .port()
 }
+
+/// A server plus an admin token, for tests that mostly act as the admin.
+pub struct Authed {
+    pub server: TestServer,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+}
+
+impl Authed {
+    pub async fn start(cfg: Config) -> Authed {
+        let server = TestServer::start_config(cfg).await;
+        let token = server.admin_token().await;
+        Authed {
+            base: server.base.clone(),
+            client: server.client.clone(),
+            token,
+            server,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+    }
+}
