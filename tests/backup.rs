@@ -821,16 +821,7 @@ fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
     let backups = root.join("backups");
     rt.block_on(async {
         let c = reqwest::Client::new();
-        let login: Value = c
-            .post(format!("http://127.0.0.1:{p}/api/auth/login"))
-            .json(&json!({"username": "admin", "password": "admin-password"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["token"].as_str().unwrap().to_string();
+        let token = common::admin_login_at(&c, &format!("http://127.0.0.1:{p}")).await;
         let url = format!("http://127.0.0.1:{p}/api/backup/create");
         tokio::spawn(async move {
             let _ = c.post(url).bearer_auth(token).send().await;

@@ -32,19 +32,6 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
     panic!("server did not become healthy");
 }
 
-async fn login(client: &reqwest::Client, base: &str) -> String {
-    let r: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["token"].as_str().expect("token").to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,17 +43,14 @@ async fn acknowledged_writes_survive_kill_9() {
         .unwrap();
     let mut child = spawn(dir.path(), port);
     wait_healthy(&client, &base).await;
-    let token = login(&client, &base).await;
-    let group: Value = client
-        .post(format!("{base}/api/groups"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "durable"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = common::admin_login_at(&client, &base).await;
+    let group = common::post_json(
+        &client,
+        &format!("{base}/api/groups"),
+        Some(&token),
+        json!({"name": "durable"}),
+    )
+    .await;
     let gid = group["group"]["_id"].as_str().unwrap().to_string();
 
     // Eight writers, each remembering what the server acknowledged.
@@ -129,7 +113,7 @@ async fn acknowledged_writes_survive_kill_9() {
 
     let mut child = spawn(dir.path(), port);
     wait_healthy(&client, &base).await;
-    let token = login(&client, &base).await;
+    let token = common::admin_login_at(&client, &base).await;
     let g: Value = client
         .get(format!("{base}/api/groups/{gid}"))
         .bearer_auth(&token)

@@ -480,3 +480,30 @@ impl Authed {
         self.server.shutdown().await;
     }
 }
+
+/// POSTs JSON to a server that is not a [`TestServer`] (a spawned binary) and
+/// returns the JSON answer; `token` adds the bearer header.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Value {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON answer")
+}
+
+/// Logs in as the admin of a spawned binary and returns the token.
+pub async fn admin_login_at(client: &reqwest::Client, base: &str) -> String {
+    let body = serde_json::json!({"username": ADMIN, "password": ADMIN_PASSWORD});
+    let r = post_json(client, &format!("{base}/api/auth/login"), None, body).await;
+    r["token"].as_str().expect("token").to_string()
+}
