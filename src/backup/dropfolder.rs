@@ -18,6 +18,23 @@ use crate::app::AppState;
 /// How long a file must stay unchanged before it counts as completely copied.
 pub const SETTLE: Duration = Duration::from_millis(1500);
 const POLL: Duration = Duration::from_millis(1000);
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Only events that can make a candidate appear or finish wake a scan. Opening
+/// and reading the directory (what the scan itself does) raises access events;
+/// waking on those made the scan feed itself and spin a core on an idle server.
+fn wakes_scan(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    use notify::EventKind;
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Any | EventKind::Other => true,
+    }
+}
 
 /// Whether a name in the drop folder is a restore candidate at all.
 pub fn is_candidate(name: &str) -> bool {
@@ -140,8 +157,11 @@ pub fn spawn_watcher(
         let dir = app.config.restore_dir.clone();
         let wake = Arc::new(Notify::new());
         let w = wake.clone();
-        let watcher =
-            notify::recommended_watcher(move |_res: notify::Result<notify::Event>| w.notify_one());
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.map(|ev| wakes_scan(&ev.kind)).unwrap_or(true) {
+                w.notify_one();
+            }
+        });
         let _watcher = match watcher {
             Ok(mut watcher) => match watcher.watch(&dir, RecursiveMode::NonRecursive) {
                 Ok(()) => Some(watcher),
@@ -169,7 +189,10 @@ pub fn spawn_watcher(
                 Duration::from_millis(250)
             };
             tokio::select! {
-                _ = wake.notified() => {}
+                _ = wake.notified() => {
+                    // A copy raises a burst of events; one scan after the burst serves them all.
+                    tokio::time::sleep(DEBOUNCE).await;
+                }
                 _ = tokio::time::sleep(nap) => {}
                 _ = stop.changed() => return,
             }
