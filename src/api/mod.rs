@@ -8,6 +8,7 @@ pub mod health;
 pub mod input;
 pub mod logs;
 pub mod tasks;
+pub mod ui;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
@@ -77,7 +78,7 @@ pub fn router(app: AppState) -> Router {
     // The upload streams its body under its own, larger limit.
     let upload = Router::new().route("/api/backup/upload", post(backup::upload));
     api.merge(upload)
-        .fallback(not_found)
+        .fallback(ui::fallback)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
