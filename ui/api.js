@@ -62,11 +62,13 @@ export async function api(method, path, { json, raw, blob = false } = {}) {
     : await res.text().catch(() => '');
   if (!res.ok) {
     // The login form's own 401 is a wrong password, not an expired session.
+    const err = new ApiError(res.status, errorMessage(res.status, data));
     if (res.status === 401 && path !== '/api/auth/login') {
       session.clear();
-      onExpired(errorMessage(401, data));
+      err.expired = true;
+      onExpired(err.message);
     }
-    throw new ApiError(res.status, errorMessage(res.status, data));
+    throw err;
   }
   return data;
 }

@@ -46,7 +46,7 @@ async function render({ focus = false } = {}) {
     else page = await VIEWS[route.name](ctx);
   } catch (e) {
     if (gen !== current) return;
-    if (e?.status === 401) return; // already on its way to the login page
+    if (e?.expired) return; // already on its way to the login page
     page = h('div', { class: 'page' }, h('h1', { tabindex: -1 }, 'Could not load this page'),
       h('p', { role: 'alert', class: 'notice error' }, e.message),
       h('p', {}, h('a', { href: '/' }, 'Back to the groups')));
@@ -55,8 +55,10 @@ async function render({ focus = false } = {}) {
   main.replaceChildren(page);
   main.setAttribute('aria-busy', 'false');
   const again = keep && document.getElementById(keep);
+  const auto = main.querySelector('[autofocus]');
   if (again) again.focus();
-  else if (focus || wasInMain) (main.querySelector('h1') || main).focus();
+  else if (focus || wasInMain) (auto || main.querySelector('h1') || main).focus();
+  else if (auto) auto.focus();
 }
 
 function adminsOnly() {

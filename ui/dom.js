@@ -75,7 +75,7 @@ export async function busy(button, label, action) {
 
 export function showError(e) {
   // A 401 has already sent the person to the login page with its own message.
-  if (e?.status === 401) return;
+  if (e?.expired) return;
   notify(e?.message || String(e), 'error');
 }
 
