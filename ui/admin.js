@@ -103,7 +103,7 @@ export async function backupsView(ctx) {
     };
     return h('tr', { 'data-backup': b.name },
       h('td', { class: 'mono' }, b.name), h('td', {}, b.kind), h('td', {}, b.label || '–'),
-      h('td', {}, time(b.created)), h('td', {}, formatBytes(b.size)), h('td', {}, b.events),
+      h('td', {}, time(b.created)), h('td', { class: 'num' }, formatBytes(b.size)), h('td', { class: 'num' }, b.events),
       h('td', {}, h('div', { class: 'actions nowrap' }, download, restoreBtn, del)));
   });
 

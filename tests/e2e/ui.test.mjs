@@ -275,6 +275,8 @@ step('admin: backup, change, restore brings the old state back; health', async (
     row.getByRole('button', { name: /^Download/ }).click(),
   ]);
   assert.match(download.suggestedFilename(), /_before-change\.tar\.gz$/);
+  const downloaded = path.join(server.dir, 'downloaded.tar.gz');
+  await download.saveAs(downloaded);
 
   await openNav('Groups');
   await page.getByLabel('Group name').fill('Made after the backup');
@@ -300,6 +302,19 @@ step('admin: backup, change, restore brings the old state back; health', async (
   await backups.getByText('Count').waitFor();
   assert.match(await backups.innerText(), /Count\s+2/);
   await shot('health-desktop');
+
+  // The downloaded file goes back up, is verified, listed, then deleted after a confirmation.
+  await openNav('Backups');
+  await page.getByLabel('Backup file (.tar.gz)').setInputFiles(downloaded);
+  await page.getByRole('button', { name: 'Upload backup' }).click();
+  await notice().filter({ hasText: /Uploaded and verified as backup_/ }).waitFor({ timeout: 60_000 });
+  const uploaded = page.locator('tr[data-backup]').filter({ hasText: 'uploaded' });
+  await uploaded.waitFor();
+  await uploaded.getByRole('button', { name: /^Delete/ }).click();
+  await dialog().getByRole('button', { name: 'Delete backup' }).click();
+  await notice().filter({ hasText: /Backup backup_.* deleted\./ }).waitFor();
+  assert.equal(await page.locator('tr[data-backup]').filter({ hasText: 'uploaded' }).count(), 0);
+  await page.locator('table').getByText('BACKUP_DELETED').first().waitFor();
 });
 
 step('admin: users; an API error in words; a member sees no admin pages; logout', async () => {
@@ -356,6 +371,11 @@ step('360 px wide: no sideways scrolling, menus still reachable', async () => {
   await heading().filter({ hasText: 'Alpha Two' }).waitFor();
   await shot('group-360');
   await page.setViewportSize(DESKTOP);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(`${server.base}/`);
+  await page.locator('li[data-group="Alpha Two"]').waitFor();
+  await shot('groups-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
   await logout();
 });
 
