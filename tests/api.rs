@@ -1678,12 +1678,20 @@ async fn unknown_routes_wrong_methods_and_big_bodies() {
     let s = TestServer::start().await;
     let t = s.admin_token().await;
 
+    // SPEC §10: non-API paths serve the web application, so it can be bookmarked.
+    for p in ["/", "/nope"] {
+        let (status, body) = s.get_text(p).await;
+        assert_eq!(status, StatusCode::OK, "GET {p}");
+        assert!(
+            body.contains("<html"),
+            "GET {p} serves the app: {body:.200}"
+        );
+    }
+
     for p in [
         "/api/nope",
         "/api/groups/a/b/c",
-        "/nope",
         "/api",
-        "/",
         "/api/task",
         "/api/logs",
     ] {
