@@ -72,7 +72,7 @@ async fn ensure_user(
     password: String,
     role: Role,
 ) -> Result<bool, RunError> {
-    if store.gen().user(username).map_err(other)?.is_some() {
+    if store.gen().user(username).is_some() {
         return Ok(false);
     }
     let hash = api::auth::hash_blocking(password).await.map_err(other)?;
@@ -94,7 +94,7 @@ async fn ensure_user(
 
 /// First start: an `admin`; with `--demo`, the demo members.
 pub async fn seed_users(store: &Store, config: &Config) -> Result<(), RunError> {
-    if !store.gen().has_users().map_err(other)? {
+    if !store.gen().has_users() {
         let (password, generated) = match &config.admin_password {
             Some(p) => (p.clone(), false),
             None => (

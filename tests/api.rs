@@ -1566,10 +1566,12 @@ async fn health_and_metrics() {
             "lastEventId",
             "backup",
             "kafka",
+            "writable",
         ],
         "health",
     );
     assert_eq!(h["success"], true);
+    assert_eq!(h["writable"], true);
     assert_eq!(h["message"], "taskledger is running");
     assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(

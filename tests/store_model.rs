@@ -1,13 +1,16 @@
-//! Property test: random command sequences run through the real store (sled,
-//! group-commit writer) and through the pure in-memory model must agree — same
-//! accept/reject decisions, same events, same projections — across reopening the
-//! store, and `check` must find the store consistent at the end.
+//! Property test: random command sequences run through the real store (sled log,
+//! group-commit writer, durability barrier, checkpoints) and through the pure
+//! domain (`decide` + `State::apply` in memory, nothing persisted) must agree —
+//! same accept/reject decisions, same events, same memory image — across clean
+//! reopens (from a checkpoint), unclean ones (stale checkpoint plus log tail) and
+//! reopens without any checkpoint (full replay); `check` must find the store
+//! consistent at the end.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use taskledger::domain::memory::MemState;
+use taskledger::domain::state::State as MemState;
 use taskledger::domain::{decide, Command, Role, Status};
 use taskledger::metrics::Metrics;
 use taskledger::store::{replay, Store, WriteError};
@@ -16,7 +19,12 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 enum Op {
     Cmd(Command),
+    /// Clean close (writes a checkpoint) and open.
     Reopen,
+    /// Drop without closing: the next open starts from an older checkpoint, if any.
+    Abandon,
+    /// Delete the checkpoint, then reopen: a full replay.
+    ForgetCheckpoint,
 }
 
 fn gid(n: u8) -> Uuid {
@@ -123,6 +131,8 @@ fn op() -> impl Strategy<Value = Op> {
             if_absent: false,
         })),
         Just(Op::Reopen),
+        Just(Op::Abandon),
+        Just(Op::ForgetCheckpoint),
     ]
 }
 
@@ -130,48 +140,24 @@ fn open(dir: &Path) -> Store {
     Store::open(dir, Arc::new(Metrics::new())).expect("store opens")
 }
 
-/// The store's projections, read back through its read API, equal the model.
+/// The store's published memory image equals the model, and its read API agrees.
 fn assert_same(store: &Store, model: &MemState) {
-    let gen = store.gen();
-    let groups = gen.groups().unwrap();
-    let mut model_groups: Vec<_> = model.groups.values().cloned().collect();
-    model_groups.sort_by_key(|g| g.created_seq);
-    assert_eq!(groups, model_groups);
+    let snap = store.gen();
+    assert_eq!(&snap.state, model);
+    let groups = snap.groups();
+    assert_eq!(groups.len() as u64, model.counts().groups);
     for g in &groups {
-        let tasks = gen.tasks_of_group(g.id).unwrap();
-        let mut want: Vec<_> = model
-            .tasks
-            .values()
-            .filter(|t| t.group_id == g.id)
-            .cloned()
-            .collect();
-        want.sort_by_key(|t| t.created_seq);
-        assert_eq!(tasks, want);
-        for t in &tasks {
-            let comments = gen.comments(t.id).unwrap();
-            assert_eq!(&comments, model.comments.get(&t.id).unwrap_or(&Vec::new()));
+        for t in snap.tasks_of_group(g.id) {
+            assert_eq!(t.group_id, g.id);
+            assert_eq!(snap.comments(t.id).len(), model.comment_count(t.id));
         }
     }
-    for t in model.tasks.values() {
-        assert_eq!(gen.task(t.id).unwrap().as_ref(), Some(t));
-    }
-    // Nothing beyond the model either (orphans are invisible through the indexes).
-    let counts = replay::counts(&gen).unwrap();
-    let comments: usize = model.comments.values().map(Vec::len).sum();
-    assert_eq!(
-        (counts.groups, counts.tasks, counts.comments, counts.users),
-        (
-            model.groups.len() as u64,
-            model.tasks.len() as u64,
-            comments as u64,
-            model.users.len() as u64
-        )
-    );
-    let users = gen.users().unwrap();
-    assert_eq!(users.len(), model.users.len());
-    for u in users {
-        assert_eq!(model.users.get(&u.username), Some(&u));
-    }
+}
+
+fn checkpoint_of(dir: &Path) -> std::path::PathBuf {
+    let current = std::fs::read_to_string(dir.join("CURRENT")).unwrap();
+    dir.join(format!("gen-{}", current.trim()))
+        .join("checkpoint")
 }
 
 proptest! {
@@ -192,13 +178,25 @@ proptest! {
                     store = open(dir.path());
                     assert_same(&store, &model);
                 }
+                Op::Abandon => {
+                    drop(store);
+                    store = open(dir.path());
+                    assert_same(&store, &model);
+                }
+                Op::ForgetCheckpoint => {
+                    store.close();
+                    drop(store);
+                    let _ = std::fs::remove_file(checkpoint_of(dir.path()));
+                    store = open(dir.path());
+                    assert_same(&store, &model);
+                }
                 Op::Cmd(cmd) => {
                     let expected = decide(&model, cmd.clone());
                     let got = rt.block_on(store.execute("tester", cmd));
                     match (expected, got) {
                         (Ok(events), Ok(out)) => {
                             let gen = store.gen();
-                            let stored: Vec<_> = gen.events(seq + 1, out.last_seq).map(|r| r.unwrap()).collect();
+                            let stored: Vec<_> = gen.gen.events(seq + 1, out.last_seq).map(|r| r.unwrap()).collect();
                             let kinds: Vec<_> = stored.iter().map(|(_, se)| se.event.clone()).collect();
                             prop_assert_eq!(kinds, events);
                             for (s, se) in &stored {
@@ -213,15 +211,19 @@ proptest! {
             }
         }
         assert_same(&store, &model);
-        let problems = replay::check(&store.gen()).unwrap();
-        prop_assert!(problems.is_empty(), "{:?}", problems);
         store.close();
+        drop(store);
+        let gen = taskledger::store::open_offline(dir.path()).unwrap();
+        let (problems, fresh) = replay::check(&gen, None).unwrap();
+        prop_assert!(problems.is_empty(), "{:?}", problems);
+        prop_assert_eq!(&fresh, &model);
     }
 }
 
-/// `rebuild` reproduces byte-identical projections, and `check` notices tampering.
+/// `rebuild` writes a checkpoint a start then uses; `check` notices a gap and a
+/// log that ends before its checkpoint; a store whose log lost its tail refuses to open.
 #[test]
-fn rebuild_restores_and_check_detects_damage() {
+fn rebuild_and_check_detect_damage() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -259,22 +261,43 @@ fn rebuild_restores_and_check_detects_damage() {
             .await
             .unwrap();
     });
-    let gen = store.gen();
-    assert!(replay::check(&gen).unwrap().is_empty());
-    // Damage a projection: check must see it, rebuild must repair it.
-    let key = taskledger::store::keys::id(taskledger::store::keys::TASK, tid(3));
-    gen.tree().remove(key).unwrap();
-    let problems = replay::check(&gen).unwrap();
-    assert_eq!(problems.len(), 1, "{problems:?}");
+    store.close();
+    drop(store);
+    let gen = taskledger::store::open_offline(dir.path()).unwrap();
     let counts = replay::rebuild(&gen).unwrap();
     assert_eq!((counts.events, counts.groups, counts.tasks), (7, 1, 4));
-    assert!(replay::check(&gen).unwrap().is_empty());
+    assert!(checkpoint_of(dir.path()).exists());
+    let (problems, _) = replay::check(&gen, None).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    // The last event vanishes (a lost tail): the checkpoint at 7 gives it away.
+    let last = gen.db.pop_max().unwrap().unwrap();
+    let (problems, _) = replay::check(&gen, None).unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("log ends at event 6 but event 7 was acknowledged")),
+        "{problems:?}"
+    );
+    // The same, kept only by the high-water mark.
+    std::fs::remove_file(checkpoint_of(dir.path())).unwrap();
+    let (problems, _) = replay::check(&gen, Some(7)).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
     // A gap in the log is reported.
-    gen.tree()
-        .remove(taskledger::store::keys::event(3))
-        .unwrap();
-    let problems = replay::check(&gen).unwrap();
+    gen.db.insert(last.0, last.1).unwrap();
+    let key3: Vec<u8> = std::iter::once(b'E').chain(3u64.to_be_bytes()).collect();
+    let third = gen.db.remove(&key3).unwrap().unwrap();
+    let (problems, _) = replay::check(&gen, None).unwrap();
     assert!(problems.iter().any(|p| p.contains("gap")), "{problems:?}");
+    gen.db.insert(&key3, third).unwrap();
+    gen.db.flush().unwrap();
     drop(gen);
-    store.close();
+    // A start refuses a store whose log lost events the mark says were acknowledged.
+    let gen = taskledger::store::open_offline(dir.path()).unwrap();
+    gen.db.pop_max().unwrap();
+    gen.db.flush().unwrap();
+    drop(gen);
+    match Store::open(dir.path(), Arc::new(Metrics::new())) {
+        Err(e) => assert!(e.to_string().contains("was acknowledged"), "{e}"),
+        Ok(_) => panic!("a store that lost its tail opened"),
+    }
 }

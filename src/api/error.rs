@@ -27,6 +27,8 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("insufficient storage")]
+    InsufficientStorage,
     /// Detail for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -49,6 +51,7 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 return error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
@@ -71,9 +74,10 @@ impl From<DomainError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::Domain(d) => d.into(),
+            WriteError::Domain(ref d) => d.clone().into(),
             WriteError::Closed => ApiError::Unavailable("server is shutting down".into()),
-            WriteError::Storage(s) => ApiError::Internal(s),
+            WriteError::ReadOnly => ApiError::Unavailable(e.to_string()),
+            WriteError::NoSpace => ApiError::InsufficientStorage,
         }
     }
 }

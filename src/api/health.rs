@@ -24,6 +24,7 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
         "lastEventId": durable.seq,
         "backup": backup,
         "kafka": app.relay.snapshot(durable.seq),
+        "writable": app.store.writable(),
     }))
 }
 

@@ -89,7 +89,7 @@ pub async fn groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl 
     let groups: Vec<_> = app
         .store
         .gen()
-        .group_summaries()?
+        .group_summaries()
         .into_iter()
         .map(|(id, s)| {
             json!({"group_id": id.to_string(), "group_name": s.name, "log_count": s.count, "last_activity": fmt_ms(s.last_ms)})
@@ -127,7 +127,7 @@ pub async fn group_tasks(
         Ok(gid) => app
             .store
             .gen()
-            .task_summaries(gid)?
+            .task_summaries(gid)
             .into_iter()
             .map(|(tid, s)| {
                 json!({"task_id": tid.to_string(), "task_name": s.name, "log_count": s.count, "last_activity": fmt_ms(s.last_ms)})

@@ -14,7 +14,7 @@ use super::input::{parse_id, JsonObject, PathId};
 use crate::app::AppState;
 use crate::domain::time::fmt_ms;
 use crate::domain::{Command, CommentRec, GroupRec, TaskRec};
-use crate::store::Gen;
+use crate::store::Snapshot as Gen;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,7 +76,7 @@ pub struct GroupView {
 
 fn task_view(gen: &Gen, t: TaskRec) -> ApiResult<TaskView> {
     let comments: Vec<CommentView> = gen
-        .comments(t.id)?
+        .comments(t.id)
         .into_iter()
         .map(CommentView::from)
         .collect();
@@ -89,7 +89,7 @@ fn task_view(gen: &Gen, t: TaskRec) -> ApiResult<TaskView> {
 
 fn group_view(gen: &Gen, g: GroupRec) -> ApiResult<GroupView> {
     let tasks = gen
-        .tasks_of_group(g.id)?
+        .tasks_of_group(g.id)
         .into_iter()
         .map(|t| task_view(gen, t))
         .collect::<ApiResult<Vec<_>>>()?;
@@ -107,7 +107,7 @@ fn group_view(gen: &Gen, g: GroupRec) -> ApiResult<GroupView> {
 pub async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl IntoResponse> {
     let gen = app.store.gen();
     let groups = gen
-        .groups()?
+        .groups()
         .into_iter()
         .map(|g| group_view(&gen, g))
         .collect::<ApiResult<Vec<_>>>()?;
@@ -122,7 +122,7 @@ pub async fn get_group(
     let id = parse_id(&id, "group")?;
     let gen = app.store.gen();
     let g = gen
-        .group(id)?
+        .group(id)
         .ok_or_else(|| ApiError::NotFound("group not found".into()))?;
     Ok(Json(
         json!({"success": true, "group": group_view(&gen, g)?}),
@@ -227,7 +227,7 @@ pub async fn get_task(
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
     let t = gen
-        .task(id)?
+        .task(id)
         .ok_or_else(|| ApiError::NotFound("task not found".into()))?;
     Ok(Json(json!({"success": true, "task": task_view(&gen, t)?})))
 }
@@ -309,11 +309,11 @@ pub async fn list_comments(
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
-    if gen.task(id)?.is_none() {
+    if gen.task(id).is_none() {
         return Err(ApiError::NotFound("task not found".into()));
     }
     let comments: Vec<CommentView> = gen
-        .comments(id)?
+        .comments(id)
         .into_iter()
         .map(CommentView::from)
         .collect();

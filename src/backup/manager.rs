@@ -136,15 +136,8 @@ pub fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupView> {
 
 /// The live generation with its durable end, consistent with each other.
 pub fn durable_prefix(app: &App) -> (Arc<Gen>, u64) {
-    loop {
-        let gen = app.store.gen();
-        let d = *app.store.durable().borrow();
-        if d.gen == gen.id {
-            return (gen, d.seq);
-        }
-        // A swap is between storing the generation and publishing its watermark.
-        std::thread::yield_now();
-    }
+    let snap = app.store.gen();
+    (snap.gen.clone(), snap.last_seq())
 }
 
 /// Creates a backup; the caller must hold `app.backups.busy`.

@@ -1,6 +1,7 @@
-//! Restore: verify a backup completely by replaying it into a scratch generation,
-//! write a pre-restore backup of the current state, then swap the scratch
-//! generation in between two write batches. Any failure leaves the live store as it was.
+//! Restore: verify a backup completely while writing it as the next generation's
+//! log and building its memory image, write a pre-restore backup of the current
+//! state, then swap log + image in between two write batches. Any failure leaves
+//! the live store as it was.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use super::manager::{audit, durable_prefix, write_backup, PRE_RESTORE};
 use super::{blocking, BackupError};
 use crate::app::AppState;
 use crate::domain::canonical::from_canonical;
+use crate::domain::state::State;
 use crate::store::{replay, retire_gen, Gen, Store, SwapError};
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -31,10 +33,11 @@ pub struct RestoreReport {
     pub safety_backup: String,
 }
 
-/// Verifies `path` fully and replays it into `tree` (blocking). The tree holds
-/// junk if this fails; the caller throws it away.
-pub fn verify_into(path: &Path, tree: &sled::Tree) -> Result<Manifest, BackupError> {
-    let mut importer = replay::Importer::new(tree);
+/// Verifies `path` fully and replays it into a memory image, writing its log into
+/// `gen` when given (blocking). `gen` holds junk if this fails; the caller throws
+/// it away.
+pub fn verify_into(path: &Path, gen: Option<&Gen>) -> Result<(Manifest, State), BackupError> {
+    let mut importer = replay::Importer::new(gen);
     let verified = archive::verify_archive(path, &Limits::default(), |line, id, bytes| {
         let (seq, se) =
             from_canonical(bytes).map_err(|e| format!("events.ndjson line {line}: {e}"))?;
@@ -45,19 +48,25 @@ pub fn verify_into(path: &Path, tree: &sled::Tree) -> Result<Manifest, BackupErr
             .push(seq, se)
             .map_err(|e| format!("events.ndjson line {line}: {e}"))
     })?;
-    importer
+    let state = importer
         .finish()
         .map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
-    Ok(verified.manifest)
+    Ok((verified.manifest, state))
 }
 
-/// Verifies a file as restore would, in a throwaway store (blocking).
+/// Verifies a file as restore would, replaying into a scratch memory image (blocking).
 pub fn verify_file(path: &Path) -> Result<Manifest, BackupError> {
-    let scratch = sled::Config::new()
-        .temporary(true)
-        .open()
-        .map_err(crate::store::StoreError::from)?;
-    verify_into(path, &scratch)
+    verify_into(path, None).map(|(m, _)| m)
+}
+
+fn restored(state: &State) -> Restored {
+    let c = state.counts();
+    Restored {
+        events: c.events,
+        groups: c.groups,
+        tasks: c.tasks,
+        comments: c.comments,
+    }
 }
 
 fn swap_error(e: SwapError) -> BackupError {
@@ -103,7 +112,7 @@ async fn restore_locked(
     // 1. Verify everything by building the new generation aside.
     let scratch = app.store.prepare_gen()?;
     let p = path.clone();
-    let (scratch, manifest) = blocking(move || match verify_into(&p, scratch.tree()) {
+    let (scratch, (manifest, image)) = blocking(move || match verify_into(&p, Some(&scratch)) {
         Ok(m) => Ok((scratch, m)),
         Err(e) => {
             Store::discard_gen(scratch);
@@ -134,11 +143,11 @@ async fn restore_locked(
             return Err(swap_error(e));
         }
     };
-    let safety = if ex.seq == upto && ex.gen.id == gen_id {
+    let safety = if ex.snapshot.last_seq() == upto && ex.snapshot.id() == gen_id {
         first
     } else {
         let _ = std::fs::remove_file(&first.path);
-        let (g, s, d) = (ex.gen.clone(), ex.seq, dir.clone());
+        let (g, s, d) = (ex.snapshot.gen.clone(), ex.snapshot.last_seq(), dir.clone());
         match blocking(move || write_backup(&g, s, &d, PRE_RESTORE, Some(PRE_RESTORE))).await {
             Ok(w) => w,
             Err(e) => {
@@ -161,21 +170,13 @@ async fn restore_locked(
         json!({"kind": PRE_RESTORE, "events": safety.manifest.events, "size": safety.size}),
     );
     // 4. The swap, announced to the Kafka relay first so a crash cannot lose the notice.
-    let new_last = scratch.last_seq()?;
-    crate::mirror::note_restore(app, scratch.id, &name, new_last);
-    let scratch = Arc::new(scratch);
-    match ex.swap(scratch.clone()).await {
+    crate::mirror::note_restore(app, scratch.id, &name, image.seq);
+    let restored = restored(&image);
+    match ex.swap(Arc::new(scratch), image).await {
         Ok(Ok(old)) => retire_gen(old),
         Ok(Err(e)) => return Err(swap_error(e)),
         Err(_) => return Err(swap_error(SwapError::Closed)),
     }
-    let counts = replay::counts(&scratch)?;
-    let restored = Restored {
-        events: counts.events,
-        groups: counts.groups,
-        tasks: counts.tasks,
-        comments: counts.comments,
-    };
     audit(
         app,
         "BACKUP_RESTORED",
@@ -201,14 +202,14 @@ pub fn restore_offline(
     file: &Path,
 ) -> Result<(RestoreReport, Gen), BackupError> {
     let live = crate::store::open_offline(data_dir)?;
-    let next = crate::store::next_gen_offline(data_dir, live.id)?;
-    match verify_into(file, next.tree()) {
-        Ok(_) => {}
+    let next = crate::store::next_gen(data_dir, live.id)?;
+    let image = match verify_into(file, Some(&next)) {
+        Ok((_, image)) => image,
         Err(e) => {
             Store::discard_gen(next);
             return Err(e);
         }
-    }
+    };
     let upto = live.last_seq()?;
     let safety = match write_backup(&live, upto, backup_dir, PRE_RESTORE, Some(PRE_RESTORE)) {
         Ok(w) => w,
@@ -217,24 +218,19 @@ pub fn restore_offline(
             return Err(e);
         }
     };
-    next.db.flush().map_err(crate::store::StoreError::from)?;
+    // The next start reads this image instead of replaying the restored log.
+    crate::store::checkpoint::write(&next.dir, next.id, &image)?;
     crate::store::write_current(data_dir, next.id)?;
     let old_dir = live.dir.clone();
     drop(live);
     let _ = std::fs::remove_dir_all(old_dir);
-    let counts = replay::counts(&next)?;
     Ok((
         RestoreReport {
             backup: file
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default(),
-            restored: Restored {
-                events: counts.events,
-                groups: counts.groups,
-                tasks: counts.tasks,
-                comments: counts.comments,
-            },
+            restored: restored(&image),
             safety_backup: safety
                 .path
                 .file_name()

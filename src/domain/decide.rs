@@ -300,8 +300,8 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
 mod tests {
     //! Given these events, when this command, then these events or this error.
     use super::*;
-    use crate::domain::memory::MemState;
     use crate::domain::model::{Role, Status};
+    use crate::domain::state::State as MemState;
 
     fn id(n: u128) -> Uuid {
         Uuid::from_u128(n)

@@ -8,8 +8,8 @@ pub mod command;
 pub mod decide;
 pub mod describe;
 pub mod event;
-pub mod memory;
 pub mod model;
+pub mod state;
 pub mod time;
 
 pub use command::Command;

@@ -337,13 +337,13 @@ impl Relay {
 
     async fn publish_batch(&mut self, gen: u64, durable_seq: u64) -> Result<(), String> {
         let live = self.app.store.gen();
-        if live.id != gen {
+        if live.id() != gen {
             return Ok(()); // a swap is in progress; the next round sees it
         }
         let from = self.cursor + 1;
         let to = durable_seq.min(self.cursor + BATCH);
         let events = tokio::task::spawn_blocking(move || {
-            live.events(from, to).collect::<Result<Vec<_>, _>>()
+            live.gen.events(from, to).collect::<Result<Vec<_>, _>>()
         })
         .await
         .map_err(|e| e.to_string())?

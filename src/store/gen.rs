@@ -1,28 +1,52 @@
-//! A generation: one sled database holding the log and its projections. The live
-//! store is one generation; a restore builds the next one aside and swaps it in.
-//! Every read path of the API lives here and never touches the writer.
+//! A generation's event log: one sled database, one key per event (`E` + the
+//! big-endian sequence), nothing else. Projections live in memory
+//! ([`crate::domain::state::State`]); a restore builds the next generation aside and
+//! swaps it in. This module owns the durability barrier: sled's `flush` followed by
+//! an fdatasync of sled's data file.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-use uuid::Uuid;
-
-use super::keys::{self, *};
-use super::projection::LogSummary;
 use super::StoreError;
-use crate::domain::{CommentRec, GroupRec, StoredEvent, TaskRec, UserRec};
+use crate::domain::StoredEvent;
 
-/// sled's page cache; the default (1 GiB) would blow the memory budget.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache. The log is read sequentially at start and by sequence for
+/// activity pages; a small cache is enough and keeps RSS down.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+const EVENT: u8 = b'E';
+
+pub(crate) fn event_key(seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = EVENT;
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn seq_of_key(k: &[u8]) -> Option<u64> {
+    if k.len() == 9 && k[0] == EVENT {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&k[1..]);
+        Some(u64::from_be_bytes(b))
+    } else {
+        None
+    }
+}
 
 pub struct Gen {
     pub id: u64,
     pub dir: PathBuf,
     pub db: sled::Db,
+    /// sled's data file, opened once: the target of the fdatasync barrier.
+    data_file: File,
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    bincode::deserialize(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable record: {e}")))
+pub(crate) fn decode_event(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
+    bincode::deserialize(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable event: {e}")))
+}
+
+pub(crate) fn encode_event(se: &StoredEvent) -> Vec<u8> {
+    bincode::serialize(se).expect("plain records always serialize with bincode")
 }
 
 /// Opens a sled db, waiting out the moments after a close in this same process
@@ -49,42 +73,40 @@ pub fn open_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
 
 impl Gen {
     pub fn open(id: u64, dir: &Path) -> Result<Gen, StoreError> {
-        Self::open_with_cache(id, dir, CACHE_BYTES)
-    }
-
-    /// Offline bulk work (rebuild, check) runs alone and is faster with a larger cache.
-    pub fn open_with_cache(id: u64, dir: &Path, cache: u64) -> Result<Gen, StoreError> {
-        let db = open_db(dir, cache)?;
+        let db = open_db(dir, CACHE_BYTES)?;
+        drop_legacy_keys(&db)?;
+        let data_file = File::open(dir.join("db"))?;
         Ok(Gen {
             id,
             dir: dir.to_path_buf(),
             db,
+            data_file,
         })
     }
 
-    pub fn tree(&self) -> &sled::Tree {
-        &self.db
+    /// The durability barrier: sled writes its buffers (its `flush` only calls
+    /// `sync_file_range` on Linux), then the data file is fdatasync'd so the
+    /// device cache and the file size are on stable storage too.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        Ok(())
     }
 
-    /// The sequence of the last event in the log (0 when empty).
+    /// The sequence of the last event in the log (0 when empty). May be ahead of
+    /// what is durable while a batch is being synced: readers use the snapshot.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
-        let last = self
-            .db
-            .range(keys::event(0)..=keys::event(u64::MAX))
-            .next_back();
-        match last {
+        match self.db.last()? {
             None => Ok(0),
-            Some(r) => {
-                let (k, _) = r?;
-                keys::seq_of_event_key(&k)
-                    .ok_or_else(|| StoreError::Corrupt("bad event key".into()))
+            Some((k, _)) => {
+                seq_of_key(&k).ok_or_else(|| StoreError::Corrupt("bad event key".into()))
             }
         }
     }
 
     pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        match self.db.get(keys::event(seq))? {
-            Some(v) => Ok(Some(decode(&v)?)),
+        match self.db.get(event_key(seq))? {
+            Some(v) => Ok(Some(decode_event(&v)?)),
             None => Ok(None),
         }
     }
@@ -95,151 +117,68 @@ impl Gen {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<(u64, StoredEvent), StoreError>> + '_ {
-        self.db.range(keys::event(from)..=keys::event(to)).map(|r| {
-            let (k, v) = r?;
-            let seq = keys::seq_of_event_key(&k)
-                .ok_or_else(|| StoreError::Corrupt("bad event key".into()))?;
-            Ok((seq, decode(&v)?))
+        self.raw_events(from, to).map(|r| {
+            let (seq, v) = r?;
+            Ok((seq, decode_event(&v)?))
         })
     }
 
-    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.db.get(key)? {
-            Some(v) => Ok(Some(decode(&v)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
-        self.db
-            .scan_prefix(prefix)
-            .map(|r| {
-                let (_, v) = r?;
-                decode(&v)
-            })
-            .collect()
-    }
-
-    pub fn user(&self, username: &str) -> Result<Option<UserRec>, StoreError> {
-        self.get(&keys::user(username))
-    }
-
-    pub fn users(&self) -> Result<Vec<UserRec>, StoreError> {
-        let mut us: Vec<UserRec> = self.scan(&[USER])?;
-        us.sort_by_key(|u| u.created_ms);
-        Ok(us)
-    }
-
-    pub fn has_users(&self) -> Result<bool, StoreError> {
-        Ok(self.db.scan_prefix([USER]).next().transpose()?.is_some())
-    }
-
-    pub fn group(&self, id: Uuid) -> Result<Option<GroupRec>, StoreError> {
-        self.get(&keys::id(GROUP, id))
-    }
-
-    /// Oldest first.
-    pub fn groups(&self) -> Result<Vec<GroupRec>, StoreError> {
-        let mut gs: Vec<GroupRec> = self.scan(&[GROUP])?;
-        gs.sort_by_key(|g| g.created_seq);
-        Ok(gs)
-    }
-
-    pub fn task(&self, id: Uuid) -> Result<Option<TaskRec>, StoreError> {
-        self.get(&keys::id(TASK, id))
-    }
-
-    /// Tasks of a group, oldest first.
-    pub fn tasks_of_group(&self, group: Uuid) -> Result<Vec<TaskRec>, StoreError> {
-        let mut out = Vec::new();
-        for r in self.db.scan_prefix(keys::id(GROUP_TASK, group)) {
-            let (_, v) = r?;
-            let tid =
-                Uuid::from_slice(&v).map_err(|_| StoreError::Corrupt("bad task index".into()))?;
-            // A missing task behind an index entry would be a projection bug; skip, `check` reports it.
-            if let Some(t) = self.task(tid)? {
-                out.push(t);
-            }
-        }
-        Ok(out)
-    }
-
-    pub fn count_tasks_of_group(&self, group: Uuid) -> usize {
-        self.db.scan_prefix(keys::id(GROUP_TASK, group)).count()
-    }
-
-    /// Comments of a task, oldest first.
-    pub fn comments(&self, task: Uuid) -> Result<Vec<CommentRec>, StoreError> {
-        self.scan(&keys::id(COMMENT, task))
-    }
-
-    pub fn comment_at(&self, task: Uuid, seq: u64) -> Result<Option<CommentRec>, StoreError> {
-        self.get(&keys::id_seq(COMMENT, task, seq))
-    }
-
-    /// Newest first, strictly before `before` when given.
-    fn logs(
+    /// Events `from..=to` as stored bytes.
+    pub fn raw_events(
         &self,
-        prefix: u8,
-        id: Uuid,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
-        let lo = keys::id_seq(prefix, id, 0);
-        let hi = keys::id_seq(prefix, id, before.unwrap_or(u64::MAX));
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for r in self.db.range(lo..hi).rev().take(limit) {
-            let (k, _) = r?;
-            let seq = keys::trailing_seq(&k)
-                .ok_or_else(|| StoreError::Corrupt("bad log index".into()))?;
-            match self.event(seq)? {
-                Some(e) => out.push((seq, e)),
-                None => {
-                    return Err(StoreError::Corrupt(format!(
-                        "log index points at missing event {seq}"
-                    )))
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    pub fn group_logs(
-        &self,
-        g: Uuid,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
-        self.logs(LOG_GROUP, g, before, limit)
-    }
-
-    pub fn task_logs(
-        &self,
-        t: Uuid,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
-        self.logs(LOG_TASK, t, before, limit)
-    }
-
-    pub fn group_summaries(&self) -> Result<Vec<(Uuid, LogSummary)>, StoreError> {
-        self.summaries(&[SUM_GROUP])
-    }
-
-    pub fn task_summaries(&self, g: Uuid) -> Result<Vec<(Uuid, LogSummary)>, StoreError> {
-        self.summaries(&keys::id(SUM_TASK, g))
-    }
-
-    fn summaries(&self, prefix: &[u8]) -> Result<Vec<(Uuid, LogSummary)>, StoreError> {
-        let mut out = Vec::new();
-        for r in self.db.scan_prefix(prefix) {
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), StoreError>> + '_ {
+        self.db.range(event_key(from)..=event_key(to)).map(|r| {
             let (k, v) = r?;
-            let id = keys::trailing_id(&k)
-                .ok_or_else(|| StoreError::Corrupt("bad summary key".into()))?;
-            out.push((id, decode::<LogSummary>(&v)?));
-        }
-        // Most recently active first: what a user scanning activity wants.
-        out.sort_by_key(|(_, s)| std::cmp::Reverse(s.last_ms));
-        Ok(out)
+            let seq = seq_of_key(&k).ok_or_else(|| StoreError::Corrupt("bad event key".into()))?;
+            Ok((seq, v))
+        })
     }
+
+    /// Adds encoded events to sled's memory (not yet durable: see [`Gen::sync`]).
+    pub fn append(&self, events: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (seq, bytes) in events {
+            b.insert(&event_key(*seq), bytes.as_slice());
+        }
+        self.db.apply_batch(b)?;
+        Ok(())
+    }
+
+    /// Bytes sled reports for the data dir of this generation.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// Earlier versions kept projections in the same tree under other one-byte
+/// prefixes; they are derived data, so they simply go.
+fn drop_legacy_keys(db: &sled::Db) -> Result<(), StoreError> {
+    let mut legacy = Vec::new();
+    for r in db.range(..event_key(0).to_vec()) {
+        legacy.push(r?.0);
+    }
+    for r in db.range(event_key(u64::MAX).to_vec()..) {
+        let (k, _) = r?;
+        if k.as_ref() != event_key(u64::MAX) {
+            legacy.push(k);
+        }
+    }
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        keys = legacy.len(),
+        "dropping projections stored by an earlier version (they live in memory now)"
+    );
+    for chunk in legacy.chunks(10_000) {
+        let mut b = sled::Batch::default();
+        for k in chunk {
+            b.remove(k.clone());
+        }
+        db.apply_batch(b)?;
+    }
+    db.flush()?;
+    Ok(())
 }

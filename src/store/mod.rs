@@ -1,21 +1,24 @@
-//! Storage: the sled event log with its projections (one generation at a time),
-//! the group-commit writer, the meta database, and the LOCK file.
+//! Storage: the sled event log (one generation at a time) with its memory image,
+//! the group-commit writer and its durability barrier, the marks and checkpoints
+//! that guard against a lost tail, the meta database, and the LOCK file.
 //!
 //! Layout of the data dir:
 //! ```text
 //! storage/LOCK          pid and host of the owner
 //! storage/CURRENT       id of the live generation
-//! storage/gen-<id>/     sled: the log and every projection (one tree)
+//! storage/MARK          generation and last durable sequence (high-water mark)
+//! storage/gen-<id>/     sled: the log, one key per event
+//! storage/gen-<id>/checkpoint   the memory image at some sequence (gzip'd bincode)
 //! storage/meta/         sled: sessions, backup audit, Kafka cursor (survive restores)
 //! ```
 
+pub mod checkpoint;
 pub mod gen;
-pub mod keys;
 pub mod lock;
+pub mod mark;
 pub mod meta;
-pub mod overlay;
-pub mod projection;
 pub mod replay;
+pub mod snapshot;
 pub mod writer;
 
 use std::fs;
@@ -27,7 +30,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use gen::Gen;
 pub use meta::Meta;
-pub use writer::{Durable, Outcome, SwapError, WriteError};
+pub use snapshot::Snapshot;
+pub use writer::{Durable, Exclusive, Health, Outcome, SwapError, WriteError};
 
 use crate::domain::Command;
 use crate::metrics::Metrics;
@@ -40,6 +44,10 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    #[error(
+        "log ends at event {have} but event {acked} was acknowledged; restore the newest backup"
+    )]
+    LostTail { have: u64, acked: u64 },
 }
 
 /// Bound on queued commands: beyond it callers wait, which is the backpressure.
@@ -47,15 +55,14 @@ const QUEUE: usize = 8192;
 
 pub struct Store {
     data_dir: PathBuf,
-    live: Arc<ArcSwap<Gen>>,
+    shared: Arc<writer::Shared>,
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     durable: watch::Receiver<Durable>,
     pub meta: Meta,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-pub use writer::Exclusive;
-use writer::{ExclusiveReq, Msg, SwapReq, WriteReq};
+use writer::{ExclusiveReq, Msg, WriteReq};
 
 fn gen_dir(data_dir: &Path, id: u64) -> PathBuf {
     data_dir.join(format!("gen-{id}"))
@@ -101,17 +108,19 @@ pub(crate) fn write_current(data_dir: &Path, id: u64) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Opens the live generation alone, for offline commands (rebuild, check).
+/// Opens the live generation alone, for offline commands (rebuild, check, restore).
 pub fn open_offline(data_dir: &Path) -> Result<Gen, StoreError> {
     let id = current_gen(data_dir)?;
-    Gen::open_with_cache(id, &gen_dir(data_dir, id), OFFLINE_CACHE_BYTES)
+    Gen::open(id, &gen_dir(data_dir, id))
 }
 
-/// sled's cache for offline commands, which have the machine to themselves.
-pub const OFFLINE_CACHE_BYTES: u64 = 512 * 1024 * 1024;
+/// The high-water mark recorded for generation `gen`, if any.
+pub fn recorded_mark(data_dir: &Path, gen: u64) -> Option<u64> {
+    mark::read(data_dir).and_then(|(g, s)| (g == gen).then_some(s))
+}
 
-/// A fresh generation directory next to `live_id`, for the offline restore.
-pub fn next_gen_offline(data_dir: &Path, live_id: u64) -> Result<Gen, StoreError> {
+/// A fresh generation directory next to `live_id`.
+pub fn next_gen(data_dir: &Path, live_id: u64) -> Result<Gen, StoreError> {
     let mut id = live_id + 1;
     while gen_dir(data_dir, id).exists() {
         id += 1;
@@ -121,16 +130,42 @@ pub fn next_gen_offline(data_dir: &Path, live_id: u64) -> Result<Gen, StoreError
 
 impl Store {
     pub fn open(data_dir: &Path, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
+        let started = std::time::Instant::now();
         let id = current_gen(data_dir)?;
         let gen = Gen::open(id, &gen_dir(data_dir, id))?;
+        let (state, loaded) = replay::load(&gen)?;
+        if let Some(acked) = recorded_mark(data_dir, id) {
+            if acked > state.seq {
+                return Err(StoreError::LostTail {
+                    have: state.seq,
+                    acked,
+                });
+            }
+        }
+        tracing::info!(events = state.seq, from = ?loaded, ms = started.elapsed().as_millis() as u64, "memory image built");
         let meta = Meta::open(&data_dir.join("meta"))?;
-        let live = Arc::new(ArcSwap::from_pointee(gen));
+        let snap = Arc::new(Snapshot {
+            gen: Arc::new(gen),
+            state,
+        });
         let (tx, rx) = mpsc::channel(QUEUE);
         let (dtx, drx) = watch::channel(Durable::default());
-        let threads = writer::spawn(data_dir.to_path_buf(), live.clone(), rx, dtx, metrics)?;
+        let shared = Arc::new(writer::Shared {
+            data_dir: data_dir.to_path_buf(),
+            live: Arc::new(ArcSwap::new(snap.clone())),
+            durable: dtx,
+            health: Arc::new(Health::default()),
+            metrics,
+            marks: mark::Marker::start(data_dir)?,
+        });
+        shared.marks.durable(&snap);
+        if loaded == replay::Loaded::Replay && snap.last_seq() > 0 {
+            shared.marks.checkpoint(snap.clone());
+        }
+        let threads = writer::spawn(shared.clone(), rx)?;
         Ok(Store {
             data_dir: data_dir.to_path_buf(),
-            live,
+            shared,
             tx: Mutex::new(Some(tx)),
             durable: drx,
             meta,
@@ -138,13 +173,19 @@ impl Store {
         })
     }
 
-    /// The live generation; hold the Arc for the whole request so it sees one state.
-    pub fn gen(&self) -> Arc<Gen> {
-        self.live.load_full()
+    /// The published (durable) state; hold the Arc for the whole request so it
+    /// sees one state.
+    pub fn gen(&self) -> Arc<Snapshot> {
+        self.shared.live.load_full()
     }
 
     pub fn durable(&self) -> watch::Receiver<Durable> {
         self.durable.clone()
+    }
+
+    /// False once a write barrier failed: writes are refused until restart.
+    pub fn writable(&self) -> bool {
+        self.shared.health.writable()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -171,11 +212,7 @@ impl Store {
 
     /// A fresh, empty generation directory for a restore to build into.
     pub fn prepare_gen(&self) -> Result<Gen, StoreError> {
-        let mut id = self.gen().id + 1;
-        while gen_dir(&self.data_dir, id).exists() {
-            id += 1;
-        }
-        Gen::open(id, &gen_dir(&self.data_dir, id))
+        next_gen(&self.data_dir, self.gen().id())
     }
 
     /// Throws away a generation that was built but not swapped in.
@@ -183,37 +220,6 @@ impl Store {
         let dir = gen.dir.clone();
         drop(gen);
         let _ = fs::remove_dir_all(dir);
-    }
-
-    /// Makes `gen` live, atomically for readers and between two write batches.
-    /// Fails with `Moved` when the log grew past `expect_last` in the meantime.
-    pub async fn swap(
-        &self,
-        gen: Gen,
-        expect_last: Option<u64>,
-    ) -> Result<(), (SwapError, Option<Gen>)> {
-        if let Err(e) = gen.db.flush() {
-            return Err((SwapError::Storage(e.to_string()), Some(gen)));
-        }
-        let gen = Arc::new(gen);
-        let tx = self.sender().ok_or((SwapError::Closed, None))?;
-        let (reply, rx) = oneshot::channel();
-        let req = SwapReq {
-            gen: gen.clone(),
-            expect_last,
-            reply,
-        };
-        if tx.send(Msg::Swap(req)).await.is_err() {
-            return Err((SwapError::Closed, Arc::into_inner(gen)));
-        }
-        match rx.await {
-            Ok(Ok(old)) => {
-                retire_gen(old);
-                Ok(())
-            }
-            Ok(Err(e)) => Err((e, Arc::into_inner(gen))),
-            Err(_) => Err((SwapError::Closed, Arc::into_inner(gen))),
-        }
     }
 
     /// Pauses the writer between batches; see [`Exclusive`].
@@ -226,7 +232,8 @@ impl Store {
         rx.await.map_err(|_| SwapError::Closed)
     }
 
-    /// Stops the writer after it has answered everything queued, then flushes.
+    /// Stops the writer after it has answered everything queued, then leaves a
+    /// checkpoint so the next start replays little.
     pub fn close(&self) {
         if let Ok(mut g) = self.tx.lock() {
             g.take();
@@ -239,9 +246,13 @@ impl Store {
         for t in threads {
             let _ = t.join();
         }
-        if let Err(e) = self.gen().db.flush() {
-            tracing::error!(error = %e, "final flush failed");
+        let snap = self.gen();
+        self.shared.marks.durable(&snap);
+        let current = checkpoint::peek_seq(&snap.gen.dir, snap.id());
+        if self.writable() && current != Some(snap.last_seq()) {
+            self.shared.marks.checkpoint(snap);
         }
+        self.shared.marks.stop();
         if let Err(e) = self.meta.flush() {
             tracing::error!(error = %e, "final meta flush failed");
         }

@@ -1,220 +1,167 @@
-//! Replaying the log: `rebuild` (drop and recompute every projection), `check`
-//! (continuity, and projections equal to a fresh replay), and the importer that
-//! builds a scratch generation from a backup.
+//! Replaying the log into the memory image: start (checkpoint + tail), `rebuild`
+//! (fresh replay, new checkpoint), `check` (continuity, marks, memory equal to a
+//! fresh replay) and the importer that restores and verifies backups.
 
-use serde::Serialize;
-
-use super::gen::Gen;
-use super::keys::{self, PROJECTIONS};
-use super::overlay::Overlay;
-use super::projection::{append, project};
+use super::checkpoint;
+use super::gen::{decode_event, encode_event, Gen};
 use super::StoreError;
+use crate::domain::state::{Counts, State};
 use crate::domain::StoredEvent;
 
-/// Events per atomic batch while replaying: large enough to amortise sled's
-/// per-batch cost, small enough to keep the overlay in a few tens of MB.
-const CHUNK: usize = 20_000;
+/// Events per sled batch while importing: amortises sled's per-batch cost while
+/// keeping the pending bytes in a few MB.
+const CHUNK: usize = 8_192;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub events: u64,
-    pub users: u64,
-    pub groups: u64,
-    pub tasks: u64,
-    pub comments: u64,
-}
-
-/// Replays a chunk onto `tree`. Replays only ever target a tree nobody reads
-/// (a scratch generation, or an offline rebuild that is simply rerun if cut
-/// short), so plain inserts serve: sled's large atomic batches are much slower
-/// and hold far more memory than its cache limit.
-fn apply_chunk(
-    tree: &sled::Tree,
-    chunk: &[(u64, StoredEvent)],
-    with_append: bool,
-) -> Result<(), StoreError> {
-    let mut ov = Overlay::new(tree);
-    for (seq, se) in chunk {
-        if with_append {
-            append(&mut ov, *seq, se);
+/// Replays `gen`'s events after `state.seq`, checking continuity.
+fn replay_onto(gen: &Gen, mut state: State) -> Result<State, StoreError> {
+    let first = state.seq + 1;
+    for (expected, r) in (first..).zip(gen.raw_events(first, u64::MAX)) {
+        let (seq, bytes) = r?;
+        if seq != expected {
+            return Err(StoreError::Corrupt(format!(
+                "log gap: event {expected} expected, found {seq}"
+            )));
         }
-        project(&mut ov, *seq, se);
+        let se =
+            decode_event(&bytes).map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
+        state.apply(seq, &se);
     }
-    if let Some(e) = ov.take_error() {
-        return Err(e.into());
-    }
-    for (k, v) in ov.into_writes() {
-        match v {
-            Some(v) => tree.insert(k, v)?,
-            None => tree.remove(k)?,
-        };
-    }
-    // sled keeps unflushed pages in memory regardless of its cache size.
-    tree.flush()?;
-    Ok(())
+    Ok(state)
 }
 
-pub fn counts(gen: &Gen) -> Result<Counts, StoreError> {
-    let n = |p: u8| gen.tree().scan_prefix([p]).count() as u64;
-    Ok(Counts {
-        events: gen.last_seq()?,
-        users: n(keys::USER),
-        groups: n(keys::GROUP),
-        tasks: n(keys::TASK),
-        comments: n(keys::COMMENT),
-    })
+/// A replay of the whole log from nothing.
+pub fn fresh(gen: &Gen) -> Result<State, StoreError> {
+    replay_onto(gen, State::default())
 }
 
-/// Drops every projection and recomputes it from the log.
+/// How the memory image was built at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// From the checkpoint at this sequence plus the log after it.
+    Checkpoint(u64),
+    /// From the whole log (no usable checkpoint).
+    Replay,
+}
+
+/// The memory image of `gen`: its checkpoint plus the log tail, or a full replay.
+pub fn load(gen: &Gen) -> Result<(State, Loaded), StoreError> {
+    let last = gen.last_seq()?;
+    if let Some(ck) = checkpoint::peek_seq(&gen.dir, gen.id) {
+        if ck > last {
+            return Err(StoreError::LostTail {
+                have: last,
+                acked: ck,
+            });
+        }
+    }
+    match checkpoint::read(&gen.dir, gen.id) {
+        Ok(state) => {
+            let at = state.seq;
+            Ok((replay_onto(gen, state)?, Loaded::Checkpoint(at)))
+        }
+        Err(why) => {
+            if checkpoint::path(&gen.dir).exists() {
+                tracing::warn!(reason = %why, "checkpoint not usable; replaying the whole log");
+            }
+            Ok((fresh(gen)?, Loaded::Replay))
+        }
+    }
+}
+
+/// Replays the whole log and writes a new checkpoint.
 pub fn rebuild(gen: &Gen) -> Result<Counts, StoreError> {
-    let tree = gen.tree();
-    for p in PROJECTIONS {
-        let keys: Vec<sled::IVec> = tree.scan_prefix([p]).keys().collect::<Result<_, _>>()?;
-        for k in keys {
-            tree.remove(k)?;
-        }
-    }
-    let mut chunk = Vec::with_capacity(CHUNK);
-    for r in gen.events(1, u64::MAX) {
-        chunk.push(r?);
-        if chunk.len() == CHUNK {
-            apply_chunk(tree, &chunk, false)?;
-            chunk.clear();
-        }
-    }
-    apply_chunk(tree, &chunk, false)?;
-    gen.db.flush()?;
-    counts(gen)
+    let state = fresh(gen)?;
+    checkpoint::write(&gen.dir, gen.id, &state)?;
+    Ok(state.counts())
 }
 
-/// Builds a generation from events given in order; checks continuity as it goes.
+/// Builds a memory image (and, given a generation, its log) from events given in
+/// order; checks continuity as it goes.
 pub struct Importer<'a> {
-    tree: &'a sled::Tree,
-    next: u64,
-    chunk: Vec<(u64, StoredEvent)>,
+    gen: Option<&'a Gen>,
+    state: State,
+    pending: Vec<(u64, Vec<u8>)>,
 }
 
 impl<'a> Importer<'a> {
-    pub fn new(tree: &'a sled::Tree) -> Importer<'a> {
+    /// `gen`: the empty generation to write the log into; `None` only verifies.
+    pub fn new(gen: Option<&'a Gen>) -> Importer<'a> {
         Importer {
-            tree,
-            next: 1,
-            chunk: Vec::with_capacity(CHUNK),
+            gen,
+            state: State::default(),
+            pending: Vec::with_capacity(if gen.is_some() { CHUNK } else { 0 }),
         }
     }
 
     pub fn push(&mut self, seq: u64, se: StoredEvent) -> Result<(), StoreError> {
-        if seq != self.next {
+        let next = self.state.seq + 1;
+        if seq != next {
             return Err(StoreError::Corrupt(format!(
-                "event {} expected, got {seq}",
-                self.next
+                "event {next} expected, got {seq}"
             )));
         }
-        self.next += 1;
-        self.chunk.push((seq, se));
-        if self.chunk.len() == CHUNK {
-            apply_chunk(self.tree, &self.chunk, true)?;
-            self.chunk.clear();
+        self.state.apply(seq, &se);
+        if let Some(gen) = self.gen {
+            self.pending.push((seq, encode_event(&se)));
+            if self.pending.len() == CHUNK {
+                gen.append(&self.pending)?;
+                self.pending.clear();
+            }
         }
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<u64, StoreError> {
-        apply_chunk(self.tree, &self.chunk, true)?;
-        self.chunk.clear();
-        Ok(self.next - 1)
+    /// Makes the written log durable and hands back the memory image.
+    pub fn finish(mut self) -> Result<State, StoreError> {
+        if let Some(gen) = self.gen {
+            gen.append(&self.pending)?;
+            self.pending.clear();
+            gen.sync()?;
+        }
+        Ok(self.state)
     }
 }
 
-/// Everything wrong with a generation, empty when it is consistent.
-pub fn check(gen: &Gen) -> Result<Vec<String>, StoreError> {
+/// Everything wrong with a generation, empty when it is consistent: continuity,
+/// a lost tail (the marks), and the start image (checkpoint + tail) equal to a
+/// fresh replay.
+pub fn check(gen: &Gen, mark: Option<u64>) -> Result<(Vec<String>, State), StoreError> {
     let mut problems = Vec::new();
-    let scratch_db = sled::Config::new()
-        .temporary(true)
-        .cache_capacity(super::OFFLINE_CACHE_BYTES)
-        .open()?;
+    let mut state = State::default();
     let mut expected = 1u64;
-    let mut chunk = Vec::with_capacity(CHUNK);
-    for r in gen.tree().range(keys::event(0)..=keys::event(u64::MAX)) {
-        let (k, v) = r?;
-        let Some(seq) = keys::seq_of_event_key(&k) else {
-            problems.push(format!("malformed event key {k:?}"));
-            continue;
-        };
+    for r in gen.raw_events(1, u64::MAX) {
+        let (seq, bytes) = r?;
         if seq != expected {
             problems.push(format!("log gap: event {expected} expected, found {seq}"));
-            expected = seq;
         }
-        expected += 1;
-        match bincode::deserialize::<StoredEvent>(&v) {
-            Ok(se) => chunk.push((seq, se)),
+        expected = seq + 1;
+        match decode_event(&bytes) {
+            Ok(se) => state.apply(seq, &se),
             Err(e) => problems.push(format!("event {seq} does not decode: {e}")),
-        }
-        if chunk.len() == CHUNK {
-            apply_chunk(&scratch_db, &chunk, false)?;
-            chunk.clear();
-        }
-    }
-    apply_chunk(&scratch_db, &chunk, false)?;
-
-    // Both sides are walked in key order side by side: memory stays flat however
-    // large the projections are.
-    for p in PROJECTIONS {
-        let name = p as char;
-        let mut live = gen.tree().scan_prefix([p]).peekable();
-        let mut fresh = scratch_db.scan_prefix([p]).peekable();
-        loop {
-            let order = match (live.peek(), fresh.peek()) {
-                (None, None) => break,
-                (Some(Err(_)), _) | (_, Some(Err(_))) => {
-                    let e = live
-                        .next()
-                        .and_then(Result::err)
-                        .or_else(|| fresh.next().and_then(Result::err));
-                    return Err(e
-                        .map(StoreError::from)
-                        .unwrap_or_else(|| StoreError::Corrupt("scan failed".into())));
-                }
-                (Some(Ok((lk, _))), Some(Ok((fk, _)))) => lk.cmp(fk),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-            };
-            match order {
-                std::cmp::Ordering::Less => {
-                    if let Some(Ok((k, _))) = live.next() {
-                        problems.push(format!(
-                            "projection {name}: key {} is not in a fresh replay",
-                            hex::encode(k)
-                        ));
-                    }
-                }
-                std::cmp::Ordering::Greater => {
-                    if let Some(Ok((k, _))) = fresh.next() {
-                        problems.push(format!(
-                            "projection {name}: key {} is missing",
-                            hex::encode(k)
-                        ));
-                    }
-                }
-                std::cmp::Ordering::Equal => {
-                    if let (Some(Ok((k, lv))), Some(Ok((_, fv)))) = (live.next(), fresh.next()) {
-                        if lv != fv {
-                            problems.push(format!(
-                                "projection {name}: key {} differs from a fresh replay",
-                                hex::encode(k)
-                            ));
-                        }
-                    }
-                }
-            }
-            if problems.len() > 100 {
-                break;
-            }
         }
         if problems.len() > 100 {
             problems.push("… (stopping after 100 problems)".into());
-            break;
+            return Ok((problems, state));
         }
     }
-    Ok(problems)
+    let last = expected - 1;
+    let ck = checkpoint::peek_seq(&gen.dir, gen.id);
+    for acked in [mark, ck].into_iter().flatten() {
+        if acked > last {
+            problems.push(StoreError::LostTail { have: last, acked }.to_string());
+        }
+    }
+    if ck.is_some_and(|c| c <= last) {
+        match checkpoint::read(&gen.dir, gen.id) {
+            Ok(cs) => match replay_onto(gen, cs) {
+                Ok(from_ck) if from_ck == state => {}
+                Ok(_) => {
+                    problems.push("checkpoint plus log tail differs from a fresh replay".into())
+                }
+                Err(e) => problems.push(format!("replay after the checkpoint: {e}")),
+            },
+            Err(e) => problems.push(format!("checkpoint unreadable (ignored at start): {e}")),
+        }
+    }
+    Ok((problems, state))
 }

@@ -1,11 +1,19 @@
 //! The single write path: group commit in two stages.
 //!
-//! The *writer* thread takes every queued command, decides and applies them in one
-//! overlay, and hands the resulting atomic sled batch to the *flusher* thread, which
-//! fsyncs and only then answers the callers. While one batch is being fsync'd the next
-//! one is already being built, so the disk sees one flush per batch, not per request.
-//! Rejected commands are answered at once: they change nothing and need no flush.
+//! The *writer* thread takes every queued command, decides each against its own
+//! memory image (which already holds the batches still being synced, so later
+//! commands see earlier ones), appends the batch's events to sled, and hands the
+//! batch with a snapshot of the image to the *flusher* thread. The flusher runs the
+//! durability barrier (sled flush + fdatasync), and only then publishes the
+//! snapshot to readers and answers the callers. While one batch is synced the next
+//! is already being built, so the disk sees one barrier per batch, not per request.
+//!
+//! A failed barrier is fatal for writing (SPEC §6): nothing of that batch or any
+//! later one is published, and the store refuses writes until restarted. A disk
+//! that is nearly full refuses writes (507) before anything is appended.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Instant;
 
@@ -13,17 +21,27 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use super::gen::Gen;
-use super::keys;
-use super::overlay::Overlay;
-use super::projection::{append, project};
+use super::gen::{encode_event, Gen};
+use super::snapshot::Snapshot;
+use super::{mark, StoreError};
 use crate::domain::event::{Event, EVENT_VERSION};
+use crate::domain::state::State;
 use crate::domain::time::now_ms;
 use crate::domain::{decide, Command, DomainError, StoredEvent};
 use crate::metrics::Metrics;
 
 /// Upper bound on commands per batch: keeps one batch's latency bounded.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 1024;
+
+/// Free space a write must leave on the data dir's filesystem: sled needs room
+/// for its segment writes and compaction, and running it into ENOSPC mid-flush
+/// would turn a full disk into a fatal write failure.
+pub const SPACE_RESERVE: u64 = 32 * 1024 * 1024;
+
+/// Take a checkpoint after this many events since the last one.
+const CHECKPOINT_EVERY: u64 = 200_000;
+
+pub const READ_ONLY: &str = "storage is read-only after a write failure; restart the server";
 
 /// The newest durable point of the live generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,20 +62,44 @@ pub struct Outcome {
 pub enum WriteError {
     #[error(transparent)]
     Domain(#[from] DomainError),
-    #[error("storage failure: {0}")]
-    Storage(String),
+    #[error("{}", READ_ONLY)]
+    ReadOnly,
+    #[error("insufficient storage")]
+    NoSpace,
     #[error("the store is shutting down")]
     Closed,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
-    #[error("the log moved on to {0} while the swap was prepared")]
-    Moved(u64),
     #[error("storage failure: {0}")]
     Storage(String),
     #[error("the store is shutting down")]
     Closed,
+}
+
+/// Whether writes are still accepted; false for good after a failed barrier.
+#[derive(Debug)]
+pub struct Health {
+    writable: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            writable: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Health {
+    pub fn writable(&self) -> bool {
+        self.writable.load(Ordering::SeqCst)
+    }
+
+    fn poison(&self) {
+        self.writable.store(false, Ordering::SeqCst);
+    }
 }
 
 pub struct WriteReq {
@@ -66,42 +108,40 @@ pub struct WriteReq {
     pub reply: oneshot::Sender<Result<Outcome, WriteError>>,
 }
 
-pub struct SwapReq {
-    pub gen: Arc<Gen>,
-    /// Swap only if the live log still ends here (what the pre-restore backup covers).
-    pub expect_last: Option<u64>,
-    /// Answers with the retired generation.
-    pub reply: oneshot::Sender<Result<Arc<Gen>, SwapError>>,
-}
-
 /// Asks the writer to pause between batches and hand over the log end; writes
 /// queue (they are not refused) until the returned [`Exclusive`] is used or dropped.
 pub struct ExclusiveReq {
     pub reply: oneshot::Sender<Exclusive>,
 }
 
-/// The writer is paused while this lives: the log of `gen` ends exactly at `seq`.
+struct SwapReq {
+    gen: Arc<Gen>,
+    state: State,
+    reply: oneshot::Sender<Result<Arc<Gen>, SwapError>>,
+}
+
+/// The writer is paused while this lives: the published snapshot is the whole log.
 pub struct Exclusive {
-    pub gen: Arc<Gen>,
-    pub seq: u64,
+    pub snapshot: Arc<Snapshot>,
     end: Option<std_mpsc::Sender<ExclusiveEnd>>,
 }
 
 enum ExclusiveEnd {
     Release,
-    Swap(SwapReq),
+    Swap(Box<SwapReq>),
 }
 
 impl Exclusive {
-    /// Swaps `gen` in and resumes the writer on it.
-    pub fn swap(mut self, gen: Arc<Gen>) -> oneshot::Receiver<Result<Arc<Gen>, SwapError>> {
+    /// Swaps `gen` (durable, with its memory image `state`) in and resumes the
+    /// writer on it. Answers with the retired generation.
+    pub fn swap(
+        mut self,
+        gen: Arc<Gen>,
+        state: State,
+    ) -> oneshot::Receiver<Result<Arc<Gen>, SwapError>> {
         let (reply, rx) = oneshot::channel();
         if let Some(end) = self.end.take() {
-            let _ = end.send(ExclusiveEnd::Swap(SwapReq {
-                gen,
-                expect_last: None,
-                reply,
-            }));
+            let _ = end.send(ExclusiveEnd::Swap(Box::new(SwapReq { gen, state, reply })));
         }
         rx
     }
@@ -117,7 +157,6 @@ impl Drop for Exclusive {
 
 pub enum Msg {
     Write(WriteReq),
-    Swap(SwapReq),
     Exclusive(ExclusiveReq),
 }
 
@@ -125,8 +164,7 @@ type Reply = (oneshot::Sender<Result<Outcome, WriteError>>, Outcome);
 
 enum Job {
     Batch {
-        gen: Arc<Gen>,
-        last_seq: u64,
+        snapshot: Arc<Snapshot>,
         events: u64,
         commands: usize,
         started: Instant,
@@ -135,49 +173,55 @@ enum Job {
     Barrier(std_mpsc::Sender<()>),
 }
 
-pub struct Writer {
-    data_dir: std::path::PathBuf,
-    live: Arc<ArcSwap<Gen>>,
+/// What the writer and flusher share with the store.
+pub struct Shared {
+    pub data_dir: PathBuf,
+    pub live: Arc<ArcSwap<Snapshot>>,
+    pub durable: watch::Sender<Durable>,
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+    pub marks: mark::Marker,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
     gen: Arc<Gen>,
-    seq: u64,
-    last_ts: i64,
-    durable: watch::Sender<Durable>,
+    state: State,
     jobs: std_mpsc::SyncSender<Job>,
 }
 
-/// Starts both threads; they end when every sender of `rx` is gone.
+/// Starts both threads on the published snapshot; they end when every sender of
+/// `rx` is gone.
 pub fn spawn(
-    data_dir: std::path::PathBuf,
-    live: Arc<ArcSwap<Gen>>,
+    shared: Arc<Shared>,
     rx: mpsc::Receiver<Msg>,
-    durable: watch::Sender<Durable>,
-    metrics: Arc<Metrics>,
-) -> Result<Vec<std::thread::JoinHandle<()>>, super::StoreError> {
-    let gen = live.load_full();
-    let seq = gen.last_seq()?;
-    let last_ts = match gen.event(seq)? {
-        Some(e) => e.ts_ms,
-        None => 0,
-    };
-    durable.send_replace(Durable { gen: gen.id, seq });
+) -> Result<Vec<std::thread::JoinHandle<()>>, StoreError> {
+    let snap = shared.live.load_full();
+    shared.durable.send_replace(Durable {
+        gen: snap.id(),
+        seq: snap.last_seq(),
+    });
     let (jobs_tx, jobs_rx) = std_mpsc::sync_channel::<Job>(64);
-    let durable_f = durable.clone();
+    let sh = shared.clone();
     let flusher = std::thread::Builder::new()
         .name("tl-flusher".into())
-        .spawn(move || flusher(jobs_rx, durable_f, metrics))?;
+        .spawn(move || flusher(jobs_rx, sh))?;
     let mut w = Writer {
-        data_dir,
-        live,
-        gen,
-        seq,
-        last_ts,
-        durable,
+        shared,
+        gen: snap.gen.clone(),
+        state: snap.state.clone(),
         jobs: jobs_tx,
     };
     let writer = std::thread::Builder::new()
         .name("tl-writer".into())
         .spawn(move || w.run(rx))?;
     Ok(vec![writer, flusher])
+}
+
+/// Bytes free for us on the filesystem of `dir`; `None` when it cannot be told.
+pub fn free_space(dir: &std::path::Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
 }
 
 impl Writer {
@@ -187,53 +231,57 @@ impl Writer {
             let mut control = None;
             match first {
                 Msg::Write(w) => batch.push(w),
-                other => control = Some(other),
+                Msg::Exclusive(x) => control = Some(x),
             }
             while control.is_none() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(Msg::Write(w)) => batch.push(w),
-                    Ok(other) => control = Some(other),
+                    Ok(Msg::Exclusive(x)) => control = Some(x),
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
                 self.commit(batch);
             }
-            match control {
-                Some(Msg::Swap(s)) => self.swap(s),
-                Some(Msg::Exclusive(x)) => self.exclusive(x),
-                _ => {}
+            if let Some(x) = control {
+                self.exclusive(x);
             }
         }
         // Let the flusher answer everything still queued before we go.
-        let (tx, done) = std_mpsc::channel();
-        if self.jobs.send(Job::Barrier(tx)).is_ok() {
-            let _ = done.recv();
-        }
+        self.drain();
     }
 
     fn commit(&mut self, batch: Vec<WriteReq>) {
         let started = Instant::now();
-        let gen = self.gen.clone();
-        let mut ov = Overlay::new(gen.tree());
-        let first_seq = self.seq;
+        if !self.shared.health.writable() {
+            for req in batch {
+                let _ = req.reply.send(Err(WriteError::ReadOnly));
+            }
+            return;
+        }
+        let full = free_space(&self.shared.data_dir).is_some_and(|f| f < SPACE_RESERVE);
+        let before = self.state.clone();
         // Timestamps never run backwards in the log, even if the wall clock does.
-        let ts = now_ms().max(self.last_ts);
+        let ts = now_ms().max(self.state.last_ts);
+        let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut commands = 0;
         for req in batch {
-            let events = match decide(&ov, req.cmd) {
+            let events = match decide(&self.state, req.cmd) {
                 Ok(ev) => ev,
                 Err(e) => {
                     let _ = req.reply.send(Err(e.into()));
                     continue;
                 }
             };
+            if full && !events.is_empty() {
+                let _ = req.reply.send(Err(WriteError::NoSpace));
+                continue;
+            }
             commands += 1;
-            let mut primary = None;
+            let mut record = None;
             for event in events {
-                self.seq += 1;
-                primary = primary_key(&event, self.seq);
+                let seq = self.state.seq + 1;
                 let se = StoredEvent {
                     version: EVENT_VERSION,
                     event_id: Uuid::now_v7(),
@@ -241,38 +289,41 @@ impl Writer {
                     user: req.user.clone(),
                     event,
                 };
-                append(&mut ov, self.seq, &se);
-                project(&mut ov, self.seq, &se);
+                self.state.apply(seq, &se);
+                record = touched(&self.state, &se.event);
+                pending.push((seq, encode_event(&se)));
             }
-            let record = primary.and_then(|k| ov.get(&k));
             replies.push((
                 req.reply,
                 Outcome {
-                    last_seq: self.seq,
+                    last_seq: self.state.seq,
                     record,
                 },
             ));
         }
-        if let Some(e) = ov.take_error() {
-            self.fail(replies, first_seq, format!("read during commit: {e}"));
+        if replies.is_empty() {
             return;
         }
-        if ov.is_empty() {
-            // Only idempotent no-ops: nothing to write, nothing to flush.
-            for (tx, out) in replies {
-                let _ = tx.send(Ok(out));
+        if !pending.is_empty() {
+            if let Err(e) = self.gen.append(&pending) {
+                // sled refuses writes only on a storage fault: treat it as one.
+                tracing::error!(error = %e, "appending to the log failed; the store is now read-only");
+                self.shared.health.poison();
+                self.state = before;
+                for (tx, _) in replies {
+                    let _ = tx.send(Err(WriteError::ReadOnly));
+                }
+                return;
             }
-            return;
         }
-        if let Err(e) = gen.tree().apply_batch(ov.into_batch()) {
-            self.fail(replies, first_seq, format!("apply batch: {e}"));
-            return;
-        }
-        self.last_ts = ts;
+        // Even a batch of no-ops goes through the flusher: its answers may rest on
+        // earlier batches that are not durable yet.
         let job = Job::Batch {
-            gen,
-            last_seq: self.seq,
-            events: self.seq - first_seq,
+            snapshot: Arc::new(Snapshot {
+                gen: self.gen.clone(),
+                state: self.state.clone(),
+            }),
+            events: pending.len() as u64,
             commands,
             started,
             replies,
@@ -285,15 +336,7 @@ impl Writer {
         }
     }
 
-    fn fail(&mut self, replies: Vec<Reply>, first_seq: u64, why: String) {
-        tracing::error!(error = %why, "group commit failed; batch dropped");
-        self.seq = first_seq;
-        for (tx, _) in replies {
-            let _ = tx.send(Err(WriteError::Storage(why.clone())));
-        }
-    }
-
-    /// Waits until every applied batch is flushed and answered.
+    /// Waits until every batch handed to the flusher is synced and answered.
     fn drain(&self) -> bool {
         let (tx, done) = std_mpsc::channel();
         self.jobs.send(Job::Barrier(tx)).is_ok() && done.recv().is_ok()
@@ -305,8 +348,7 @@ impl Writer {
         }
         let (end_tx, end_rx) = std_mpsc::channel();
         let handle = Exclusive {
-            gen: self.gen.clone(),
-            seq: self.seq,
+            snapshot: self.shared.live.load_full(),
             end: Some(end_tx),
         };
         if req.reply.send(handle).is_err() {
@@ -314,76 +356,113 @@ impl Writer {
         }
         // Paused: commands queue in the channel until the holder is done.
         if let Ok(ExclusiveEnd::Swap(s)) = end_rx.recv() {
-            self.swap(s);
+            self.swap(*s);
         }
     }
 
     fn swap(&mut self, req: SwapReq) {
-        // Everything queued for the old generation is answered before it goes.
-        if !self.drain() {
-            let _ = req.reply.send(Err(SwapError::Closed));
-            return;
-        }
-        if let Some(expect) = req.expect_last {
-            if expect != self.seq {
-                let _ = req.reply.send(Err(SwapError::Moved(self.seq)));
-                return;
-            }
-        }
-        let (seq, last_ts) = match req.gen.last_seq().and_then(|s| Ok((s, req.gen.event(s)?))) {
-            Ok((s, e)) => (s, e.map(|e| e.ts_ms).unwrap_or(0)),
-            Err(e) => {
-                let _ = req.reply.send(Err(SwapError::Storage(e.to_string())));
-                return;
-            }
-        };
         // CURRENT names the new generation before anything can be acknowledged from it,
         // so a crash right after the swap restarts on the new state.
-        if let Err(e) = super::write_current(&self.data_dir, req.gen.id) {
+        if let Err(e) = super::write_current(&self.shared.data_dir, req.gen.id) {
             let _ = req
                 .reply
                 .send(Err(SwapError::Storage(format!("CURRENT: {e}"))));
             return;
         }
+        let mut state = req.state;
+        // Timestamps keep going forward across a restore of an older backup.
+        state.last_ts = state.last_ts.max(self.state.last_ts);
         let old = std::mem::replace(&mut self.gen, req.gen.clone());
-        self.live.store(req.gen.clone());
-        self.seq = seq;
-        self.last_ts = self.last_ts.max(last_ts);
-        self.durable.send_replace(Durable {
-            gen: req.gen.id,
-            seq,
+        self.state = state.clone();
+        let snap = Arc::new(Snapshot {
+            gen: req.gen.clone(),
+            state,
         });
+        self.shared.live.store(snap.clone());
+        self.shared.durable.send_replace(Durable {
+            gen: snap.id(),
+            seq: snap.last_seq(),
+        });
+        self.shared.marks.durable(&snap);
+        self.shared.marks.checkpoint(snap);
         let _ = req.reply.send(Ok(old));
     }
 }
 
-/// Where the record a command touched lives, so its caller gets it back as committed.
-fn primary_key(event: &Event, seq: u64) -> Option<Vec<u8>> {
-    Some(match event {
-        Event::UserCreated(e) => keys::user(&e.username),
-        Event::GroupCreated(e) => keys::id(keys::GROUP, e.group_id),
-        Event::GroupUpdated(e) => keys::id(keys::GROUP, e.group_id),
-        Event::TaskCreated(e) => keys::id(keys::TASK, e.task_id),
-        Event::TaskUpdated(e) => keys::id(keys::TASK, e.task_id),
-        Event::TaskStatusChanged(e) => keys::id(keys::TASK, e.task_id),
-        Event::CommentAdded(e) => keys::id_seq(keys::COMMENT, e.task_id, seq),
-        Event::GroupDeleted(_) | Event::TaskDeleted(_) => return None,
-    })
+fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    bincode::serialize(v).expect("plain records always serialize with bincode")
 }
 
-fn flusher(rx: std_mpsc::Receiver<Job>, durable: watch::Sender<Durable>, metrics: Arc<Metrics>) {
+/// The record a command touched, as its caller gets it back, read after apply.
+fn touched(state: &State, event: &Event) -> Option<Vec<u8>> {
+    match event {
+        Event::UserCreated(e) => state.user_rec(&e.username).map(enc),
+        Event::GroupCreated(e) => state.group_rec(e.group_id).map(enc),
+        Event::GroupUpdated(e) => state.group_rec(e.group_id).map(enc),
+        Event::TaskCreated(e) => state.task_rec(e.task_id).map(enc),
+        Event::TaskUpdated(e) => state.task_rec(e.task_id).map(enc),
+        Event::TaskStatusChanged(e) => state.task_rec(e.task_id).map(enc),
+        Event::CommentAdded(e) => state.last_comment(e.task_id).map(enc),
+        Event::GroupDeleted(_) | Event::TaskDeleted(_) => None,
+    }
+}
+
+fn flusher(rx: std_mpsc::Receiver<Job>, shared: Arc<Shared>) {
+    let start = shared.live.load();
+    let mut last_checkpoint = (start.id(), start.last_seq());
+    drop(start);
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while let Ok(j) = rx.try_recv() {
             jobs.push(j);
         }
-        // One fsync per generation touched (almost always exactly one).
-        let mut flushed: Vec<(u64, Result<(), String>)> = Vec::new();
+        // One barrier for everything drained; all of it is one generation, since a
+        // swap waits for the flusher to go idle first.
+        let mut synced: Option<Result<(), String>> = None;
+        let mut newest: Option<Arc<Snapshot>> = None;
         for j in &jobs {
-            if let Job::Batch { gen, .. } = j {
-                if !flushed.iter().any(|(id, _)| *id == gen.id) {
-                    let r = gen.db.flush().map(|_| ()).map_err(|e| e.to_string());
-                    flushed.push((gen.id, r));
+            if let Job::Batch {
+                snapshot, events, ..
+            } = j
+            {
+                if *events > 0 && synced.is_none() {
+                    synced = Some(if shared.health.writable() {
+                        snapshot.gen.sync().map_err(|e| e.to_string())
+                    } else {
+                        Err(READ_ONLY.to_string())
+                    });
+                }
+                newest = Some(snapshot.clone());
+            }
+        }
+        let ok = match &synced {
+            Some(Err(e)) => {
+                if shared.health.writable() {
+                    tracing::error!(error = %e, "fsync of the log failed; the store is read-only until restarted");
+                    shared.health.poison();
+                }
+                false
+            }
+            _ => shared.health.writable(),
+        };
+        if ok {
+            if let Some(snap) = &newest {
+                shared.live.store(snap.clone());
+                shared.durable.send_if_modified(|d| {
+                    if d.gen == snap.id() && d.seq < snap.last_seq() {
+                        d.seq = snap.last_seq();
+                        true
+                    } else {
+                        false
+                    }
+                });
+                shared.marks.durable(snap);
+                if last_checkpoint.0 != snap.id() {
+                    last_checkpoint = (snap.id(), snap.last_seq());
+                }
+                if snap.last_seq() >= last_checkpoint.1 + CHECKPOINT_EVERY {
+                    last_checkpoint.1 = snap.last_seq();
+                    shared.marks.checkpoint(snap.clone());
                 }
             }
         }
@@ -393,42 +472,25 @@ fn flusher(rx: std_mpsc::Receiver<Job>, durable: watch::Sender<Durable>, metrics
                     let _ = done.send(());
                 }
                 Job::Batch {
-                    gen,
-                    last_seq,
                     events,
                     commands,
                     started,
                     replies,
+                    ..
                 } => {
-                    let result = flushed
-                        .iter()
-                        .find(|(id, _)| *id == gen.id)
-                        .map(|(_, r)| r.clone())
-                        .unwrap_or(Ok(()));
-                    match result {
-                        Ok(()) => {
-                            durable.send_if_modified(|d| {
-                                if d.gen == gen.id && d.seq < last_seq {
-                                    d.seq = last_seq;
-                                    true
-                                } else {
-                                    false
-                                }
-                            });
-                            metrics.events_appended.inc_by(events);
-                            metrics
-                                .append_seconds
-                                .observe(started.elapsed().as_secs_f64());
-                            metrics.batch_size.observe(commands as f64);
-                            for (tx, out) in replies {
-                                let _ = tx.send(Ok(out));
-                            }
+                    if ok {
+                        shared.metrics.events_appended.inc_by(events);
+                        shared
+                            .metrics
+                            .append_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        shared.metrics.batch_size.observe(commands as f64);
+                        for (tx, out) in replies {
+                            let _ = tx.send(Ok(out));
                         }
-                        Err(e) => {
-                            tracing::error!(error = %e, "fsync failed; writes in this batch are not acknowledged");
-                            for (tx, _) in replies {
-                                let _ = tx.send(Err(WriteError::Storage(format!("fsync: {e}"))));
-                            }
+                    } else {
+                        for (tx, _) in replies {
+                            let _ = tx.send(Err(WriteError::ReadOnly));
                         }
                     }
                 }
