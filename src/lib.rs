@@ -47,6 +47,9 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The store cannot be served as it is (a log that lost acknowledged events).
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Other(String),
 }
@@ -54,7 +57,7 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Config(_) | RunError::Lock(_) => 2,
+            RunError::Config(_) | RunError::Lock(_) | RunError::Refused(_) => 2,
             RunError::Other(_) => 1,
         }
     }
@@ -121,6 +124,44 @@ pub async fn seed_users(store: &Store, config: &Config) -> Result<(), RunError> 
     Ok(())
 }
 
+/// Opens the store. A log that lost acknowledged events is never served: the
+/// first backup waiting in the restore dir is applied instead, or the start is refused.
+async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, RunError> {
+    let data_dir = config.data_dir.clone();
+    let m = metrics.clone();
+    let opened = tokio::task::spawn_blocking(move || Store::open(&data_dir, m))
+        .await
+        .map_err(other)?;
+    let lost = match opened {
+        Ok(s) => return Ok(s),
+        Err(e @ store::StoreError::LostTail { .. }) => e.to_string(),
+        Err(e) => return Err(other(e)),
+    };
+    let cfg = config.clone();
+    let rescued = tokio::task::spawn_blocking(move || backup::dropfolder::rescue(&cfg))
+        .await
+        .map_err(other)?;
+    match rescued {
+        Some(name) => {
+            tracing::warn!(problem = %lost, backup = %name, "the log lost its tail; restored from the restore dir before serving");
+            let data_dir = config.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || Store::open(&data_dir, metrics))
+                .await
+                .map_err(other)?
+                .map_err(other)?;
+            let details = serde_json::json!({"source": "restore-dir", "reason": lost});
+            if let Err(e) = store
+                .meta
+                .audit("BACKUP_RESTORED", Some(&name), "system", details)
+            {
+                tracing::warn!(error = %e, "could not record the restore in the audit trail");
+            }
+            Ok(store)
+        }
+        None => Err(RunError::Refused(lost)),
+    }
+}
+
 /// Runs the server until `shutdown` resolves, then drains requests, stops the
 /// background work, flushes, and releases the lock.
 pub async fn run(
@@ -131,12 +172,7 @@ pub async fn run(
     config.ensure_dirs()?;
     let lock = store::lock::acquire(&config.data_dir)?;
     let metrics = Arc::new(Metrics::new());
-    let data_dir = config.data_dir.clone();
-    let m = metrics.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir, m))
-        .await
-        .map_err(other)?
-        .map_err(other)?;
+    let store = open_store(&config, metrics.clone()).await?;
     seed_users(&store, &config).await?;
     match store.meta.purge_sessions(domain::time::now_ms()) {
         Ok(n) if n > 0 => tracing::info!(expired = n, "removed expired sessions"),

@@ -152,3 +152,98 @@ async fn acknowledged_writes_survive_kill_9() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// SPEC §6, last paragraph: a log that lost acknowledged events is never served.
+/// The start is refused (exit 2, one line), unless `restore/` holds a backup,
+/// which is applied first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_lost_its_tail_is_refused_or_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut child = spawn(dir.path(), port);
+    wait_healthy(&client, &base).await;
+    let token = common::admin_login_at(&client, &base).await;
+    for i in 0..5 {
+        let url = format!("{base}/api/groups");
+        common::post_json(
+            &client,
+            &url,
+            Some(&token),
+            json!({"name": format!("g{i}")}),
+        )
+        .await;
+    }
+    let url = format!("{base}/api/backup/create");
+    let backup = common::post_json(&client, &url, Some(&token), json!({})).await;
+    let backup_name = backup["backup"]["name"].as_str().unwrap().to_string();
+    let url = format!("{base}/api/groups");
+    common::post_json(&client, &url, Some(&token), json!({"name": "last"})).await;
+    // A clean stop: the mark and the checkpoint both say 7 events.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+
+    // The log loses its last event behind the server's back.
+    {
+        let gen = taskledger::store::open_offline(&dir.path().join("storage")).unwrap();
+        assert!(gen.db.pop_max().unwrap().is_some());
+        gen.db.flush().unwrap();
+    }
+    let out = common::binary(
+        dir.path(),
+        &["serve", "--addr", &format!("127.0.0.1:{port}")],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().any(|l| l.ends_with(
+            "log ends at event 6 but event 7 was acknowledged; restore the newest backup"
+        )),
+        "{err}"
+    );
+    let out = common::binary(dir.path(), &["check"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("was acknowledged"));
+
+    // With a backup waiting in restore/, it is applied and the server serves it.
+    std::fs::create_dir_all(dir.path().join("restore")).unwrap();
+    std::fs::copy(
+        dir.path().join("backups").join(&backup_name),
+        dir.path().join("restore").join(&backup_name),
+    )
+    .unwrap();
+    let mut child = spawn(dir.path(), port);
+    wait_healthy(&client, &base).await;
+    let token = common::admin_login_at(&client, &base).await;
+    let groups: Value = client
+        .get(format!("{base}/api/groups"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["g0", "g1", "g2", "g3", "g4"]);
+    assert!(dir
+        .path()
+        .join("restore/applied")
+        .join(&backup_name)
+        .exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -104,6 +104,12 @@ pub async fn apply_one(app: &AppState, dir: &Path, name: &str) {
         Ok(_) => ("applied", None),
         Err(e) => ("failed", Some(e.to_string())),
     };
+    file_away(dir, name, sub, err);
+}
+
+/// Moves a handled file to `applied/` or `failed/` (with its error note).
+fn file_away(dir: &Path, name: &str, sub: &str, err: Option<String>) {
+    let path = dir.join(name);
     let target_dir = dir.join(sub);
     if let Err(e) = std::fs::create_dir_all(&target_dir) {
         tracing::error!(error = %e, "drop folder: cannot create {sub}/");
@@ -127,6 +133,35 @@ pub async fn apply_one(app: &AppState, dir: &Path, name: &str) {
             tracing::error!(error = %e, "drop folder: cannot write the error note");
         }
     }
+}
+
+/// A store that lost its tail may not be served: restores, offline, the first
+/// backup in the restore dir that passes verification (the others stay for the
+/// live watcher). Returns its name, or `None` when there is none.
+pub fn rescue(config: &crate::config::Config) -> Option<String> {
+    let dir = &config.restore_dir;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.metadata().is_ok_and(|m| m.is_file()))
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| is_candidate(n))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let outcome = super::restore::restore_offline(&config.data_dir, &config.backup_dir, &path)
+            .map(|(r, _gen)| r);
+        let (sub, err) = match &outcome {
+            Ok(_) => ("applied", None),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        file_away(dir, &name, sub, err);
+        if outcome.is_ok() {
+            return Some(name);
+        }
+    }
+    None
 }
 
 /// At start, before serving: restores every candidate already there. Files still

@@ -1,17 +1,18 @@
 //! The projection checkpoint: the memory image at sequence N, so a start replays
 //! only the log after N. Written now and then in the background and at shutdown,
-//! atomically (temp file, fsync, rename, fsync of the directory), gzip'd (its CRC
-//! is the checksum). Anything wrong with it — missing, unreadable, corrupt, another
+//! atomically (temp file, fsync, rename, fsync of the directory), gzip'd, with
+//! the SHA-256 of the body in the header. Anything wrong with it — missing, unreadable, corrupt, another
 //! format, ahead of a log that has not lost its tail — only means a full replay:
 //! the log always wins. Owns `gen-N/checkpoint` and nothing else.
 
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use sha2::{Digest, Sha256};
 
 use super::StoreError;
 use crate::domain::state::State;
@@ -25,21 +26,26 @@ pub(crate) fn path(gen_dir: &Path) -> PathBuf {
     gen_dir.join(FILE)
 }
 
+/// magic, format, generation, sequence, SHA-256 of the body.
+const HEAD: usize = 8 + 4 + 8 + 8 + 32;
+
 /// Writes the checkpoint of `state` for the generation in `gen_dir`.
 pub(crate) fn write(gen_dir: &Path, gen_id: u64, state: &State) -> Result<(), StoreError> {
+    let mut gz = GzEncoder::new(Vec::with_capacity(1 << 20), Compression::fast());
+    bincode::serialize_into(&mut gz, state)
+        .map_err(|e| StoreError::Corrupt(format!("checkpoint encode: {e}")))?;
+    let body = gz.finish()?;
     let tmp = gen_dir.join(".checkpoint.tmp");
     {
-        let f = File::create(&tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        w.write_all(MAGIC)?;
-        w.write_all(&FORMAT.to_le_bytes())?;
-        w.write_all(&gen_id.to_le_bytes())?;
-        w.write_all(&state.seq.to_le_bytes())?;
-        let mut gz = GzEncoder::new(w, Compression::fast());
-        bincode::serialize_into(&mut gz, state)
-            .map_err(|e| StoreError::Corrupt(format!("checkpoint encode: {e}")))?;
-        let w = gz.finish()?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
+        let mut f = File::create(&tmp)?;
+        let mut head = Vec::with_capacity(HEAD);
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&FORMAT.to_le_bytes());
+        head.extend_from_slice(&gen_id.to_le_bytes());
+        head.extend_from_slice(&state.seq.to_le_bytes());
+        head.extend_from_slice(&Sha256::digest(&body));
+        f.write_all(&head)?;
+        f.write_all(&body)?;
         f.sync_all()?;
     }
     fs::rename(&tmp, path(gen_dir))?;
@@ -50,38 +56,49 @@ pub(crate) fn write(gen_dir: &Path, gen_id: u64, state: &State) -> Result<(), St
 /// The header alone: which sequence a checkpoint claims, without decoding it.
 pub(crate) fn peek_seq(gen_dir: &Path, gen_id: u64) -> Option<u64> {
     let mut f = File::open(path(gen_dir)).ok()?;
-    let mut head = [0u8; 28];
+    let mut head = [0u8; HEAD];
     f.read_exact(&mut head).ok()?;
-    header(&head, gen_id).ok()
+    header(&head, gen_id).ok().map(|(seq, _)| seq)
 }
 
-fn header(head: &[u8; 28], gen_id: u64) -> Result<u64, String> {
+fn header(head: &[u8; HEAD], gen_id: u64) -> Result<(u64, [u8; 32]), String> {
+    let word = |r: std::ops::Range<usize>| -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&head[r]);
+        u64::from_le_bytes(b)
+    };
     if &head[..8] != MAGIC {
         return Err("not a checkpoint".into());
     }
-    let format = u32::from_le_bytes(head[8..12].try_into().unwrap_or_default());
+    let format = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     if format != FORMAT {
         return Err(format!("format {format}, this version reads {FORMAT}"));
     }
-    let gen = u64::from_le_bytes(head[12..20].try_into().unwrap_or_default());
+    let gen = word(12..20);
     if gen != gen_id {
         return Err(format!("written for generation {gen}"));
     }
-    Ok(u64::from_le_bytes(
-        head[20..28].try_into().unwrap_or_default(),
-    ))
+    let mut sum = [0u8; 32];
+    sum.copy_from_slice(&head[28..HEAD]);
+    Ok((word(20..28), sum))
 }
 
-/// Loads the checkpoint, or says why it cannot be used.
+/// Loads the checkpoint, or says why it cannot be used. The body is checked
+/// against its digest before it is decoded: a damaged length field must never
+/// reach the decoder (it could ask for terabytes).
 pub(crate) fn read(gen_dir: &Path, gen_id: u64) -> Result<State, String> {
-    let f = File::open(path(gen_dir)).map_err(|e| e.to_string())?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
-    let mut head = [0u8; 28];
-    r.read_exact(&mut head).map_err(|e| e.to_string())?;
-    let seq = header(&head, gen_id)?;
-    let mut gz = GzDecoder::new(r);
+    let bytes = fs::read(path(gen_dir)).map_err(|e| e.to_string())?;
+    let head: &[u8; HEAD] = bytes
+        .get(..HEAD)
+        .and_then(|h| h.try_into().ok())
+        .ok_or("shorter than its header")?;
+    let (seq, sum) = header(head, gen_id)?;
+    let body = &bytes[HEAD..];
+    if Sha256::digest(body).as_slice() != sum {
+        return Err("checksum mismatch".into());
+    }
+    let mut gz = GzDecoder::new(body);
     let state: State = bincode::deserialize_from(&mut gz).map_err(|e| e.to_string())?;
-    // Reading to the end makes the decoder check the CRC and length trailer.
     let mut rest = Vec::new();
     gz.read_to_end(&mut rest).map_err(|e| e.to_string())?;
     if !rest.is_empty() {
