@@ -28,8 +28,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::domain::Id;
 use rand::distributions::{Alphanumeric, DistString};
-use uuid::Uuid;
 
 use app::App;
 use config::{Config, ConfigError};
@@ -83,7 +83,7 @@ async fn ensure_user(
         .execute(
             "system",
             Command::CreateUser {
-                id: Uuid::now_v7(),
+                id: Id::generate(),
                 username: username.to_string(),
                 password_hash: hash,
                 role,

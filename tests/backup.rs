@@ -663,7 +663,7 @@ async fn schedule_skips_unchanged_and_rotates() {
                 .execute(
                     "t",
                     Command::CreateGroup {
-                        id: uuid::Uuid::new_v4(),
+                        id: uuid::Uuid::new_v4().into(),
                         name: format!("g{n}"),
                         discussion: None,
                     },
@@ -779,7 +779,7 @@ fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
                 .execute(
                     "t",
                     taskledger::domain::Command::CreateGroup {
-                        id: gid,
+                        id: gid.into(),
                         name: "big".into(),
                         discussion: None,
                     },
@@ -791,8 +791,8 @@ fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
                 futs.push(store.execute(
                     "t",
                     taskledger::domain::Command::CreateTask {
-                        id: uuid::Uuid::new_v4(),
-                        group_id: gid,
+                        id: uuid::Uuid::new_v4().into(),
+                        group_id: gid.into(),
                         name: format!("task {i} with a longer name to make the backup bigger"),
                         description: Some("d".repeat(100)),
                         status: None,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use taskledger::domain::state::State as MemState;
-use taskledger::domain::{decide, Command, Role, Status};
+use taskledger::domain::{decide, Command, Id, Role, Status};
 use taskledger::metrics::Metrics;
 use taskledger::store::{replay, Store, WriteError};
 use uuid::Uuid;
@@ -27,11 +27,20 @@ enum Op {
     ForgetCheckpoint,
 }
 
-fn gid(n: u8) -> Uuid {
-    Uuid::from_u128(0x1000 + n as u128)
+/// Ids of both kinds: ours (UUIDs) and imported text ids (ObjectId-like).
+fn gid(n: u8) -> Id {
+    if n % 2 == 0 {
+        Uuid::from_u128(0x1000 + n as u128).into()
+    } else {
+        Id::parse(&format!("65a1b2c3d4e5f6a7b8c9d0{n:02x}")).unwrap()
+    }
 }
-fn tid(n: u8) -> Uuid {
-    Uuid::from_u128(0x2000 + n as u128)
+fn tid(n: u8) -> Id {
+    if n % 2 == 0 {
+        Uuid::from_u128(0x2000 + n as u128).into()
+    } else {
+        Id::parse(&format!("task-{n}")).unwrap()
+    }
 }
 
 fn name() -> impl Strategy<Value = String> {
@@ -118,13 +127,13 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|t| Op::Cmd(Command::DeleteTask { id: tid(t) })),
         (t, prop_oneof![Just("".to_string()), "[a-z ]{1,10}"]).prop_map(|(t, text)| Op::Cmd(
             Command::AddComment {
-                id: Uuid::new_v4(),
+                id: Uuid::new_v4().into(),
                 task_id: tid(t),
                 text,
             }
         )),
         "[a-c]{1,2}".prop_map(|u| Op::Cmd(Command::CreateUser {
-            id: Uuid::new_v4(),
+            id: Uuid::new_v4().into(),
             username: u,
             password_hash: "h".into(),
             role: Role::Member,
@@ -147,9 +156,9 @@ fn assert_same(store: &Store, model: &MemState) {
     let groups = snap.groups();
     assert_eq!(groups.len() as u64, model.counts().groups);
     for g in &groups {
-        for t in snap.tasks_of_group(g.id) {
+        for t in snap.tasks_of_group(&g.id) {
             assert_eq!(t.group_id, g.id);
-            assert_eq!(snap.comments(t.id).len(), model.comment_count(t.id));
+            assert_eq!(snap.comments(&t.id).len(), model.comment_count(&t.id));
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use crate::domain::Id;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
@@ -14,7 +15,6 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
 use super::input::JsonObject;
@@ -207,7 +207,7 @@ pub async fn create_user(
         .execute(
             &admin.username,
             Command::CreateUser {
-                id: Uuid::now_v7(),
+                id: Id::generate(),
                 username,
                 password_hash,
                 role,

@@ -1,10 +1,10 @@
 //! Request input: JSON bodies read as raw bytes (so every parse failure is our own
 //! 400, not axum's 422), typed field access with clear messages, ids and query params.
 
+use crate::domain::Id;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::domain::Status;
@@ -99,8 +99,8 @@ impl JsonObject {
 }
 
 /// Path ids: anything that is not one of ours simply is not found.
-pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw).map_err(|_| ApiError::NotFound(format!("{what} not found")))
+pub fn parse_id(raw: &str, what: &str) -> Result<Id, ApiError> {
+    Id::parse(raw).ok_or_else(|| ApiError::NotFound(format!("{what} not found")))
 }
 
 /// The `{id}` path segment as text. A segment that is not even valid UTF-8 is no

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
+use crate::domain::Id;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
@@ -105,7 +105,7 @@ pub async fn group_logs(
     q: QueryMap,
 ) -> ApiResult<impl IntoResponse> {
     let p = paging(&query(q)?)?;
-    let logs: Vec<LogEntry> = match Uuid::try_parse(&id) {
+    let logs: Vec<LogEntry> = match Id::parse(&id).ok_or(()) {
         Ok(gid) => app
             .store
             .gen()
@@ -123,11 +123,11 @@ pub async fn group_tasks(
     _auth: Auth,
     PathId(id): PathId,
 ) -> ApiResult<impl IntoResponse> {
-    let tasks: Vec<_> = match Uuid::try_parse(&id) {
+    let tasks: Vec<_> = match Id::parse(&id).ok_or(()) {
         Ok(gid) => app
             .store
             .gen()
-            .task_summaries(gid)
+            .task_summaries(&gid)
             .into_iter()
             .map(|(tid, s)| {
                 json!({"task_id": tid.to_string(), "task_name": s.name, "log_count": s.count, "last_activity": fmt_ms(s.last_ms)})
@@ -145,7 +145,7 @@ pub async fn task_logs(
     q: QueryMap,
 ) -> ApiResult<impl IntoResponse> {
     let p = paging(&query(q)?)?;
-    let logs: Vec<LogEntry> = match Uuid::try_parse(&id) {
+    let logs: Vec<LogEntry> = match Id::parse(&id).ok_or(()) {
         Ok(tid) => app
             .store
             .gen()

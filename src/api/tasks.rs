@@ -1,12 +1,12 @@
 //! Groups, tasks and comments: input shape checks, the command, the JSON view.
 
+use crate::domain::Id;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
@@ -76,7 +76,7 @@ pub struct GroupView {
 
 fn task_view(gen: &Gen, t: TaskRec) -> ApiResult<TaskView> {
     let comments: Vec<CommentView> = gen
-        .comments(t.id)
+        .comments(&t.id)
         .into_iter()
         .map(CommentView::from)
         .collect();
@@ -89,7 +89,7 @@ fn task_view(gen: &Gen, t: TaskRec) -> ApiResult<TaskView> {
 
 fn group_view(gen: &Gen, g: GroupRec) -> ApiResult<GroupView> {
     let tasks = gen
-        .tasks_of_group(g.id)
+        .tasks_of_group(&g.id)
         .into_iter()
         .map(|t| task_view(gen, t))
         .collect::<ApiResult<Vec<_>>>()?;
@@ -122,7 +122,7 @@ pub async fn get_group(
     let id = parse_id(&id, "group")?;
     let gen = app.store.gen();
     let g = gen
-        .group(id)
+        .group(&id)
         .ok_or_else(|| ApiError::NotFound("group not found".into()))?;
     Ok(Json(
         json!({"success": true, "group": group_view(&gen, g)?}),
@@ -135,7 +135,7 @@ pub async fn create_group(
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::CreateGroup {
-        id: Uuid::now_v7(),
+        id: Id::generate(),
         name: body.req_str("name")?,
         discussion: body.opt_str("discussion")?,
     };
@@ -185,7 +185,7 @@ pub async fn create_task(
 ) -> ApiResult<impl IntoResponse> {
     let group_id = parse_id(&group_id, "group")?;
     let cmd = Command::CreateTask {
-        id: Uuid::now_v7(),
+        id: Id::generate(),
         group_id,
         name: body.req_str("name")?,
         description: body.opt_str("description")?,
@@ -227,7 +227,7 @@ pub async fn get_task(
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
     let t = gen
-        .task(id)
+        .task(&id)
         .ok_or_else(|| ApiError::NotFound("task not found".into()))?;
     Ok(Json(json!({"success": true, "task": task_view(&gen, t)?})))
 }
@@ -290,7 +290,7 @@ pub async fn add_comment(
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let cmd = Command::AddComment {
-        id: Uuid::now_v7(),
+        id: Id::generate(),
         task_id: parse_id(&id, "task")?,
         text: body.req_str("text")?,
     };
@@ -309,11 +309,11 @@ pub async fn list_comments(
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
-    if gen.task(id).is_none() {
+    if gen.task(&id).is_none() {
         return Err(ApiError::NotFound("task not found".into()));
     }
     let comments: Vec<CommentView> = gen
-        .comments(id)
+        .comments(&id)
         .into_iter()
         .map(CommentView::from)
         .collect();

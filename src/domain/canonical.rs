@@ -102,8 +102,8 @@ mod tests {
             ts_ms: 1_762_788_645_123,
             user: "Dhaya".into(),
             event: Event::TaskCreated(TaskCreated {
-                task_id: Uuid::new_v4(),
-                group_id: Uuid::new_v4(),
+                task_id: Uuid::new_v4().into(),
+                group_id: Uuid::new_v4().into(),
                 group_name: "Project Alpha".into(),
                 name: "Feature X".into(),
                 description: String::new(),

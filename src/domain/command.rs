@@ -1,14 +1,14 @@
 //! Commands: what a caller asks for, in the imperative. Input shape is already
 //! checked at the edge (types, enums); every rule about values lives in `decide`.
 
-use uuid::Uuid;
+use super::id::Id;
 
 use super::model::{Role, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     CreateUser {
-        id: Uuid,
+        id: Id,
         username: String,
         password_hash: String,
         role: Role,
@@ -16,21 +16,21 @@ pub enum Command {
         if_absent: bool,
     },
     CreateGroup {
-        id: Uuid,
+        id: Id,
         name: String,
         discussion: Option<String>,
     },
     UpdateGroup {
-        id: Uuid,
+        id: Id,
         name: Option<String>,
         discussion: Option<String>,
     },
     DeleteGroup {
-        id: Uuid,
+        id: Id,
     },
     CreateTask {
-        id: Uuid,
-        group_id: Uuid,
+        id: Id,
+        group_id: Id,
         name: String,
         description: Option<String>,
         status: Option<Status>,
@@ -38,7 +38,7 @@ pub enum Command {
         end_date: Option<String>,
     },
     UpdateTask {
-        id: Uuid,
+        id: Id,
         name: Option<String>,
         description: Option<String>,
         status: Option<Status>,
@@ -47,15 +47,15 @@ pub enum Command {
         end_date: Option<Option<String>>,
     },
     ChangeStatus {
-        id: Uuid,
+        id: Id,
         status: Status,
     },
     DeleteTask {
-        id: Uuid,
+        id: Id,
     },
     AddComment {
-        id: Uuid,
-        task_id: Uuid,
+        id: Id,
+        task_id: Id,
         text: String,
     },
 }

@@ -1,6 +1,6 @@
 //! `decide(view, command) -> events | error`: every business rule of taskledger.
 
-use uuid::Uuid;
+use super::id::Id;
 
 use super::command::Command;
 use super::event::*;
@@ -26,10 +26,10 @@ pub enum DomainError {
 /// What `decide` may look at: the current projections.
 pub trait View {
     fn user(&self, username: &str) -> Option<UserRec>;
-    fn group(&self, id: Uuid) -> Option<GroupRec>;
-    fn task(&self, id: Uuid) -> Option<TaskRec>;
+    fn group(&self, id: &Id) -> Option<GroupRec>;
+    fn task(&self, id: &Id) -> Option<TaskRec>;
     /// Tasks of a group in creation order.
-    fn task_ids_of_group(&self, id: Uuid) -> Vec<Uuid>;
+    fn task_ids_of_group(&self, id: &Id) -> Vec<Id>;
 }
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T, DomainError> {
@@ -102,12 +102,12 @@ pub fn check_password(password: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
-fn group_of(view: &dyn View, id: Uuid) -> Result<GroupRec, DomainError> {
+fn group_of(view: &dyn View, id: &Id) -> Result<GroupRec, DomainError> {
     view.group(id)
         .ok_or_else(|| DomainError::NotFound("group not found".into()))
 }
 
-fn task_of(view: &dyn View, id: Uuid) -> Result<TaskRec, DomainError> {
+fn task_of(view: &dyn View, id: &Id) -> Result<TaskRec, DomainError> {
     view.task(id)
         .ok_or_else(|| DomainError::NotFound("task not found".into()))
 }
@@ -143,7 +143,7 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
             let name = clean_name("name", &name)?;
             let discussion = discussion.unwrap_or_default();
             check_text("discussion", &discussion, 0)?;
-            if view.group(id).is_some() {
+            if view.group(&id).is_some() {
                 return Err(DomainError::Conflict("group id already exists".into()));
             }
             Ok(vec![Event::GroupCreated(GroupCreated {
@@ -161,7 +161,7 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
             if let Some(d) = &discussion {
                 check_text("discussion", d, 0)?;
             }
-            let g = group_of(view, id)?;
+            let g = group_of(view, &id)?;
             let mut changed = Vec::new();
             if name.as_ref().is_some_and(|n| *n != g.name) {
                 changed.push("name".to_string());
@@ -177,11 +177,11 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
             })])
         }
         Command::DeleteGroup { id } => {
-            let g = group_of(view, id)?;
+            let g = group_of(view, &id)?;
             Ok(vec![Event::GroupDeleted(GroupDeleted {
+                task_ids: view.task_ids_of_group(&id),
                 group_id: id,
                 name: g.name,
-                task_ids: view.task_ids_of_group(id),
             })])
         }
         Command::CreateTask {
@@ -197,8 +197,8 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
             let description = description.unwrap_or_default();
             check_text("description", &description, 0)?;
             check_range(&start_date, &end_date)?;
-            let g = group_of(view, group_id)?;
-            if view.task(id).is_some() {
+            let g = group_of(view, &group_id)?;
+            if view.task(&id).is_some() {
                 return Err(DomainError::Conflict("task id already exists".into()));
             }
             Ok(vec![Event::TaskCreated(TaskCreated {
@@ -224,11 +224,11 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
             if let Some(d) = &description {
                 check_text("description", d, 0)?;
             }
-            let t = task_of(view, id)?;
+            let t = task_of(view, &id)?;
             let new_start = start_date.clone().unwrap_or_else(|| t.start_date.clone());
             let new_end = end_date.clone().unwrap_or_else(|| t.end_date.clone());
             check_range(&new_start, &new_end)?;
-            let g = group_of(view, t.group_id)?;
+            let g = group_of(view, &t.group_id)?;
             let mut changed = Vec::new();
             let mut note = |field: &str, differs: bool| {
                 if differs {
@@ -256,8 +256,8 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
             })])
         }
         Command::ChangeStatus { id, status } => {
-            let t = task_of(view, id)?;
-            let g = group_of(view, t.group_id)?;
+            let t = task_of(view, &id)?;
+            let g = group_of(view, &t.group_id)?;
             Ok(vec![Event::TaskStatusChanged(TaskStatusChanged {
                 task_id: id,
                 group_id: t.group_id,
@@ -268,8 +268,8 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
             })])
         }
         Command::DeleteTask { id } => {
-            let t = task_of(view, id)?;
-            let g = group_of(view, t.group_id)?;
+            let t = task_of(view, &id)?;
+            let g = group_of(view, &t.group_id)?;
             Ok(vec![Event::TaskDeleted(TaskDeleted {
                 task_id: id,
                 group_id: t.group_id,
@@ -282,8 +282,8 @@ pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> 
             if text.trim().is_empty() {
                 return invalid("text must not be blank");
             }
-            let t = task_of(view, task_id)?;
-            let g = group_of(view, t.group_id)?;
+            let t = task_of(view, &task_id)?;
+            let g = group_of(view, &t.group_id)?;
             Ok(vec![Event::CommentAdded(CommentAdded {
                 comment_id: id,
                 task_id,
@@ -303,8 +303,10 @@ mod tests {
     use crate::domain::model::{Role, Status};
     use crate::domain::state::State as MemState;
 
-    fn id(n: u128) -> Uuid {
-        Uuid::from_u128(n)
+    use uuid::Uuid;
+
+    fn id(n: u128) -> Id {
+        Id::from(Uuid::from_u128(n))
     }
 
     fn given(events: Vec<Event>) -> MemState {

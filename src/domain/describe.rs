@@ -1,6 +1,6 @@
 //! The human view of an event: what the activity log shows and Kafka carries.
 
-use uuid::Uuid;
+use super::id::Id;
 
 use super::event::Event;
 
@@ -10,10 +10,10 @@ use super::event::Event;
 pub struct Activity {
     pub event_type: &'static str,
     pub entity: &'static str,
-    pub entity_id: Uuid,
-    pub group_id: Uuid,
+    pub entity_id: Id,
+    pub group_id: Id,
     pub group_name: String,
-    pub task_id: Option<Uuid>,
+    pub task_id: Option<Id>,
     pub task_name: Option<String>,
     pub changes: String,
 }
@@ -32,8 +32,8 @@ pub fn describe(event: &Event) -> Option<Activity> {
         Event::GroupCreated(e) => Activity {
             event_type: "created",
             entity: "Group",
-            entity_id: e.group_id,
-            group_id: e.group_id,
+            entity_id: e.group_id.clone(),
+            group_id: e.group_id.clone(),
             group_name: e.name.clone(),
             task_id: None,
             task_name: None,
@@ -42,8 +42,8 @@ pub fn describe(event: &Event) -> Option<Activity> {
         Event::GroupUpdated(e) => Activity {
             event_type: "updated",
             entity: "Group",
-            entity_id: e.group_id,
-            group_id: e.group_id,
+            entity_id: e.group_id.clone(),
+            group_id: e.group_id.clone(),
             group_name: e.name.clone(),
             task_id: None,
             task_name: None,
@@ -52,8 +52,8 @@ pub fn describe(event: &Event) -> Option<Activity> {
         Event::GroupDeleted(e) => Activity {
             event_type: "deleted",
             entity: "Group",
-            entity_id: e.group_id,
-            group_id: e.group_id,
+            entity_id: e.group_id.clone(),
+            group_id: e.group_id.clone(),
             group_name: e.name.clone(),
             task_id: None,
             task_name: None,
@@ -62,30 +62,30 @@ pub fn describe(event: &Event) -> Option<Activity> {
         Event::TaskCreated(e) => Activity {
             event_type: "created",
             entity: "Task",
-            entity_id: e.task_id,
-            group_id: e.group_id,
+            entity_id: e.task_id.clone(),
+            group_id: e.group_id.clone(),
             group_name: e.group_name.clone(),
-            task_id: Some(e.task_id),
+            task_id: Some(e.task_id.clone()),
             task_name: Some(e.name.clone()),
             changes: format!("Task '{}' was created", e.name),
         },
         Event::TaskUpdated(e) => Activity {
             event_type: "updated",
             entity: "Task",
-            entity_id: e.task_id,
-            group_id: e.group_id,
+            entity_id: e.task_id.clone(),
+            group_id: e.group_id.clone(),
             group_name: e.group_name.clone(),
-            task_id: Some(e.task_id),
+            task_id: Some(e.task_id.clone()),
             task_name: Some(e.name.clone()),
             changes: format!("Task '{}' was updated{}", e.name, listed(&e.changed)),
         },
         Event::TaskStatusChanged(e) => Activity {
             event_type: "status_changed",
             entity: "Task",
-            entity_id: e.task_id,
-            group_id: e.group_id,
+            entity_id: e.task_id.clone(),
+            group_id: e.group_id.clone(),
             group_name: e.group_name.clone(),
-            task_id: Some(e.task_id),
+            task_id: Some(e.task_id.clone()),
             task_name: Some(e.task_name.clone()),
             changes: format!(
                 "Task '{}' status changed from '{}' to '{}'",
@@ -97,20 +97,20 @@ pub fn describe(event: &Event) -> Option<Activity> {
         Event::TaskDeleted(e) => Activity {
             event_type: "deleted",
             entity: "Task",
-            entity_id: e.task_id,
-            group_id: e.group_id,
+            entity_id: e.task_id.clone(),
+            group_id: e.group_id.clone(),
             group_name: e.group_name.clone(),
-            task_id: Some(e.task_id),
+            task_id: Some(e.task_id.clone()),
             task_name: Some(e.name.clone()),
             changes: format!("Task '{}' was deleted", e.name),
         },
         Event::CommentAdded(e) => Activity {
             event_type: "commented",
             entity: "Task",
-            entity_id: e.task_id,
-            group_id: e.group_id,
+            entity_id: e.task_id.clone(),
+            group_id: e.group_id.clone(),
             group_name: e.group_name.clone(),
-            task_id: Some(e.task_id),
+            task_id: Some(e.task_id.clone()),
             task_name: Some(e.task_name.clone()),
             changes: format!("Comment added to task '{}'", e.task_name),
         },

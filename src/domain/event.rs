@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::id::Id;
+
 use super::model::{Role, Status};
 
 /// Schema version of the stored envelope; bumped when a payload changes shape.
@@ -53,28 +55,28 @@ impl Event {
     }
 
     /// The group an event belongs to (the Kafka key, the activity-log index).
-    pub fn group_id(&self) -> Option<Uuid> {
+    pub fn group_id(&self) -> Option<Id> {
         match self {
             Event::UserCreated(_) => None,
-            Event::GroupCreated(e) => Some(e.group_id),
-            Event::GroupUpdated(e) => Some(e.group_id),
-            Event::GroupDeleted(e) => Some(e.group_id),
-            Event::TaskCreated(e) => Some(e.group_id),
-            Event::TaskUpdated(e) => Some(e.group_id),
-            Event::TaskStatusChanged(e) => Some(e.group_id),
-            Event::TaskDeleted(e) => Some(e.group_id),
-            Event::CommentAdded(e) => Some(e.group_id),
+            Event::GroupCreated(e) => Some(e.group_id.clone()),
+            Event::GroupUpdated(e) => Some(e.group_id.clone()),
+            Event::GroupDeleted(e) => Some(e.group_id.clone()),
+            Event::TaskCreated(e) => Some(e.group_id.clone()),
+            Event::TaskUpdated(e) => Some(e.group_id.clone()),
+            Event::TaskStatusChanged(e) => Some(e.group_id.clone()),
+            Event::TaskDeleted(e) => Some(e.group_id.clone()),
+            Event::CommentAdded(e) => Some(e.group_id.clone()),
         }
     }
 
     /// The task an event concerns, if any.
-    pub fn task_id(&self) -> Option<Uuid> {
+    pub fn task_id(&self) -> Option<Id> {
         match self {
-            Event::TaskCreated(e) => Some(e.task_id),
-            Event::TaskUpdated(e) => Some(e.task_id),
-            Event::TaskStatusChanged(e) => Some(e.task_id),
-            Event::TaskDeleted(e) => Some(e.task_id),
-            Event::CommentAdded(e) => Some(e.task_id),
+            Event::TaskCreated(e) => Some(e.task_id.clone()),
+            Event::TaskUpdated(e) => Some(e.task_id.clone()),
+            Event::TaskStatusChanged(e) => Some(e.task_id.clone()),
+            Event::TaskDeleted(e) => Some(e.task_id.clone()),
+            Event::CommentAdded(e) => Some(e.task_id.clone()),
             _ => None,
         }
     }
@@ -83,7 +85,7 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserCreated {
-    pub user_id: Uuid,
+    pub user_id: Id,
     pub username: String,
     pub role: Role,
     /// Argon2id PHC string; a backup must carry it or a restore would lock everyone out.
@@ -93,7 +95,7 @@ pub struct UserCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupCreated {
-    pub group_id: Uuid,
+    pub group_id: Id,
     pub name: String,
     pub discussion: String,
 }
@@ -101,7 +103,7 @@ pub struct GroupCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupUpdated {
-    pub group_id: Uuid,
+    pub group_id: Id,
     /// Full new values, so the projection copies instead of merging.
     pub name: String,
     pub discussion: String,
@@ -112,17 +114,17 @@ pub struct GroupUpdated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupDeleted {
-    pub group_id: Uuid,
+    pub group_id: Id,
     pub name: String,
     /// Tasks removed with the group (their comments go with them).
-    pub task_ids: Vec<Uuid>,
+    pub task_ids: Vec<Id>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskCreated {
-    pub task_id: Uuid,
-    pub group_id: Uuid,
+    pub task_id: Id,
+    pub group_id: Id,
     pub group_name: String,
     pub name: String,
     pub description: String,
@@ -134,8 +136,8 @@ pub struct TaskCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskUpdated {
-    pub task_id: Uuid,
-    pub group_id: Uuid,
+    pub task_id: Id,
+    pub group_id: Id,
     pub group_name: String,
     pub name: String,
     pub description: String,
@@ -148,8 +150,8 @@ pub struct TaskUpdated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskStatusChanged {
-    pub task_id: Uuid,
-    pub group_id: Uuid,
+    pub task_id: Id,
+    pub group_id: Id,
     pub group_name: String,
     pub task_name: String,
     pub from: Status,
@@ -159,8 +161,8 @@ pub struct TaskStatusChanged {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskDeleted {
-    pub task_id: Uuid,
-    pub group_id: Uuid,
+    pub task_id: Id,
+    pub group_id: Id,
     pub group_name: String,
     pub name: String,
 }
@@ -168,9 +170,9 @@ pub struct TaskDeleted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommentAdded {
-    pub comment_id: Uuid,
-    pub task_id: Uuid,
-    pub group_id: Uuid,
+    pub comment_id: Id,
+    pub task_id: Id,
+    pub group_id: Id,
     pub group_name: String,
     pub task_name: String,
     pub text: String,

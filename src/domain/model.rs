@@ -1,7 +1,7 @@
 //! Records the projections hold: users, groups, tasks, comments, and the enums they use.
 
+use super::id::Id;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,7 +63,7 @@ impl Status {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRec {
-    pub id: Uuid,
+    pub id: Id,
     pub username: String,
     pub role: Role,
     pub password_hash: String,
@@ -72,7 +72,7 @@ pub struct UserRec {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRec {
-    pub id: Uuid,
+    pub id: Id,
     pub name: String,
     pub discussion: String,
     /// Sequence of the creating event: lists are ordered by it ("oldest first").
@@ -83,8 +83,8 @@ pub struct GroupRec {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRec {
-    pub id: Uuid,
-    pub group_id: Uuid,
+    pub id: Id,
+    pub group_id: Id,
     pub name: String,
     pub description: String,
     pub status: Status,
@@ -97,8 +97,8 @@ pub struct TaskRec {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommentRec {
-    pub id: Uuid,
-    pub task_id: Uuid,
+    pub id: Id,
+    pub task_id: Id,
     pub text: String,
     pub author: String,
     pub created_ms: i64,

@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
+use super::id::Id;
 use imbl::{HashMap, OrdMap, Vector};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::decide::View;
 use super::describe::describe;
@@ -34,20 +34,20 @@ pub struct State {
     /// Timestamp of the last applied event: new events never go back in time.
     pub last_ts: i64,
     users: OrdMap<String, Arc<UserRec>>,
-    groups: HashMap<Uuid, Arc<GroupRec>>,
+    groups: HashMap<Id, Arc<GroupRec>>,
     /// Live groups by creating sequence: "oldest first".
-    group_order: OrdMap<u64, Uuid>,
-    tasks: HashMap<Uuid, Arc<TaskRec>>,
+    group_order: OrdMap<u64, Id>,
+    tasks: HashMap<Id, Arc<TaskRec>>,
     /// Live tasks of each group by creating sequence.
-    group_tasks: HashMap<Uuid, OrdMap<u64, Uuid>>,
+    group_tasks: HashMap<Id, OrdMap<u64, Id>>,
     /// Comments of each live task, oldest first.
-    comments: HashMap<Uuid, Vector<Arc<CommentRec>>>,
+    comments: HashMap<Id, Vector<Arc<CommentRec>>>,
     /// Activity sequences per group and per task, ascending; kept after deletion.
-    group_log: HashMap<Uuid, Vector<u64>>,
-    task_log: HashMap<Uuid, Vector<u64>>,
-    group_sums: HashMap<Uuid, LogSummary>,
+    group_log: HashMap<Id, Vector<u64>>,
+    task_log: HashMap<Id, Vector<u64>>,
+    group_sums: HashMap<Id, LogSummary>,
     /// Per group: the summary of each task that had activity in it.
-    task_sums: HashMap<Uuid, HashMap<Uuid, LogSummary>>,
+    task_sums: HashMap<Id, HashMap<Id, LogSummary>>,
     comment_count: u64,
 }
 
@@ -80,16 +80,16 @@ impl View for State {
     fn user(&self, username: &str) -> Option<UserRec> {
         self.users.get(username).map(|u| (**u).clone())
     }
-    fn group(&self, id: Uuid) -> Option<GroupRec> {
-        self.groups.get(&id).map(|g| (**g).clone())
+    fn group(&self, id: &Id) -> Option<GroupRec> {
+        self.groups.get(id).map(|g| (**g).clone())
     }
-    fn task(&self, id: Uuid) -> Option<TaskRec> {
-        self.tasks.get(&id).map(|t| (**t).clone())
+    fn task(&self, id: &Id) -> Option<TaskRec> {
+        self.tasks.get(id).map(|t| (**t).clone())
     }
-    fn task_ids_of_group(&self, id: Uuid) -> Vec<Uuid> {
+    fn task_ids_of_group(&self, id: &Id) -> Vec<Id> {
         self.group_tasks
-            .get(&id)
-            .map(|m| m.values().copied().collect())
+            .get(id)
+            .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
     }
 }
@@ -101,7 +101,7 @@ impl State {
         match &se.event {
             Event::UserCreated(e) => {
                 let rec = UserRec {
-                    id: e.user_id,
+                    id: e.user_id.clone(),
                     username: e.username.clone(),
                     role: e.role,
                     password_hash: e.password_hash.clone(),
@@ -111,17 +111,17 @@ impl State {
             }
             Event::GroupCreated(e) => {
                 let rec = GroupRec {
-                    id: e.group_id,
+                    id: e.group_id.clone(),
                     name: e.name.clone(),
                     discussion: e.discussion.clone(),
                     created_seq: seq,
                     created_ms: ts,
                     updated_ms: ts,
                 };
-                if let Some(old) = self.groups.insert(e.group_id, Arc::new(rec)) {
+                if let Some(old) = self.groups.insert(e.group_id.clone(), Arc::new(rec)) {
                     self.group_order.remove(&old.created_seq);
                 }
-                self.group_order.insert(seq, e.group_id);
+                self.group_order.insert(seq, e.group_id.clone());
             }
             Event::GroupUpdated(e) => {
                 if let Some(g) = self.groups.get_mut(&e.group_id) {
@@ -133,11 +133,11 @@ impl State {
             }
             Event::GroupDeleted(e) => {
                 for t in &e.task_ids {
-                    self.remove_task(*t);
+                    self.remove_task(t);
                 }
                 if let Some(tasks) = self.group_tasks.remove(&e.group_id) {
                     for t in tasks.values() {
-                        self.remove_task(*t);
+                        self.remove_task(t);
                     }
                 }
                 if let Some(g) = self.groups.remove(&e.group_id) {
@@ -146,8 +146,8 @@ impl State {
             }
             Event::TaskCreated(e) => {
                 let rec = TaskRec {
-                    id: e.task_id,
-                    group_id: e.group_id,
+                    id: e.task_id.clone(),
+                    group_id: e.group_id.clone(),
                     name: e.name.clone(),
                     description: e.description.clone(),
                     status: e.status,
@@ -157,12 +157,12 @@ impl State {
                     created_ms: ts,
                     updated_ms: ts,
                 };
-                self.remove_task(e.task_id);
-                self.tasks.insert(e.task_id, Arc::new(rec));
+                self.remove_task(&e.task_id);
+                self.tasks.insert(e.task_id.clone(), Arc::new(rec));
                 self.group_tasks
-                    .entry(e.group_id)
+                    .entry(e.group_id.clone())
                     .or_default()
-                    .insert(seq, e.task_id);
+                    .insert(seq, e.task_id.clone());
             }
             Event::TaskUpdated(e) => {
                 if let Some(t) = self.tasks.get_mut(&e.task_id) {
@@ -182,28 +182,31 @@ impl State {
                     t.updated_ms = ts;
                 }
             }
-            Event::TaskDeleted(e) => self.remove_task(e.task_id),
+            Event::TaskDeleted(e) => self.remove_task(&e.task_id),
             Event::CommentAdded(e) => {
                 let rec = CommentRec {
-                    id: e.comment_id,
-                    task_id: e.task_id,
+                    id: e.comment_id.clone(),
+                    task_id: e.task_id.clone(),
                     text: e.text.clone(),
                     author: se.user.clone(),
                     created_ms: ts,
                 };
                 self.comments
-                    .entry(e.task_id)
+                    .entry(e.task_id.clone())
                     .or_default()
                     .push_back(Arc::new(rec));
                 self.comment_count += 1;
             }
         }
         if let Some(a) = describe(&se.event) {
-            self.group_log.entry(a.group_id).or_default().push_back(seq);
+            self.group_log
+                .entry(a.group_id.clone())
+                .or_default()
+                .push_back(seq);
             let s = bump(self.group_sums.get(&a.group_id), &a.group_name, ts);
-            self.group_sums.insert(a.group_id, s);
+            self.group_sums.insert(a.group_id.clone(), s);
             if let (Some(tid), Some(tname)) = (a.task_id, a.task_name.as_deref()) {
-                self.task_log.entry(tid).or_default().push_back(seq);
+                self.task_log.entry(tid.clone()).or_default().push_back(seq);
                 let sums = self.task_sums.entry(a.group_id).or_default();
                 let s = bump(sums.get(&tid), tname, ts);
                 sums.insert(tid, s);
@@ -213,8 +216,8 @@ impl State {
         self.last_ts = self.last_ts.max(ts);
     }
 
-    fn remove_task(&mut self, id: Uuid) {
-        if let Some(t) = self.tasks.remove(&id) {
+    fn remove_task(&mut self, id: &Id) {
+        if let Some(t) = self.tasks.remove(id) {
             if let Some(m) = self.group_tasks.get_mut(&t.group_id) {
                 m.remove(&t.created_seq);
                 if m.is_empty() {
@@ -222,7 +225,7 @@ impl State {
                 }
             }
         }
-        if let Some(cs) = self.comments.remove(&id) {
+        if let Some(cs) = self.comments.remove(id) {
             self.comment_count -= cs.len() as u64;
         }
     }
@@ -252,8 +255,8 @@ impl State {
         !self.users.is_empty()
     }
 
-    pub fn group_rec(&self, id: Uuid) -> Option<&GroupRec> {
-        self.groups.get(&id).map(|g| &**g)
+    pub fn group_rec(&self, id: &Id) -> Option<&GroupRec> {
+        self.groups.get(id).map(|g| &**g)
     }
 
     /// Oldest first.
@@ -263,13 +266,13 @@ impl State {
             .filter_map(|id| self.groups.get(id).map(|g| &**g))
     }
 
-    pub fn task_rec(&self, id: Uuid) -> Option<&TaskRec> {
-        self.tasks.get(&id).map(|t| &**t)
+    pub fn task_rec(&self, id: &Id) -> Option<&TaskRec> {
+        self.tasks.get(id).map(|t| &**t)
     }
 
     /// Tasks of a group, oldest first.
-    pub fn tasks_of_group(&self, group: Uuid) -> Vec<&TaskRec> {
-        match self.group_tasks.get(&group) {
+    pub fn tasks_of_group(&self, group: &Id) -> Vec<&TaskRec> {
+        match self.group_tasks.get(group) {
             Some(m) => m
                 .values()
                 .filter_map(|id| self.tasks.get(id).map(|t| &**t))
@@ -279,21 +282,21 @@ impl State {
     }
 
     /// Comments of a task, oldest first.
-    pub fn comments(&self, task: Uuid) -> Vec<&CommentRec> {
-        match self.comments.get(&task) {
+    pub fn comments(&self, task: &Id) -> Vec<&CommentRec> {
+        match self.comments.get(task) {
             Some(v) => v.iter().map(|c| &**c).collect(),
             None => Vec::new(),
         }
     }
 
-    pub fn comment_count(&self, task: Uuid) -> usize {
-        self.comments.get(&task).map_or(0, |v| v.len())
+    pub fn comment_count(&self, task: &Id) -> usize {
+        self.comments.get(task).map_or(0, |v| v.len())
     }
 
     /// The newest comment of a task: what an `AddComment` just created.
-    pub fn last_comment(&self, task: Uuid) -> Option<&CommentRec> {
+    pub fn last_comment(&self, task: &Id) -> Option<&CommentRec> {
         self.comments
-            .get(&task)
+            .get(task)
             .and_then(|v| v.last())
             .map(|c| &**c)
     }
@@ -316,25 +319,28 @@ impl State {
     }
 
     /// Activity of a group, newest first, strictly before `before` when given.
-    pub fn group_log(&self, group: Uuid, before: Option<u64>, limit: usize) -> Vec<u64> {
-        Self::page(self.group_log.get(&group), before, limit)
+    pub fn group_log(&self, group: &Id, before: Option<u64>, limit: usize) -> Vec<u64> {
+        Self::page(self.group_log.get(group), before, limit)
     }
 
-    pub fn task_log(&self, task: Uuid, before: Option<u64>, limit: usize) -> Vec<u64> {
-        Self::page(self.task_log.get(&task), before, limit)
+    pub fn task_log(&self, task: &Id, before: Option<u64>, limit: usize) -> Vec<u64> {
+        Self::page(self.task_log.get(task), before, limit)
     }
 
     /// Most recently active first.
-    pub fn group_summaries(&self) -> Vec<(Uuid, &LogSummary)> {
-        let mut out: Vec<(Uuid, &LogSummary)> =
-            self.group_sums.iter().map(|(k, v)| (*k, v)).collect();
+    pub fn group_summaries(&self) -> Vec<(Id, &LogSummary)> {
+        let mut out: Vec<(Id, &LogSummary)> = self
+            .group_sums
+            .iter()
+            .map(|(k, v)| (k.clone(), v))
+            .collect();
         out.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms).then(a.0.cmp(&b.0)));
         out
     }
 
-    pub fn task_summaries(&self, group: Uuid) -> Vec<(Uuid, &LogSummary)> {
-        let mut out: Vec<(Uuid, &LogSummary)> = match self.task_sums.get(&group) {
-            Some(m) => m.iter().map(|(k, v)| (*k, v)).collect(),
+    pub fn task_summaries(&self, group: &Id) -> Vec<(Id, &LogSummary)> {
+        let mut out: Vec<(Id, &LogSummary)> = match self.task_sums.get(group) {
+            Some(m) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
             None => Vec::new(),
         };
         out.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms).then(a.0.cmp(&b.0)));

@@ -73,8 +73,8 @@ mod tests {
             ts_ms: 1_762_788_645_123,
             user: "Dhaya".into(),
             event: Event::TaskCreated(TaskCreated {
-                task_id: t,
-                group_id: g,
+                task_id: t.into(),
+                group_id: g.into(),
                 group_name: "Project Alpha".into(),
                 name: "Feature X".into(),
                 description: String::new(),
@@ -103,7 +103,7 @@ mod tests {
             ts_ms: 0,
             user: "system".into(),
             event: Event::UserCreated(UserCreated {
-                user_id: Uuid::new_v4(),
+                user_id: Uuid::new_v4().into(),
                 username: "a".into(),
                 role: Role::Admin,
                 password_hash: "secret".into(),

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use uuid::Uuid;
+use crate::domain::id::Id;
 
 use super::gen::Gen;
 use super::StoreError;
@@ -40,7 +40,7 @@ impl Snapshot {
         self.state.has_users()
     }
 
-    pub fn group(&self, id: Uuid) -> Option<GroupRec> {
+    pub fn group(&self, id: &Id) -> Option<GroupRec> {
         self.state.group_rec(id).cloned()
     }
 
@@ -48,11 +48,11 @@ impl Snapshot {
         self.state.groups().cloned().collect()
     }
 
-    pub fn task(&self, id: Uuid) -> Option<TaskRec> {
+    pub fn task(&self, id: &Id) -> Option<TaskRec> {
         self.state.task_rec(id).cloned()
     }
 
-    pub fn tasks_of_group(&self, group: Uuid) -> Vec<TaskRec> {
+    pub fn tasks_of_group(&self, group: &Id) -> Vec<TaskRec> {
         self.state
             .tasks_of_group(group)
             .into_iter()
@@ -60,7 +60,7 @@ impl Snapshot {
             .collect()
     }
 
-    pub fn comments(&self, task: Uuid) -> Vec<CommentRec> {
+    pub fn comments(&self, task: &Id) -> Vec<CommentRec> {
         self.state.comments(task).into_iter().cloned().collect()
     }
 
@@ -78,23 +78,23 @@ impl Snapshot {
     /// Newest first, strictly before `before` when given.
     pub fn group_logs(
         &self,
-        g: Uuid,
+        g: Id,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
-        self.bodies(self.state.group_log(g, before, limit))
+        self.bodies(self.state.group_log(&g, before, limit))
     }
 
     pub fn task_logs(
         &self,
-        t: Uuid,
+        t: Id,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
-        self.bodies(self.state.task_log(t, before, limit))
+        self.bodies(self.state.task_log(&t, before, limit))
     }
 
-    pub fn group_summaries(&self) -> Vec<(Uuid, LogSummary)> {
+    pub fn group_summaries(&self) -> Vec<(Id, LogSummary)> {
         self.state
             .group_summaries()
             .into_iter()
@@ -102,7 +102,7 @@ impl Snapshot {
             .collect()
     }
 
-    pub fn task_summaries(&self, g: Uuid) -> Vec<(Uuid, LogSummary)> {
+    pub fn task_summaries(&self, g: &Id) -> Vec<(Id, LogSummary)> {
         self.state
             .task_summaries(g)
             .into_iter()

@@ -397,12 +397,12 @@ fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
 fn touched(state: &State, event: &Event) -> Option<Vec<u8>> {
     match event {
         Event::UserCreated(e) => state.user_rec(&e.username).map(enc),
-        Event::GroupCreated(e) => state.group_rec(e.group_id).map(enc),
-        Event::GroupUpdated(e) => state.group_rec(e.group_id).map(enc),
-        Event::TaskCreated(e) => state.task_rec(e.task_id).map(enc),
-        Event::TaskUpdated(e) => state.task_rec(e.task_id).map(enc),
-        Event::TaskStatusChanged(e) => state.task_rec(e.task_id).map(enc),
-        Event::CommentAdded(e) => state.last_comment(e.task_id).map(enc),
+        Event::GroupCreated(e) => state.group_rec(&e.group_id).map(enc),
+        Event::GroupUpdated(e) => state.group_rec(&e.group_id).map(enc),
+        Event::TaskCreated(e) => state.task_rec(&e.task_id).map(enc),
+        Event::TaskUpdated(e) => state.task_rec(&e.task_id).map(enc),
+        Event::TaskStatusChanged(e) => state.task_rec(&e.task_id).map(enc),
+        Event::CommentAdded(e) => state.last_comment(&e.task_id).map(enc),
         Event::GroupDeleted(_) | Event::TaskDeleted(_) => None,
     }
 }
