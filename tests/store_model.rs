@@ -29,14 +29,14 @@ enum Op {
 
 /// Ids of both kinds: ours (UUIDs) and imported text ids (ObjectId-like).
 fn gid(n: u8) -> Id {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Uuid::from_u128(0x1000 + n as u128).into()
     } else {
         Id::parse(&format!("65a1b2c3d4e5f6a7b8c9d0{n:02x}")).unwrap()
     }
 }
 fn tid(n: u8) -> Id {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Uuid::from_u128(0x2000 + n as u128).into()
     } else {
         Id::parse(&format!("task-{n}")).unwrap()

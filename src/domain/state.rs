@@ -295,10 +295,7 @@ impl State {
 
     /// The newest comment of a task: what an `AddComment` just created.
     pub fn last_comment(&self, task: &Id) -> Option<&CommentRec> {
-        self.comments
-            .get(task)
-            .and_then(|v| v.last())
-            .map(|c| &**c)
+        self.comments.get(task).and_then(|v| v.last()).map(|c| &**c)
     }
 
     fn page(list: Option<&Vector<u64>>, before: Option<u64>, limit: usize) -> Vec<u64> {
