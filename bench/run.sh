@@ -190,7 +190,7 @@ run_wrk() {
     local name=$1 lua=$2 secs=$3 out="$WORK/wrk-$1.txt" rc=0
     # In the background + wait, so that Ctrl-C or SIGTERM runs the trap at once
     # (bash would otherwise carry on once wrk, which catches SIGINT, exits 0).
-    BENCH_TOKEN=$TOKEN BENCH_GROUP_ID=$GID BENCH_TASK_ID=$TID BENCH_THREADS=$THREADS \
+    BENCH_TOKEN=$TOKEN BENCH_GROUP_ID=$GID BENCH_TASK_ID=$TID BENCH_GROUP20_ID=${G20:-} BENCH_THREADS=$THREADS \
         wrk "-t$THREADS" "-c$CONNS" "-d${secs}s" --latency -s "$BENCH_DIR/$lua" "$URL" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || rc=$?
@@ -202,13 +202,20 @@ run_wrk() {
 
 log "starting the server on $URL, data dir $DATA"
 start_server
-log "server up in ${STARTUP_MS} ms (empty store), pid $SERVER_PID, RSS $(mb "$(rss_kb "$SERVER_PID" VmRSS)")"
+RSS_EMPTY=("$(rss_kb "$SERVER_PID" VmRSS)")
+log "server up in ${STARTUP_MS} ms (empty store), pid $SERVER_PID, RSS $(mb "${RSS_EMPTY[0]}")"
 login
 GID=$(curl -sf -X POST "$URL/api/groups" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     -d '{"name":"bench"}' | json_get 'd["group"]["_id"]') || die "POST /api/groups failed"
 TID=$(curl -sf -X POST "$URL/api/groups/$GID/tasks" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     -d '{"name":"the task GET reads"}' | json_get 'd["task"]["_id"]') || die "POST /api/groups/:id/tasks failed"
-log "group $GID, task $TID"
+G20=$(curl -sf -X POST "$URL/api/groups" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name":"twenty tasks"}' | json_get 'd["group"]["_id"]') || die "POST /api/groups failed"
+for ((i = 0; i < 20; i++)); do
+    curl -sf -o /dev/null -X POST "$URL/api/groups/$G20/tasks" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"name\":\"task $i of twenty\",\"description\":\"a description of about sixty characters for the task $i\"}" || die "task create failed"
+done
+log "group $GID, task $TID, group of 20 tasks $G20"
 
 TABLE_HEADER='| scenario | runs | req/s (median) | p50 (median) | p99 (median) | non-2xx (all runs) | socket errors |
 |---|---|---|---|---|---|---|'
@@ -217,7 +224,7 @@ FAILED=0
 
 # ---------------------------------------------------------------- create, get
 if [[ "$SCENARIOS" == 1 ]]; then
-    for scenario in create get; do
+    for scenario in create get get_group; do
         files=()
         for ((r = 1; r <= RUNS; r++)); do
             log "scenario $scenario, run $r/$RUNS: wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/$scenario.lua"
@@ -232,52 +239,35 @@ if [[ "$SCENARIOS" == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- big
+# A realistic store (examples/fill.rs: ~1,000 groups, ~40% task creations, ~40%
+# comments, ~15% status changes, the rest updates per 1M events) written through
+# the real writer, then: startups, memory, GET load, check, backup create, backup
+# verify, and a hot restore of that backup, uploaded into an empty server.
 BIG_ROWS=()
 if [[ "$BIG" == 1 ]]; then
-    fill_out="$WORK/wrk-fill.txt"
-    t_fill=$EPOCHREALTIME
-    ev0=$(health_events)
-    fill_rate="n/a: the log already had $ev0 events"
-    fill_non2xx=0
-    if (( ev0 < EVENTS )); then
-        log "big: filling the log from $ev0 to $EVENTS events with create load (wrk -t$THREADS -c$CONNS, stopped with SIGINT once reached)"
-        BENCH_TOKEN=$TOKEN BENCH_GROUP_ID=$GID BENCH_TASK_ID=$TID BENCH_THREADS=$THREADS \
-            wrk "-t$THREADS" "-c$CONNS" -d100000s --latency -s "$BENCH_DIR/create.lua" "$URL" >"$fill_out" 2>&1 &
-        WRK_PID=$!
-        last_t=$EPOCHREALTIME
-        last_ev=$ev0
-        while :; do
-            sleep 1
-            kill -0 "$WRK_PID" 2>/dev/null || { cat "$fill_out"; die "wrk stopped during the fill"; }
-            kill -0 "$SERVER_PID" 2>/dev/null || die "the server died during the fill"
-            ev=$(health_events) || die "/api/health failed during the fill"
-            (( ev >= EVENTS )) && break
-            if (( $(ms_since "$last_t") >= 10000 )); then
-                log "  events $ev ($(awk -v a="$last_ev" -v b="$ev" -v ms="$(ms_since "$last_t")" 'BEGIN { printf "%.0f", (b - a) * 1000 / ms }') events/s over the last 10 s)"
-                last_t=$EPOCHREALTIME
-                last_ev=$ev
-            fi
-        done
-        kill -INT "$WRK_PID" 2>/dev/null || true
-        wait "$WRK_PID" || true
-        WRK_PID=""
-        fill_ms=$(ms_since "$t_fill")
-        sed 's/^/    /' "$fill_out"
-        ev=$(health_events)
-        fill_rate="$(awk -v n="$((ev - ev0))" -v ms="$fill_ms" 'BEGIN { printf "%.0f", n * 1000 / ms }') events/s ($((ev - ev0)) events in $((fill_ms / 1000)) s)"
-        fill_non2xx=$(sed -n 's/^bench: responses=[0-9]* non2xx=\([0-9]*\).*/\1/p' "$fill_out")
-        [[ "$fill_non2xx" == 0 ]] || FAILED=1
-        log "filled: $ev events, $fill_rate, non-2xx: ${fill_non2xx:-?}"
-    else
-        ev=$ev0
-        log "big: the log already has $ev0 >= $EVENTS events, no fill needed"
+    FILL="$ROOT/target/release/examples/fill"
+    if [[ "$BUILD" == 1 ]]; then
+        (cd "$ROOT" && cargo build --release --example fill) || die "building examples/fill failed"
     fi
-
-    log "stopping the server (SIGTERM)"
+    [[ -x "$FILL" ]] || die "$FILL not found (cargo build --release --example fill)"
+    log "stopping the small server"
     stop_server
-    log "stopped in $SHUTDOWN_MS ms"
-    du_fill=$(du -sh "$DATA" | cut -f1)
-    du_fill_bytes=$(du -sb "$DATA" | cut -f1)
+    rss_empty=$(median "${RSS_EMPTY[@]}")
+    DATA="$WORK/big"
+    log "big: writing $EVENTS events of the realistic profile into $DATA (examples/fill)"
+    "$FILL" "$DATA" "$EVENTS" >"$WORK/fill.txt" 2>&1 || { cat "$WORK/fill.txt"; die "fill failed"; }
+    sed 's/^/    /' "$WORK/fill.txt"
+    fill_line=$(tail -n 1 "$WORK/fill.txt")
+    offline() { # offline NAME ARGS...: runs the binary on $DATA, prints wall ms
+        local name=$1 t0
+        shift
+        t0=$EPOCHREALTIME
+        TASKLEDGER_ADMIN_PASSWORD=$PASSWORD RUST_LOG=warn \
+            /usr/bin/time -f '%M' -o "$WORK/$name.maxrss" \
+            "$BIN" "$@" --data-dir "$DATA" --backup-dir "$WORK/backups" --restore-dir "$WORK/restore" \
+            >"$WORK/$name.txt" 2>&1 || { cat "$WORK/$name.txt"; die "taskledger $* failed"; }
+        ms_since "$t0"
+    }
 
     startups=()
     rss_start=()
@@ -285,14 +275,16 @@ if [[ "$BIG" == 1 ]]; then
         start_server
         startups+=("$STARTUP_MS")
         rss_start+=("$(rss_kb "$SERVER_PID" VmRSS)")
-        ev_after=$(health_events)
-        log "restart $r/$RESTARTS: /api/health answered after $STARTUP_MS ms, RSS $(mb "${rss_start[-1]}"), events $ev_after"
-        [[ "$ev_after" == "$ev" ]] || { log "WARNING: $ev events before the restart, $ev_after after"; FAILED=1; }
+        ev=$(health_events)
+        log "restart $r/$RESTARTS: /api/health answered after $STARTUP_MS ms, RSS $(mb "${rss_start[-1]}"), events $ev"
         if (( r == RESTARTS )); then
             login
-            log "GET load for ${GET_LOAD_SECS}s on the big store"
+            GID=$(curl -sf "$URL/api/groups/$(curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/logs/groups" | json_get 'd["groups"][0]["group_id"]')" \
+                -H "Authorization: Bearer $TOKEN" | json_get 'd["group"]["_id"]')
+            TID=$(curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/groups/$GID" | json_get 'd["group"]["tasks"][0]["_id"]')
+            log "GET load for ${GET_LOAD_SECS}s on the big store (task $TID)"
             run_wrk big-get get.lua "$GET_LOAD_SECS"
-            big_get=$(python3 "$BENCH_DIR/wrkstat.py" row "get (big store)" "$WORK/wrk-big-get.txt")
+            big_get=$(python3 "$BENCH_DIR/wrkstat.py" row "get task (big store)" "$WORK/wrk-big-get.txt")
             [[ "$big_get" == *"| 0 of "* ]] || FAILED=1
             rss_load=$(rss_kb "$SERVER_PID" VmRSS)
             hwm_load=$(rss_kb "$SERVER_PID" VmHWM)
@@ -300,28 +292,56 @@ if [[ "$BIG" == 1 ]]; then
         fi
         stop_server
     done
+    du_big=$(du -sb "$DATA" | cut -f1)
 
-    rebuilds=()
+    checks=()
     for ((r = 1; r <= RESTARTS; r++)); do
-        log "rebuild $r/$RESTARTS: taskledger rebuild --data-dir $DATA"
-        t0=$EPOCHREALTIME
-        TASKLEDGER_ADMIN_PASSWORD=$PASSWORD AUTO_BACKUP_ENABLED=false AUTO_RESTORE_ENABLED=false RUST_LOG=warn \
-            "$BIN" rebuild --data-dir "$DATA" --backup-dir "$WORK/backups" --restore-dir "$WORK/restore" \
-            >"$WORK/rebuild-$r.txt" 2>&1 || { cat "$WORK/rebuild-$r.txt"; die "taskledger rebuild failed"; }
-        rebuilds+=("$(ms_since "$t0")")
-        sed 's/^/    /' "$WORK/rebuild-$r.txt"
-        log "  wall time ${rebuilds[-1]} ms"
+        checks+=("$(offline "check-$r" check)")
+        log "check $r/$RESTARTS: ${checks[-1]} ms: $(tail -n 1 "$WORK/check-$r.txt")"
     done
-    du_end=$(du -sh "$DATA" | cut -f1)
+    check_rss=$(cat "$WORK/check-1.maxrss")
+    tasks=$(sed -n 's/.* \([0-9]*\) tasks.*/\1/p' "$WORK/check-1.txt")
+    backup_ms=$(offline backup backup create --label big)
+    backup_file=$(ls "$WORK/backups"/backup_*_big.tar.gz | head -n 1)
+    backup_size=$(stat -c %s "$backup_file")
+    log "backup create: $backup_ms ms, $(basename "$backup_file") $(mb $((backup_size / 1024)))"
+    verifies=()
+    for ((r = 1; r <= RESTARTS; r++)); do
+        verifies+=("$(offline "verify-$r" backup verify "$backup_file")")
+        log "backup verify $r/$RESTARTS: ${verifies[-1]} ms"
+    done
+    verify_rss=$(cat "$WORK/verify-1.maxrss")
 
-    BIG_ROWS+=("| events in the log | $ev |")
-    BIG_ROWS+=("| fill rate (create load, wrk -t$THREADS -c$CONNS) | $fill_rate |")
+    log "hot restore: an empty server, upload, restore"
+    DATA="$WORK/restored"
+    rm -rf "$WORK/backups"
+    start_server
+    login
+    curl -sf -X POST "$URL/api/backup/upload?name=$(basename "$backup_file")" -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/gzip' --data-binary "@$backup_file" >/dev/null || die "upload failed"
+    rss_before=$(rss_kb "$SERVER_PID" VmRSS)
+    t0=$EPOCHREALTIME
+    curl -sf -X POST "$URL/api/backup/restore" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"backupName\":\"$(basename "$backup_file")\"}" >"$WORK/restore.json" || die "restore failed"
+    restore_ms=$(ms_since "$t0")
+    restore_hwm=$(rss_kb "$SERVER_PID" VmHWM)
+    sleep 2
+    rss_after_restore=$(rss_kb "$SERVER_PID" VmRSS)
+    log "restore: $restore_ms ms, $(cat "$WORK/restore.json")"
+    stop_server
+    du_restored=$(du -sb "$DATA" | cut -f1)
+
+    BIG_ROWS+=("| events in the log | $ev ($tasks live tasks) |")
+    BIG_ROWS+=("| fill through the writer (64 concurrent callers, no HTTP) | $fill_line |")
     BIG_ROWS+=("| startup to first /api/health answer (median of $RESTARTS) | $(median "${startups[@]}") ms (runs: ${startups[*]} ms) |")
-    BIG_ROWS+=("| \`taskledger rebuild\` wall time (median of $RESTARTS) | $(median "${rebuilds[@]}") ms (runs: ${rebuilds[*]} ms) |")
-    BIG_ROWS+=("| RSS right after startup (median of $RESTARTS) | $(mb "$(median "${rss_start[@]}")") |")
+    BIG_ROWS+=("| RSS right after startup (median of $RESTARTS); empty server | $(mb "$(median "${rss_start[@]}")"); $(mb "$rss_empty") |")
+    BIG_ROWS+=("| memory per live task ((RSS after start - empty RSS) / tasks) | $(awk -v a="$(median "${rss_start[@]}")" -v e="$rss_empty" -v t="$tasks" 'BEGIN { printf "%.0f bytes", (a - e) * 1024 / t }') |")
     BIG_ROWS+=("| RSS after ${GET_LOAD_SECS} s of GET load (peak VmHWM) | $(mb "$rss_load") ($(mb "$hwm_load")) |")
-    BIG_ROWS+=("| data dir on disk (du -sh) after fill / after rebuilds | $du_fill / $du_end ($(awk -v b="$du_fill_bytes" -v n="$ev" 'BEGIN { printf "%.0f", b / n }') bytes per event) |")
-    BIG_ROWS+=("| SIGTERM to exit (last stop) | $SHUTDOWN_MS ms |")
+    BIG_ROWS+=("| \`taskledger check\` (median of $RESTARTS; peak RSS) | $(median "${checks[@]}") ms (runs: ${checks[*]} ms; $(mb "$check_rss")) |")
+    BIG_ROWS+=("| \`taskledger backup create\` (offline) | $backup_ms ms, $(mb $((backup_size / 1024))) |")
+    BIG_ROWS+=("| \`taskledger backup verify\` (median of $RESTARTS; peak RSS) | $(median "${verifies[@]}") ms (runs: ${verifies[*]} ms; $(mb "$verify_rss")) |")
+    BIG_ROWS+=("| hot restore through the API into an empty server | $restore_ms ms, peak RSS $(mb "$restore_hwm"), RSS after $(mb "$rss_after_restore") |")
+    BIG_ROWS+=("| data dir (du -sb): filled / restored | $(mb $((du_big / 1024))) / $(mb $((du_restored / 1024))) ($(awk -v b="$du_big" -v n="$ev" 'BEGIN { printf "%.0f", b / n }') bytes per event) |")
 fi
 
 # ---------------------------------------------------------------- report
@@ -340,7 +360,7 @@ if [[ "$BIG" == 1 ]]; then
     echo "$TABLE_HEADER"
     echo "$big_get"
     echo
-    echo "| big store | value |"
+    echo "| big store (realistic profile) | value |"
     echo "|---|---|"
     printf '%s\n' "${BIG_ROWS[@]}"
     echo

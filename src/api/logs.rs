@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use crate::domain::Id;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
-use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
@@ -95,7 +94,7 @@ pub async fn groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl 
             json!({"group_id": id.to_string(), "group_name": s.name, "log_count": s.count, "last_activity": fmt_ms(s.last_ms)})
         })
         .collect();
-    Ok(Json(json!({"success": true, "groups": groups})))
+    Ok(super::success("groups", groups))
 }
 
 pub async fn group_logs(
@@ -115,7 +114,7 @@ pub async fn group_logs(
             .collect(),
         Err(_) => Vec::new(),
     };
-    Ok(Json(json!({"success": true, "logs": logs})))
+    Ok(super::success("logs", logs))
 }
 
 pub async fn group_tasks(
@@ -135,7 +134,7 @@ pub async fn group_tasks(
             .collect(),
         Err(_) => Vec::new(),
     };
-    Ok(Json(json!({"success": true, "tasks": tasks})))
+    Ok(super::success("tasks", tasks))
 }
 
 pub async fn task_logs(
@@ -155,5 +154,5 @@ pub async fn task_logs(
             .collect(),
         Err(_) => Vec::new(),
     };
-    Ok(Json(json!({"success": true, "logs": logs})))
+    Ok(super::success("logs", logs))
 }

@@ -25,6 +25,27 @@ pub use error::{ApiError, ApiResult};
 /// The JSON body limit of SPEC §2.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// `{"success": true, "<key>": value}`, serialized straight from `value` (no
+/// intermediate `serde_json::Value` tree: the hot read routes answer with it).
+pub(crate) struct Success<T> {
+    key: &'static str,
+    value: T,
+}
+
+impl<T: serde::Serialize> serde::Serialize for Success<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("success", &true)?;
+        m.serialize_entry(self.key, &self.value)?;
+        m.end()
+    }
+}
+
+pub(crate) fn success<T: serde::Serialize>(key: &'static str, value: T) -> axum::Json<Success<T>> {
+    axum::Json(Success { key, value })
+}
+
 /// Decodes the record the writer handed back for a command.
 pub(crate) fn decode_record<T: DeserializeOwned>(record: Option<Vec<u8>>) -> ApiResult<T> {
     let bytes = record.ok_or_else(|| ApiError::Internal("command returned no record".into()))?;

@@ -111,7 +111,7 @@ pub async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<
         .into_iter()
         .map(|g| group_view(&gen, g))
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(json!({"success": true, "groups": groups})))
+    Ok(super::success("groups", groups))
 }
 
 pub async fn get_group(
@@ -124,9 +124,7 @@ pub async fn get_group(
     let g = gen
         .group(&id)
         .ok_or_else(|| ApiError::NotFound("group not found".into()))?;
-    Ok(Json(
-        json!({"success": true, "group": group_view(&gen, g)?}),
-    ))
+    Ok(super::success("group", group_view(&gen, g)?))
 }
 
 pub async fn create_group(
@@ -142,10 +140,7 @@ pub async fn create_group(
     let out = app.store.execute(&auth.username, cmd).await?;
     let g: GroupRec = super::decode_record(out.record)?;
     let view = group_view(&app.store.gen(), g)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"success": true, "group": view})),
-    ))
+    Ok((StatusCode::CREATED, super::success("group", view)))
 }
 
 pub async fn update_group(
@@ -162,7 +157,7 @@ pub async fn update_group(
     let out = app.store.execute(&auth.username, cmd).await?;
     let g: GroupRec = super::decode_record(out.record)?;
     let view = group_view(&app.store.gen(), g)?;
-    Ok(Json(json!({"success": true, "group": view})))
+    Ok(super::success("group", view))
 }
 
 pub async fn delete_group(
@@ -197,10 +192,7 @@ pub async fn create_task(
     let t: TaskRec = super::decode_record(out.record)?;
     // A new task has no comments: no need to read them back.
     let view = task_view_bare(t);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"success": true, "task": view})),
-    ))
+    Ok((StatusCode::CREATED, super::success("task", view)))
 }
 
 fn task_view_bare(t: TaskRec) -> TaskView {
@@ -229,7 +221,7 @@ pub async fn get_task(
     let t = gen
         .task(&id)
         .ok_or_else(|| ApiError::NotFound("task not found".into()))?;
-    Ok(Json(json!({"success": true, "task": task_view(&gen, t)?})))
+    Ok(super::success("task", task_view(&gen, t)?))
 }
 
 pub async fn update_task(
@@ -249,7 +241,7 @@ pub async fn update_task(
     let out = app.store.execute(&auth.username, cmd).await?;
     let t: TaskRec = super::decode_record(out.record)?;
     let view = task_view(&app.store.gen(), t)?;
-    Ok(Json(json!({"success": true, "task": view})))
+    Ok(super::success("task", view))
 }
 
 pub async fn change_status(
@@ -268,7 +260,7 @@ pub async fn change_status(
         .await?;
     let t: TaskRec = super::decode_record(out.record)?;
     let view = task_view(&app.store.gen(), t)?;
-    Ok(Json(json!({"success": true, "task": view})))
+    Ok(super::success("task", view))
 }
 
 pub async fn delete_task(
@@ -298,7 +290,7 @@ pub async fn add_comment(
     let c: CommentRec = super::decode_record(out.record)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"success": true, "comment": CommentView::from(c)})),
+        super::success("comment", CommentView::from(c)),
     ))
 }
 
@@ -317,5 +309,5 @@ pub async fn list_comments(
         .into_iter()
         .map(CommentView::from)
         .collect();
-    Ok(Json(json!({"success": true, "comments": comments})))
+    Ok(super::success("comments", comments))
 }
