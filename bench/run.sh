@@ -314,15 +314,18 @@ if [[ "$BIG" == 1 ]]; then
 
     log "hot restore: an empty server, upload, restore"
     DATA="$WORK/restored"
+    mv "$backup_file" "$WORK/big-backup.tar.gz"
+    backup_file="$WORK/big-backup.tar.gz"
     rm -rf "$WORK/backups"
     start_server
     login
-    curl -sf -X POST "$URL/api/backup/upload?name=$(basename "$backup_file")" -H "Authorization: Bearer $TOKEN" \
+    backup_name=backup_2026-01-01_000000_big.tar.gz
+    curl -sf -X POST "$URL/api/backup/upload?name=$backup_name" -H "Authorization: Bearer $TOKEN" \
         -H 'Content-Type: application/gzip' --data-binary "@$backup_file" >/dev/null || die "upload failed"
     rss_before=$(rss_kb "$SERVER_PID" VmRSS)
     t0=$EPOCHREALTIME
     curl -sf -X POST "$URL/api/backup/restore" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-        -d "{\"backupName\":\"$(basename "$backup_file")\"}" >"$WORK/restore.json" || die "restore failed"
+        -d "{\"backupName\":\"$backup_name\"}" >"$WORK/restore.json" || die "restore failed"
     restore_ms=$(ms_since "$t0")
     restore_hwm=$(rss_kb "$SERVER_PID" VmHWM)
     sleep 2

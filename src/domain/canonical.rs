@@ -1,8 +1,10 @@
 //! The canonical JSON form of an event (SPEC §5), as written to backups:
 //! `{"id","eventId","type","version","timestamp","user","workspace","data"}`.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::event::{Event, StoredEvent, EVENT_VERSION};
@@ -10,61 +12,88 @@ use super::time::{fmt_ms, parse_ms};
 
 pub const WORKSPACE: &str = "default";
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Canonical {
+/// Written straight from the event: no intermediate JSON tree (backups of a
+/// million events serialize a million of these).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CanonicalOut<'a> {
     id: u64,
     event_id: Uuid,
     #[serde(rename = "type")]
-    kind: String,
+    kind: &'a str,
     version: u32,
     timestamp: String,
-    user: String,
-    workspace: String,
-    data: Value,
+    user: &'a str,
+    workspace: &'a str,
+    data: Data<'a>,
 }
 
-fn data_of(event: &Event) -> Result<Value, serde_json::Error> {
-    match event {
-        Event::UserCreated(e) => serde_json::to_value(e),
-        Event::GroupCreated(e) => serde_json::to_value(e),
-        Event::GroupUpdated(e) => serde_json::to_value(e),
-        Event::GroupDeleted(e) => serde_json::to_value(e),
-        Event::TaskCreated(e) => serde_json::to_value(e),
-        Event::TaskUpdated(e) => serde_json::to_value(e),
-        Event::TaskStatusChanged(e) => serde_json::to_value(e),
-        Event::TaskDeleted(e) => serde_json::to_value(e),
-        Event::CommentAdded(e) => serde_json::to_value(e),
+struct Data<'a>(&'a Event);
+
+impl Serialize for Data<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Event::UserCreated(e) => e.serialize(s),
+            Event::GroupCreated(e) => e.serialize(s),
+            Event::GroupUpdated(e) => e.serialize(s),
+            Event::GroupDeleted(e) => e.serialize(s),
+            Event::TaskCreated(e) => e.serialize(s),
+            Event::TaskUpdated(e) => e.serialize(s),
+            Event::TaskStatusChanged(e) => e.serialize(s),
+            Event::TaskDeleted(e) => e.serialize(s),
+            Event::CommentAdded(e) => e.serialize(s),
+        }
     }
+}
+
+/// Read side: `data` stays raw until the type says what it must be.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CanonicalIn<'a> {
+    id: u64,
+    event_id: Uuid,
+    // Cow: borrowed unless the JSON string has escapes.
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    version: u32,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    user: String,
+    #[allow(dead_code)]
+    #[serde(borrow)]
+    workspace: Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a RawValue,
 }
 
 /// One line of `events.ndjson` (without the newline).
 pub fn to_canonical(seq: u64, ev: &StoredEvent) -> Vec<u8> {
-    let c = Canonical {
+    let c = CanonicalOut {
         id: seq,
         event_id: ev.event_id,
-        kind: ev.event.type_name().to_string(),
+        kind: ev.event.type_name(),
         version: ev.version,
         timestamp: fmt_ms(ev.ts_ms),
-        user: ev.user.clone(),
-        workspace: WORKSPACE.to_string(),
-        // Every payload is plain structs of strings, numbers and enums.
-        data: data_of(&ev.event).expect("event payloads always serialize to JSON"),
+        user: &ev.user,
+        workspace: WORKSPACE,
+        data: Data(&ev.event),
     };
+    // Every payload is plain structs of strings, numbers and enums.
     serde_json::to_vec(&c).expect("canonical events always serialize to JSON")
 }
 
 /// Parses and checks one canonical line; the error says what is wrong.
 pub fn from_canonical(line: &[u8]) -> Result<(u64, StoredEvent), String> {
-    let c: Canonical = serde_json::from_slice(line).map_err(|e| format!("bad event JSON: {e}"))?;
+    let c: CanonicalIn =
+        serde_json::from_slice(line).map_err(|e| format!("bad event JSON: {e}"))?;
     if c.version != EVENT_VERSION {
         return Err(format!("unsupported event version {}", c.version));
     }
     let ts_ms = parse_ms(&c.timestamp).ok_or_else(|| format!("bad timestamp {:?}", c.timestamp))?;
-    fn d<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
-        serde_json::from_value(v).map_err(|e| format!("bad event data: {e}"))
+    fn d<T: serde::de::DeserializeOwned>(v: &RawValue) -> Result<T, String> {
+        serde_json::from_str(v.get()).map_err(|e| format!("bad event data: {e}"))
     }
-    let event = match c.kind.as_str() {
+    let event = match c.kind.as_ref() {
         "UserCreated" => Event::UserCreated(d(c.data)?),
         "GroupCreated" => Event::GroupCreated(d(c.data)?),
         "GroupUpdated" => Event::GroupUpdated(d(c.data)?),
@@ -113,7 +142,7 @@ mod tests {
             }),
         };
         let line = to_canonical(7, &ev);
-        let v: Value = serde_json::from_slice(&line).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["id"], 7);
         assert_eq!(v["type"], "TaskCreated");
         assert_eq!(v["version"], 1);

@@ -27,6 +27,33 @@ pub struct LogSummary {
     pub last_ms: i64,
 }
 
+/// Everything known about one group id: the live record (none once deleted) and
+/// what outlives it (activity). One map entry per group, so an event copies one
+/// path of the persistent map, not one per index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct GroupNode {
+    rec: Option<Arc<GroupRec>>,
+    /// Live tasks by creating sequence.
+    tasks: OrdMap<u64, Id>,
+    /// Activity sequences, ascending; kept after deletion.
+    log: Vector<u64>,
+    summary: Option<LogSummary>,
+    /// Activity summary of each task that had activity in this group.
+    task_sums: HashMap<Id, LogSummary>,
+}
+
+/// Everything known about one task id: the live record and its comments (none
+/// once deleted) and its activity (kept). Plain vectors: a task has a handful of
+/// comments and events, and an `imbl::Vector` allocates a 64-slot chunk for even
+/// one element (hundreds of MB across 400k tasks); copying a short vector when a
+/// shared node is written is cheaper.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct TaskNode {
+    rec: Option<Arc<TaskRec>>,
+    comments: Vec<Arc<CommentRec>>,
+    log: Vec<u64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// Sequence of the last applied event (0: empty log).
@@ -34,20 +61,11 @@ pub struct State {
     /// Timestamp of the last applied event: new events never go back in time.
     pub last_ts: i64,
     users: OrdMap<String, Arc<UserRec>>,
-    groups: HashMap<Id, Arc<GroupRec>>,
+    groups: HashMap<Id, Arc<GroupNode>>,
     /// Live groups by creating sequence: "oldest first".
     group_order: OrdMap<u64, Id>,
-    tasks: HashMap<Id, Arc<TaskRec>>,
-    /// Live tasks of each group by creating sequence.
-    group_tasks: HashMap<Id, OrdMap<u64, Id>>,
-    /// Comments of each live task, oldest first.
-    comments: HashMap<Id, Vector<Arc<CommentRec>>>,
-    /// Activity sequences per group and per task, ascending; kept after deletion.
-    group_log: HashMap<Id, Vector<u64>>,
-    task_log: HashMap<Id, Vector<u64>>,
-    group_sums: HashMap<Id, LogSummary>,
-    /// Per group: the summary of each task that had activity in it.
-    task_sums: HashMap<Id, HashMap<Id, LogSummary>>,
+    tasks: HashMap<Id, Arc<TaskNode>>,
+    live_tasks: u64,
     comment_count: u64,
 }
 
@@ -76,25 +94,80 @@ fn bump(s: Option<&LogSummary>, name: &str, ts: i64) -> LogSummary {
     }
 }
 
+/// An ascending list of sequences, paged newest first.
+trait Seqs {
+    fn len(&self) -> usize;
+    fn at(&self, i: usize) -> Option<u64>;
+    fn search(&self, seq: u64) -> usize;
+}
+
+impl Seqs for Vector<u64> {
+    fn len(&self) -> usize {
+        Vector::len(self)
+    }
+    fn at(&self, i: usize) -> Option<u64> {
+        self.get(i).copied()
+    }
+    fn search(&self, seq: u64) -> usize {
+        match self.binary_search(&seq) {
+            Ok(i) | Err(i) => i,
+        }
+    }
+}
+
+impl Seqs for Vec<u64> {
+    fn len(&self) -> usize {
+        <[u64]>::len(self)
+    }
+    fn at(&self, i: usize) -> Option<u64> {
+        self.get(i).copied()
+    }
+    fn search(&self, seq: u64) -> usize {
+        match self.binary_search(&seq) {
+            Ok(i) | Err(i) => i,
+        }
+    }
+}
+
 impl View for State {
     fn user(&self, username: &str) -> Option<UserRec> {
-        self.users.get(username).map(|u| (**u).clone())
+        self.user_rec(username).cloned()
     }
     fn group(&self, id: &Id) -> Option<GroupRec> {
-        self.groups.get(id).map(|g| (**g).clone())
+        self.group_rec(id).cloned()
     }
     fn task(&self, id: &Id) -> Option<TaskRec> {
-        self.tasks.get(id).map(|t| (**t).clone())
+        self.task_rec(id).cloned()
     }
     fn task_ids_of_group(&self, id: &Id) -> Vec<Id> {
-        self.group_tasks
+        self.groups
             .get(id)
-            .map(|m| m.values().cloned().collect())
+            .map(|g| g.tasks.values().cloned().collect())
             .unwrap_or_default()
     }
 }
 
 impl State {
+    fn group_mut(&mut self, id: &Id) -> &mut GroupNode {
+        if !self.groups.contains_key(id) {
+            self.groups.insert(id.clone(), Arc::default());
+        }
+        match self.groups.get_mut(id) {
+            Some(g) => Arc::make_mut(g),
+            None => unreachable!("inserted just above"),
+        }
+    }
+
+    fn task_mut(&mut self, id: &Id) -> &mut TaskNode {
+        if !self.tasks.contains_key(id) {
+            self.tasks.insert(id.clone(), Arc::default());
+        }
+        match self.tasks.get_mut(id) {
+            Some(t) => Arc::make_mut(t),
+            None => unreachable!("inserted just above"),
+        }
+    }
+
     /// Applies one event. Infallible and mechanical: the event carries every fact.
     pub fn apply(&mut self, seq: u64, se: &StoredEvent) {
         let ts = se.ts_ms;
@@ -118,30 +191,30 @@ impl State {
                     created_ms: ts,
                     updated_ms: ts,
                 };
-                if let Some(old) = self.groups.insert(e.group_id.clone(), Arc::new(rec)) {
-                    self.group_order.remove(&old.created_seq);
+                let g = self.group_mut(&e.group_id);
+                let old = g.rec.replace(Arc::new(rec)).map(|r| r.created_seq);
+                if let Some(old) = old {
+                    self.group_order.remove(&old);
                 }
                 self.group_order.insert(seq, e.group_id.clone());
             }
             Event::GroupUpdated(e) => {
-                if let Some(g) = self.groups.get_mut(&e.group_id) {
-                    let g = Arc::make_mut(g);
+                if let Some(rec) = self.group_mut(&e.group_id).rec.as_mut() {
+                    let g = Arc::make_mut(rec);
                     g.name = e.name.clone();
                     g.discussion = e.discussion.clone();
                     g.updated_ms = ts;
                 }
             }
             Event::GroupDeleted(e) => {
-                for t in &e.task_ids {
+                let g = self.group_mut(&e.group_id);
+                let tasks = std::mem::take(&mut g.tasks);
+                let old = g.rec.take().map(|r| r.created_seq);
+                for t in e.task_ids.iter().chain(tasks.values()) {
                     self.remove_task(t);
                 }
-                if let Some(tasks) = self.group_tasks.remove(&e.group_id) {
-                    for t in tasks.values() {
-                        self.remove_task(t);
-                    }
-                }
-                if let Some(g) = self.groups.remove(&e.group_id) {
-                    self.group_order.remove(&g.created_seq);
+                if let Some(old) = old {
+                    self.group_order.remove(&old);
                 }
             }
             Event::TaskCreated(e) => {
@@ -158,15 +231,15 @@ impl State {
                     updated_ms: ts,
                 };
                 self.remove_task(&e.task_id);
-                self.tasks.insert(e.task_id.clone(), Arc::new(rec));
-                self.group_tasks
-                    .entry(e.group_id.clone())
-                    .or_default()
+                self.task_mut(&e.task_id).rec = Some(Arc::new(rec));
+                self.live_tasks += 1;
+                self.group_mut(&e.group_id)
+                    .tasks
                     .insert(seq, e.task_id.clone());
             }
             Event::TaskUpdated(e) => {
-                if let Some(t) = self.tasks.get_mut(&e.task_id) {
-                    let t = Arc::make_mut(t);
+                if let Some(rec) = self.task_mut(&e.task_id).rec.as_mut() {
+                    let t = Arc::make_mut(rec);
                     t.name = e.name.clone();
                     t.description = e.description.clone();
                     t.status = e.status;
@@ -176,8 +249,8 @@ impl State {
                 }
             }
             Event::TaskStatusChanged(e) => {
-                if let Some(t) = self.tasks.get_mut(&e.task_id) {
-                    let t = Arc::make_mut(t);
+                if let Some(rec) = self.task_mut(&e.task_id).rec.as_mut() {
+                    let t = Arc::make_mut(rec);
                     t.status = e.to;
                     t.updated_ms = ts;
                 }
@@ -191,42 +264,42 @@ impl State {
                     author: se.user.clone(),
                     created_ms: ts,
                 };
-                self.comments
-                    .entry(e.task_id.clone())
-                    .or_default()
-                    .push_back(Arc::new(rec));
+                self.task_mut(&e.task_id).comments.push(Arc::new(rec));
                 self.comment_count += 1;
             }
         }
         if let Some(a) = describe(&se.event) {
-            self.group_log
-                .entry(a.group_id.clone())
-                .or_default()
-                .push_back(seq);
-            let s = bump(self.group_sums.get(&a.group_id), &a.group_name, ts);
-            self.group_sums.insert(a.group_id.clone(), s);
+            let g = self.group_mut(&a.group_id);
+            g.log.push_back(seq);
+            g.summary = Some(bump(g.summary.as_ref(), &a.group_name, ts));
             if let (Some(tid), Some(tname)) = (a.task_id, a.task_name.as_deref()) {
-                self.task_log.entry(tid.clone()).or_default().push_back(seq);
-                let sums = self.task_sums.entry(a.group_id).or_default();
-                let s = bump(sums.get(&tid), tname, ts);
-                sums.insert(tid, s);
+                let s = bump(g.task_sums.get(&tid), tname, ts);
+                g.task_sums.insert(tid.clone(), s);
+                self.task_mut(&tid).log.push(seq);
             }
         }
         self.seq = seq;
         self.last_ts = self.last_ts.max(ts);
     }
 
+    /// Drops a task's record and comments; its activity stays.
     fn remove_task(&mut self, id: &Id) {
-        if let Some(t) = self.tasks.remove(id) {
-            if let Some(m) = self.group_tasks.get_mut(&t.group_id) {
-                m.remove(&t.created_seq);
-                if m.is_empty() {
-                    self.group_tasks.remove(&t.group_id);
-                }
-            }
+        let live = self
+            .tasks
+            .get(id)
+            .is_some_and(|t| t.rec.is_some() || !t.comments.is_empty());
+        if !live {
+            return;
         }
-        if let Some(cs) = self.comments.remove(id) {
-            self.comment_count -= cs.len() as u64;
+        let t = self.task_mut(id);
+        let rec = t.rec.take();
+        let comments = std::mem::take(&mut t.comments).len() as u64;
+        self.comment_count -= comments;
+        if let Some(rec) = rec {
+            self.live_tasks -= 1;
+            if let Some(g) = self.groups.get_mut(&rec.group_id) {
+                Arc::make_mut(g).tasks.remove(&rec.created_seq);
+            }
         }
     }
 
@@ -234,8 +307,8 @@ impl State {
         Counts {
             events: self.seq,
             users: self.users.len() as u64,
-            groups: self.groups.len() as u64,
-            tasks: self.tasks.len() as u64,
+            groups: self.group_order.len() as u64,
+            tasks: self.live_tasks,
             comments: self.comment_count,
         }
     }
@@ -256,26 +329,27 @@ impl State {
     }
 
     pub fn group_rec(&self, id: &Id) -> Option<&GroupRec> {
-        self.groups.get(id).map(|g| &**g)
+        self.groups.get(id).and_then(|g| g.rec.as_deref())
     }
 
     /// Oldest first.
     pub fn groups(&self) -> impl Iterator<Item = &GroupRec> + '_ {
         self.group_order
             .values()
-            .filter_map(|id| self.groups.get(id).map(|g| &**g))
+            .filter_map(|id| self.group_rec(id))
     }
 
     pub fn task_rec(&self, id: &Id) -> Option<&TaskRec> {
-        self.tasks.get(id).map(|t| &**t)
+        self.tasks.get(id).and_then(|t| t.rec.as_deref())
     }
 
     /// Tasks of a group, oldest first.
     pub fn tasks_of_group(&self, group: &Id) -> Vec<&TaskRec> {
-        match self.group_tasks.get(group) {
-            Some(m) => m
+        match self.groups.get(group) {
+            Some(g) => g
+                .tasks
                 .values()
-                .filter_map(|id| self.tasks.get(id).map(|t| &**t))
+                .filter_map(|id| self.task_rec(id))
                 .collect(),
             None => Vec::new(),
         }
@@ -283,61 +357,59 @@ impl State {
 
     /// Comments of a task, oldest first.
     pub fn comments(&self, task: &Id) -> Vec<&CommentRec> {
-        match self.comments.get(task) {
-            Some(v) => v.iter().map(|c| &**c).collect(),
+        match self.tasks.get(task) {
+            Some(t) => t.comments.iter().map(|c| &**c).collect(),
             None => Vec::new(),
         }
     }
 
     pub fn comment_count(&self, task: &Id) -> usize {
-        self.comments.get(task).map_or(0, |v| v.len())
+        self.tasks.get(task).map_or(0, |t| t.comments.len())
     }
 
     /// The newest comment of a task: what an `AddComment` just created.
     pub fn last_comment(&self, task: &Id) -> Option<&CommentRec> {
-        self.comments.get(task).and_then(|v| v.last()).map(|c| &**c)
+        self.tasks
+            .get(task)
+            .and_then(|t| t.comments.last())
+            .map(|c| &**c)
     }
 
-    fn page(list: Option<&Vector<u64>>, before: Option<u64>, limit: usize) -> Vec<u64> {
+    fn page<L: Seqs>(list: Option<&L>, before: Option<u64>, limit: usize) -> Vec<u64> {
         let Some(list) = list else {
             return Vec::new();
         };
         let end = match before {
-            Some(b) => match list.binary_search(&b) {
-                Ok(i) | Err(i) => i,
-            },
+            Some(b) => list.search(b),
             None => list.len(),
         };
         let start = end.saturating_sub(limit);
-        (start..end)
-            .rev()
-            .filter_map(|i| list.get(i).copied())
-            .collect()
+        (start..end).rev().filter_map(|i| list.at(i)).collect()
     }
 
     /// Activity of a group, newest first, strictly before `before` when given.
     pub fn group_log(&self, group: &Id, before: Option<u64>, limit: usize) -> Vec<u64> {
-        Self::page(self.group_log.get(group), before, limit)
+        Self::page(self.groups.get(group).map(|g| &g.log), before, limit)
     }
 
     pub fn task_log(&self, task: &Id, before: Option<u64>, limit: usize) -> Vec<u64> {
-        Self::page(self.task_log.get(task), before, limit)
+        Self::page(self.tasks.get(task).map(|t| &t.log), before, limit)
     }
 
     /// Most recently active first.
     pub fn group_summaries(&self) -> Vec<(Id, &LogSummary)> {
         let mut out: Vec<(Id, &LogSummary)> = self
-            .group_sums
+            .groups
             .iter()
-            .map(|(k, v)| (k.clone(), v))
+            .filter_map(|(k, g)| g.summary.as_ref().map(|s| (k.clone(), s)))
             .collect();
         out.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms).then(a.0.cmp(&b.0)));
         out
     }
 
     pub fn task_summaries(&self, group: &Id) -> Vec<(Id, &LogSummary)> {
-        let mut out: Vec<(Id, &LogSummary)> = match self.task_sums.get(group) {
-            Some(m) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
+        let mut out: Vec<(Id, &LogSummary)> = match self.groups.get(group) {
+            Some(g) => g.task_sums.iter().map(|(k, v)| (k.clone(), v)).collect(),
             None => Vec::new(),
         };
         out.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms).then(a.0.cmp(&b.0)));
