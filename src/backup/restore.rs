@@ -33,25 +33,56 @@ pub struct RestoreReport {
     pub safety_backup: String,
 }
 
+/// Lines handed from the reading thread to the replaying one at a time.
+const LINES_PER_HANDOFF: usize = 1024;
+
+type Lines = Vec<(u64, u64, Vec<u8>)>;
+
 /// Verifies `path` fully and replays it into a memory image, writing its log into
 /// `gen` when given (blocking). `gen` holds junk if this fails; the caller throws
-/// it away.
+/// it away. Two threads: one inflates, untars, hashes and splits lines, the other
+/// parses and replays them (and writes the log) — both halves cost about the same.
 pub fn verify_into(path: &Path, gen: Option<&Gen>) -> Result<(Manifest, State), BackupError> {
-    let mut importer = replay::Importer::new(gen);
-    let verified = archive::verify_archive(path, &Limits::default(), |line, id, bytes| {
-        let (seq, se) =
-            from_canonical(bytes).map_err(|e| format!("events.ndjson line {line}: {e}"))?;
-        if seq != id {
-            return Err(format!("events.ndjson line {line}: id mismatch"));
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(8);
+        let replayer = scope.spawn(move || -> Result<State, String> {
+            let mut importer = replay::Importer::new(gen);
+            for batch in rx {
+                for (line, id, bytes) in batch {
+                    let (seq, se) = from_canonical(&bytes)
+                        .map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+                    if seq != id {
+                        return Err(format!("events.ndjson line {line}: id mismatch"));
+                    }
+                    importer
+                        .push(seq, se)
+                        .map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+                }
+            }
+            importer.finish().map_err(|e| e.to_string())
+        });
+        let mut pending: Lines = Vec::with_capacity(LINES_PER_HANDOFF);
+        let verified = archive::verify_archive(path, &Limits::default(), |line, id, bytes| {
+            pending.push((line, id, bytes.to_vec()));
+            if pending.len() == LINES_PER_HANDOFF {
+                let full = std::mem::replace(&mut pending, Vec::with_capacity(LINES_PER_HANDOFF));
+                // A closed channel means the replayer stopped on an error; it is reported below.
+                tx.send(full).map_err(|_| "replay stopped".to_string())?;
+            }
+            Ok(())
+        });
+        if verified.is_ok() && !pending.is_empty() {
+            let _ = tx.send(std::mem::take(&mut pending));
         }
-        importer
-            .push(seq, se)
-            .map_err(|e| format!("events.ndjson line {line}: {e}"))
-    })?;
-    let state = importer
-        .finish()
-        .map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
-    Ok((verified.manifest, state))
+        drop(tx);
+        let replayed = replayer
+            .join()
+            .unwrap_or_else(|_| Err("the replay thread panicked".into()));
+        // The replayer's own error is the real cause when both failed.
+        let state = replayed.map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
+        let verified = verified?;
+        Ok((verified.manifest, state))
+    })
 }
 
 /// Verifies a file as restore would, replaying into a scratch memory image (blocking).

@@ -126,6 +126,43 @@ impl<'a> Importer<'a> {
 /// a lost tail (the marks), and the start image (checkpoint + tail) equal to a
 /// fresh replay.
 pub fn check(gen: &Gen, mark: Option<u64>) -> Result<(Vec<String>, State), StoreError> {
+    // The start image (checkpoint + tail) is built on a second thread while this
+    // one replays the whole log: the two halves of the comparison in parallel.
+    let ck = checkpoint::peek_seq(&gen.dir, gen.id);
+    std::thread::scope(|scope| {
+        let from_checkpoint = scope.spawn(|| -> Option<Result<State, String>> {
+            if ck.is_none_or(|c| c > gen.last_seq().unwrap_or(0)) {
+                return None;
+            }
+            Some(match checkpoint::read(&gen.dir, gen.id) {
+                Ok(cs) => {
+                    replay_onto(gen, cs).map_err(|e| format!("replay after the checkpoint: {e}"))
+                }
+                Err(e) => Err(format!("checkpoint unreadable (ignored at start): {e}")),
+            })
+        });
+        let (mut problems, state) = scan(gen)?;
+        let last = state.seq;
+        for acked in [mark, ck].into_iter().flatten() {
+            if acked > last {
+                problems.push(StoreError::LostTail { have: last, acked }.to_string());
+            }
+        }
+        match from_checkpoint.join() {
+            Ok(None) => {}
+            Ok(Some(Ok(image))) if problems.is_empty() && image != state => {
+                problems.push("checkpoint plus log tail differs from a fresh replay".into())
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => problems.push(e),
+            Err(_) => problems.push("the checkpoint thread panicked".into()),
+        }
+        Ok((problems, state))
+    })
+}
+
+/// Continuity and decoding of every event, and the fresh replay.
+fn scan(gen: &Gen) -> Result<(Vec<String>, State), StoreError> {
     let mut problems = Vec::new();
     let mut state = State::default();
     let mut expected = 1u64;
@@ -141,26 +178,7 @@ pub fn check(gen: &Gen, mark: Option<u64>) -> Result<(Vec<String>, State), Store
         }
         if problems.len() > 100 {
             problems.push("… (stopping after 100 problems)".into());
-            return Ok((problems, state));
-        }
-    }
-    let last = expected - 1;
-    let ck = checkpoint::peek_seq(&gen.dir, gen.id);
-    for acked in [mark, ck].into_iter().flatten() {
-        if acked > last {
-            problems.push(StoreError::LostTail { have: last, acked }.to_string());
-        }
-    }
-    if ck.is_some_and(|c| c <= last) {
-        match checkpoint::read(&gen.dir, gen.id) {
-            Ok(cs) => match replay_onto(gen, cs) {
-                Ok(from_ck) if from_ck == state => {}
-                Ok(_) => {
-                    problems.push("checkpoint plus log tail differs from a fresh replay".into())
-                }
-                Err(e) => problems.push(format!("replay after the checkpoint: {e}")),
-            },
-            Err(e) => problems.push(format!("checkpoint unreadable (ignored at start): {e}")),
+            break;
         }
     }
     Ok((problems, state))
