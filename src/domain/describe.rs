@@ -117,3 +117,52 @@ pub fn describe(event: &Event) -> Option<Activity> {
     };
     Some(a)
 }
+
+/// Where an event's activity is indexed, borrowed from the event: the group (id,
+/// name) and, for task events, the task (id, name). `None` for non-activity. What
+/// [`describe`] says without building the sentence — the memory image needs only
+/// this, once per event on every replay.
+pub struct ActivityKeys<'a> {
+    pub group_id: &'a Id,
+    pub group_name: &'a str,
+    pub task: Option<(&'a Id, &'a str)>,
+}
+
+pub fn activity_keys(event: &Event) -> Option<ActivityKeys<'_>> {
+    let k = match event {
+        Event::UserCreated(_) => return None,
+        Event::GroupCreated(e) => (&e.group_id, e.name.as_str(), None),
+        Event::GroupUpdated(e) => (&e.group_id, e.name.as_str(), None),
+        Event::GroupDeleted(e) => (&e.group_id, e.name.as_str(), None),
+        Event::TaskCreated(e) => (
+            &e.group_id,
+            e.group_name.as_str(),
+            Some((&e.task_id, e.name.as_str())),
+        ),
+        Event::TaskUpdated(e) => (
+            &e.group_id,
+            e.group_name.as_str(),
+            Some((&e.task_id, e.name.as_str())),
+        ),
+        Event::TaskStatusChanged(e) => (
+            &e.group_id,
+            e.group_name.as_str(),
+            Some((&e.task_id, e.task_name.as_str())),
+        ),
+        Event::TaskDeleted(e) => (
+            &e.group_id,
+            e.group_name.as_str(),
+            Some((&e.task_id, e.name.as_str())),
+        ),
+        Event::CommentAdded(e) => (
+            &e.group_id,
+            e.group_name.as_str(),
+            Some((&e.task_id, e.task_name.as_str())),
+        ),
+    };
+    Some(ActivityKeys {
+        group_id: k.0,
+        group_name: k.1,
+        task: k.2,
+    })
+}

@@ -14,7 +14,7 @@ use imbl::{HashMap, OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 
 use super::decide::View;
-use super::describe::describe;
+use super::describe::activity_keys;
 use super::event::{Event, StoredEvent};
 use super::model::{CommentRec, GroupRec, TaskRec, UserRec};
 
@@ -79,19 +79,26 @@ pub struct Counts {
     pub comments: u64,
 }
 
-fn bump(s: Option<&LogSummary>, name: &str, ts: i64) -> LogSummary {
+fn bump(s: &mut Option<LogSummary>, name: &str, ts: i64) {
     match s {
-        Some(s) => LogSummary {
-            name: name.to_string(),
-            count: s.count + 1,
-            last_ms: s.last_ms.max(ts),
-        },
-        None => LogSummary {
-            name: name.to_string(),
-            count: 1,
-            last_ms: ts,
-        },
+        Some(s) => bump_existing(s, name, ts),
+        None => {
+            *s = Some(LogSummary {
+                name: name.to_string(),
+                count: 1,
+                last_ms: ts,
+            })
+        }
     }
+}
+
+fn bump_existing(s: &mut LogSummary, name: &str, ts: i64) {
+    // Most events repeat the name: no new string for them.
+    if s.name != name {
+        s.name = name.to_string();
+    }
+    s.count += 1;
+    s.last_ms = s.last_ms.max(ts);
 }
 
 /// An ascending list of sequences, paged newest first.
@@ -268,14 +275,22 @@ impl State {
                 self.comment_count += 1;
             }
         }
-        if let Some(a) = describe(&se.event) {
-            let g = self.group_mut(&a.group_id);
+        if let Some(a) = activity_keys(&se.event) {
+            let g = self.group_mut(a.group_id);
             g.log.push_back(seq);
-            g.summary = Some(bump(g.summary.as_ref(), &a.group_name, ts));
-            if let (Some(tid), Some(tname)) = (a.task_id, a.task_name.as_deref()) {
-                let s = bump(g.task_sums.get(&tid), tname, ts);
-                g.task_sums.insert(tid.clone(), s);
-                self.task_mut(&tid).log.push(seq);
+            bump(&mut g.summary, a.group_name, ts);
+            if let Some((tid, tname)) = a.task {
+                match g.task_sums.get_mut(tid) {
+                    Some(s) => bump_existing(s, tname, ts),
+                    None => {
+                        let mut s = None;
+                        bump(&mut s, tname, ts);
+                        if let Some(s) = s {
+                            g.task_sums.insert(tid.clone(), s);
+                        }
+                    }
+                }
+                self.task_mut(tid).log.push(seq);
             }
         }
         self.seq = seq;
