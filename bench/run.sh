@@ -59,6 +59,7 @@ die() {
 for tool in wrk curl python3 awk du; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
+[[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is not installed"
 
 # ---------------------------------------------------------------- cleanup
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/taskledger-bench.XXXXXX")
