@@ -1,14 +1,13 @@
--- wrk script: GET /api/tasks/$BENCH_TASK_ID.
+-- wrk script: GET /api/tasks/$BENCH_TASK_ID, or the global GET_PATH when a
+-- wrapper script (get_group.lua) set one.
 -- Env: BENCH_TOKEN (bearer token), BENCH_TASK_ID.
 
 local dir = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./")
 local common = dofile(dir .. "common.lua")
 
 local token = common.need("BENCH_TOKEN")
-local tid = common.need("BENCH_TASK_ID")
-
 wrk.method = "GET"
-wrk.path = "/api/tasks/" .. tid
+wrk.path = GET_PATH or ("/api/tasks/" .. common.need("BENCH_TASK_ID"))
 wrk.headers["Authorization"] = "Bearer " .. token
 
 setup = common.setup

@@ -32,18 +32,54 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
     panic!("server did not become healthy");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_writes_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
+async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    let r = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    r.json().await.expect("JSON answer")
+}
+
+/// A spawned server on a fresh port over `dir`, healthy, with an admin token.
+struct Up {
+    child: Child,
+    port: u16,
+    base: String,
+    client: reqwest::Client,
+    token: String,
+}
+
+async fn start(dir: &Path) -> Up {
     let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let mut child = spawn(dir.path(), port);
+    let child = spawn(dir, port);
     wait_healthy(&client, &base).await;
     let token = common::admin_login_at(&client, &base).await;
+    Up {
+        child,
+        port,
+        base,
+        client,
+        token,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let Up {
+        mut child,
+        port,
+        base,
+        client,
+        token,
+    } = start(dir.path()).await;
     let group = common::post_json(
         &client,
         &format!("{base}/api/groups"),
@@ -114,15 +150,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let mut child = spawn(dir.path(), port);
     wait_healthy(&client, &base).await;
     let token = common::admin_login_at(&client, &base).await;
-    let g: Value = client
-        .get(format!("{base}/api/groups/{gid}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let g = get_json(&client, &format!("{base}/api/groups/{gid}"), &token).await;
     let present: std::collections::HashSet<&str> = g["group"]["tasks"]
         .as_array()
         .unwrap()
@@ -159,15 +187,13 @@ async fn acknowledged_writes_survive_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_that_lost_its_tail_is_refused_or_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let mut child = spawn(dir.path(), port);
-    wait_healthy(&client, &base).await;
-    let token = common::admin_login_at(&client, &base).await;
+    let Up {
+        mut child,
+        port,
+        base,
+        client,
+        token,
+    } = start(dir.path()).await;
     for i in 0..5 {
         let url = format!("{base}/api/groups");
         common::post_json(
@@ -223,15 +249,7 @@ async fn a_log_that_lost_its_tail_is_refused_or_restored() {
     let mut child = spawn(dir.path(), port);
     wait_healthy(&client, &base).await;
     let token = common::admin_login_at(&client, &base).await;
-    let groups: Value = client
-        .get(format!("{base}/api/groups"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let groups = get_json(&client, &format!("{base}/api/groups"), &token).await;
     let names: Vec<&str> = groups["groups"]
         .as_array()
         .unwrap()

@@ -107,14 +107,7 @@ impl Marker {
         if let Ok(mut g) = self.checkpoints.lock() {
             g.take();
         }
-        let threads = self
-            .threads
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
-        for t in threads {
-            let _ = t.join();
-        }
+        super::join_all(&self.threads);
     }
 }
 

@@ -238,14 +238,7 @@ impl Store {
         if let Ok(mut g) = self.tx.lock() {
             g.take();
         }
-        let threads = self
-            .threads
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
-        for t in threads {
-            let _ = t.join();
-        }
+        join_all(&self.threads);
         let snap = self.gen();
         self.shared.marks.durable(&snap);
         let current = checkpoint::peek_seq(&snap.gen.dir, snap.id());
@@ -256,6 +249,17 @@ impl Store {
         if let Err(e) = self.meta.flush() {
             tracing::error!(error = %e, "final meta flush failed");
         }
+    }
+}
+
+/// Joins every thread in `threads` (taking them out, so a second call is a no-op).
+pub(crate) fn join_all(threads: &Mutex<Vec<std::thread::JoinHandle<()>>>) {
+    let threads = threads
+        .lock()
+        .map(|mut t| std::mem::take(&mut *t))
+        .unwrap_or_default();
+    for t in threads {
+        let _ = t.join();
     }
 }
 
