@@ -11,6 +11,14 @@ fn other(e: impl std::fmt::Display) -> RunError {
     RunError::Other(e.to_string())
 }
 
+/// Opening the store: a data dir it refuses to guess about is the user's to fix (exit 2).
+fn open_err(e: store::StoreError) -> RunError {
+    match e {
+        store::StoreError::Refused(why) => RunError::Refused(why),
+        e => other(e),
+    }
+}
+
 /// Runs one offline command; returns the process exit code.
 pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
     match cmd {
@@ -18,7 +26,7 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
         Cmd::Rebuild => {
             config.ensure_dirs()?;
             let _lock = lock::acquire(&config.data_dir)?;
-            let gen = store::open_offline(&config.data_dir).map_err(other)?;
+            let gen = store::open_offline(&config.data_dir).map_err(open_err)?;
             let t = Instant::now();
             let c = replay::rebuild(&gen).map_err(other)?;
             println!(
@@ -35,7 +43,7 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
         Cmd::Check => {
             config.ensure_dirs()?;
             let _lock = lock::acquire(&config.data_dir)?;
-            let gen = store::open_offline(&config.data_dir).map_err(other)?;
+            let gen = store::open_offline(&config.data_dir).map_err(open_err)?;
             let mark = store::recorded_mark(&config.data_dir, gen.id);
             let (problems, state) = replay::check(&gen, mark).map_err(other)?;
             let c = state.counts();

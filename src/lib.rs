@@ -135,6 +135,7 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, Run
     let lost = match opened {
         Ok(s) => return Ok(s),
         Err(e @ store::StoreError::LostTail { .. }) => e.to_string(),
+        Err(store::StoreError::Refused(why)) => return Err(RunError::Refused(why)),
         Err(e) => return Err(other(e)),
     };
     let cfg = config.clone();

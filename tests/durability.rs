@@ -265,3 +265,70 @@ async fn a_log_that_lost_its_tail_is_refused_or_restored() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Issue 8, defect 1: a missing or dangling `CURRENT` must never make the store
+/// start empty and delete the live generation as a "leftover": the start and
+/// `check` are refused (exit 2, one line naming the generations), nothing is
+/// deleted, and putting CURRENT back serves the data again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_dangling_current_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = start(dir.path()).await;
+    let url = format!("{}/api/groups", up.base);
+    common::post_json(
+        &up.client,
+        &url,
+        Some(&up.token),
+        json!({"name": "keep me"}),
+    )
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status();
+    up.child.wait().unwrap();
+    let storage = dir.path().join("storage");
+    let current = std::fs::read_to_string(storage.join("CURRENT")).unwrap();
+    let live = storage.join(format!("gen-{}", current.trim()));
+
+    for bad in [None, Some("7\n")] {
+        match bad {
+            None => std::fs::remove_file(storage.join("CURRENT")).unwrap(),
+            Some(text) => std::fs::write(storage.join("CURRENT"), text).unwrap(),
+        }
+        let addr = format!("127.0.0.1:{}", common::free_port());
+        for args in [vec!["serve", "--addr", addr.as_str()], vec!["check"]] {
+            let mut child = common::binary(dir.path(), &args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    child.kill().unwrap();
+                    panic!("{args:?} with CURRENT {bad:?} did not refuse; it is running");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{args:?} with CURRENT {bad:?}: {err}"
+            );
+            assert!(err.contains(&format!("gen-{}", current.trim())), "{err}");
+            assert!(
+                live.join("db").exists(),
+                "{args:?} deleted the live generation"
+            );
+        }
+    }
+    std::fs::write(storage.join("CURRENT"), &current).unwrap();
+    let mut up = start(dir.path()).await;
+    let url = format!("{}/api/groups", up.base);
+    let groups = get_json(&up.client, &url, &up.token).await;
+    assert_eq!(groups["groups"][0]["name"], "keep me");
+    up.child.kill().unwrap();
+    up.child.wait().unwrap();
+}

@@ -48,6 +48,9 @@ pub enum StoreError {
         "log ends at event {have} but event {acked} was acknowledged; restore the newest backup"
     )]
     LostTail { have: u64, acked: u64 },
+    /// The data dir is not in a state the store may guess about; the user decides.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Bound on queued commands: beyond it callers wait, which is the backpressure.
@@ -68,29 +71,65 @@ fn gen_dir(data_dir: &Path, id: u64) -> PathBuf {
     data_dir.join(format!("gen-{id}"))
 }
 
+/// The generation ids present in the data dir, ascending.
+fn generations(data_dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(data_dir)? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        if let Some(id) = name
+            .strip_prefix("gen-")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn listed(ids: &[u64]) -> String {
+    ids.iter()
+        .map(|i| format!("gen-{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Reads CURRENT (creating generation 1 on a fresh dir) and removes leftovers:
 /// generations that were being built or were retired when the process stopped.
+/// Only a CURRENT that names an existing generation proves the others are not
+/// live; without one, nothing is deleted and the start is refused.
 fn current_gen(data_dir: &Path) -> Result<u64, StoreError> {
     let cur = data_dir.join("CURRENT");
+    let gens = generations(data_dir)?;
     let id = match fs::read_to_string(&cur) {
         Ok(s) => s.trim().parse::<u64>().map_err(|_| {
-            StoreError::Corrupt(format!("CURRENT holds {s:?}, not a generation id"))
+            StoreError::Refused(format!(
+                "storage/CURRENT holds {s:?}, not a generation id; generations found: {}; write the id of the one to serve into it",
+                listed(&gens)
+            ))
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && gens.is_empty() => {
             write_current(data_dir, 1)?;
             1
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::Refused(format!(
+                "storage/CURRENT is missing but generations exist ({}); write the id of the one to serve into storage/CURRENT (usually the newest)",
+                listed(&gens)
+            )))
+        }
         Err(e) => return Err(e.into()),
     };
-    for entry in fs::read_dir(data_dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(n) = name.strip_prefix("gen-") {
-            if n.parse::<u64>().ok() != Some(id) {
-                tracing::info!(dir = %name, "removing leftover generation");
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
+    // A fresh dir may have CURRENT before its first generation exists.
+    if !gens.is_empty() && !gens.contains(&id) {
+        return Err(StoreError::Refused(format!(
+            "storage/CURRENT names gen-{id}, which does not exist; generations found: {}; write the id of the one to serve into storage/CURRENT",
+            listed(&gens)
+        )));
+    }
+    for other in gens.into_iter().filter(|g| *g != id) {
+        tracing::info!(dir = %format!("gen-{other}"), "removing leftover generation");
+        let _ = fs::remove_dir_all(gen_dir(data_dir, other));
     }
     Ok(id)
 }
