@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use crate::backup::restore::Source;
 use crate::config::{Cmd, Config};
 use crate::store::{self, lock, replay};
 use crate::RunError;
@@ -62,6 +63,14 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
             }
         }
         Cmd::Backup(b) => crate::backup::cli::backup(config, b),
-        Cmd::Restore { file } => crate::backup::cli::restore(config, &file),
+        Cmd::Restore { file, at } => {
+            let upto = match at.as_deref().map(crate::store::history::At::parse) {
+                None => None,
+                Some(Ok(at)) => Some(at),
+                Some(Err(e)) => return Err(RunError::Refused(format!("--at: {e}"))),
+            };
+            crate::backup::cli::restore(config, Source::Archive { path: file, upto })
+        }
+        Cmd::Import { file } => crate::backup::cli::restore(config, Source::Import { path: file }),
     }
 }

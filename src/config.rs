@@ -62,7 +62,14 @@ pub enum Cmd {
     #[command(subcommand)]
     Backup(BackupCmd),
     /// Restore a backup into the data dir (server stopped), with the same checks as the API.
-    Restore { file: PathBuf },
+    Restore {
+        file: PathBuf,
+        /// Restore only the backup's log up to this instant: an RFC 3339 time or an event id.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Import a predecessor snapshot file (JSON) into the data dir (server stopped).
+    Import { file: PathBuf },
     /// Drop and rebuild every projection from the log; prints counts.
     Rebuild,
     /// Verify the store: log continuity, projections equal a fresh replay.

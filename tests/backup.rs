@@ -685,7 +685,7 @@ async fn schedule_skips_unchanged_and_rotates() {
         settle(&app, &kinds, 1).await;
     }
     assert_eq!(kinds(&app), vec!["auto"]);
-    taskledger::backup::manager::create(&app, "manual", None, "t")
+    taskledger::backup::manager::create(&app, "manual", None, "t", taskledger::backup::Turn::Wait)
         .await
         .unwrap();
     for i in 0..3 {

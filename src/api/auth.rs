@@ -4,10 +4,6 @@
 use std::sync::OnceLock;
 
 use crate::domain::Id;
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -20,26 +16,9 @@ use super::error::{ApiError, ApiResult};
 use super::input::JsonObject;
 use crate::app::AppState;
 use crate::domain::decide::{check_password, check_username};
+use crate::domain::password::{hash_password, verify_password};
 use crate::domain::time::now_ms;
 use crate::domain::{Command, Role, UserRec};
-
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
 
 /// A hash to verify against for unknown users, so both failures cost the same time.
 fn decoy_hash() -> &'static str {

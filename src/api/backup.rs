@@ -17,7 +17,10 @@ use super::error::{ApiError, ApiResult};
 use super::input::{JsonObject, MaybeJsonObject};
 use crate::app::AppState;
 use crate::backup::manager::{self, MANUAL, UPLOADED};
-use crate::backup::{check_name, restore, BackupError, BackupView};
+use crate::backup::restore::Source;
+use crate::backup::{check_name, restore, BackupError, BackupView, Turn};
+use crate::domain::time::now_ms;
+use crate::store::history::At;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
@@ -50,7 +53,10 @@ pub async fn create(
     }
     let a = app.clone();
     let user = admin.username.clone();
-    let v = tokio::spawn(async move { manager::create(&a, MANUAL, label, &user).await })
+    let v =
+        tokio::spawn(
+            async move { manager::create(&a, MANUAL, label, &user, Turn::RefuseIfBusy).await },
+        )
         .await
         .map_err(|e| ApiError::Internal(format!("backup task failed: {e}")))??;
     Ok((
@@ -78,29 +84,157 @@ pub async fn export_metadata(
     }})))
 }
 
+/// `at` in a JSON body: an event id (number or digits) or an RFC 3339 time.
+fn body_at(body: &JsonObject) -> ApiResult<Option<At>> {
+    let at = match body.0.get("at") {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::String(s)) => At::parse(s),
+        Some(serde_json::Value::Number(n)) => At::parse(&n.to_string()),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "at must be an RFC 3339 time or an event id".into(),
+            ))
+        }
+    };
+    let at = at?;
+    if let At::Time(t) = at {
+        if t > now_ms() {
+            return Err(ApiError::BadRequest("at is in the future".into()));
+        }
+    }
+    Ok(Some(at))
+}
+
 pub async fn restore_route(
     State(app): State<AppState>,
     Admin(admin): Admin,
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
-    let name = body.req_str("backupName")?;
-    check_name(&name)?;
-    let path = app.config.backup_dir.join(&name);
-    if !path.is_file() {
-        return Err(ApiError::NotFound(format!("backup {name} not found")));
+    let at = body_at(&body)?;
+    match body.opt_str("source")?.as_deref() {
+        None | Some("local") => {}
+        Some("offsite") => {
+            return Err(ApiError::BadRequest(
+                "off-site copies are not configured (S3_BUCKET_NAME is not set)".into(),
+            ))
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "source must be local or offsite, not {other:?}"
+            )))
+        }
     }
+    let source = match (body.opt_str("backupName")?, at) {
+        (Some(name), upto) => {
+            check_name(&name)?;
+            let path = app.config.backup_dir.join(&name);
+            if !path.is_file() {
+                return Err(ApiError::NotFound(format!("backup {name} not found")));
+            }
+            Source::Archive { path, upto }
+        }
+        (None, Some(upto)) => Source::Live { upto },
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "backupName is required (or at, to restore the live log's own past)".into(),
+            ))
+        }
+    };
     // Detached: a client that hangs up must not cancel a restore halfway.
     let a = app.clone();
     let user = admin.username.clone();
-    let r = tokio::spawn(async move { restore::restore(&a, path, "api", &user).await })
-        .await
-        .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))??;
-    Ok(Json(json!({
+    let r = tokio::spawn(async move {
+        restore::restore(&a, source, "api", &user, Turn::RefuseIfBusy).await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))??;
+    let mut answer = json!({
         "success": true,
         "message": format!("restored {} ({} events)", r.backup, r.restored.events),
         "restored": r.restored,
         "safetyBackup": r.safety_backup,
+    });
+    if let Some(at) = r.at {
+        answer["at"] = json!(at);
+        answer["lastEventId"] = json!(r.last_event_id);
+    }
+    Ok(Json(answer))
+}
+
+/// `POST /api/backup/import`: a predecessor snapshot (raw JSON body) replaces
+/// the live state like a restore (SPEC §8).
+pub async fn import(
+    State(app): State<AppState>,
+    Admin(admin): Admin,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    let dir = app
+        .config
+        .backup_dir
+        .join(format!(".import-{}", uuid::Uuid::new_v4()));
+    tokio::fs::create_dir(&dir)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let name = format!(
+        "import_{}.json",
+        chrono::Utc::now().format("%Y-%m-%d_%H%M%S")
+    );
+    let path = dir.join(&name);
+    let outcome = async {
+        receive(body, &path, app.config.upload_limit_bytes).await?;
+        let a = app.clone();
+        let user = admin.username.clone();
+        let source = Source::Import { path: path.clone() };
+        tokio::spawn(
+            async move { restore::restore(&a, source, "api", &user, Turn::RefuseIfBusy).await },
+        )
+        .await
+        .map_err(|e| ApiError::Internal(format!("import task failed: {e}")))?
+        .map_err(ApiError::from)
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let r = outcome?;
+    Ok(Json(json!({
+        "success": true,
+        "imported": r.imported.unwrap_or_default(),
+        "restored": r.restored,
+        "safetyBackup": r.safety_backup,
     })))
+}
+
+/// Streams a request body into `path` (fsync'd) under `limit` bytes.
+async fn receive(body: Body, path: &std::path::Path, limit: u64) -> ApiResult<u64> {
+    let written = async {
+        let mut f = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut stream = body.into_data_stream();
+        let mut n: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::BadRequest(format!("could not read upload: {e}")))?;
+            n += chunk.len() as u64;
+            if n > limit {
+                return Err(ApiError::TooLarge);
+            }
+            f.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        f.sync_all()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if n == 0 {
+            return Err(ApiError::BadRequest("upload body is empty".into()));
+        }
+        Ok(n)
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    written
 }
 
 pub async fn download(
@@ -174,38 +308,14 @@ pub async fn upload(
     };
     let dir = app.config.backup_dir.clone();
     let tmp = dir.join(format!(".upload-{}.tmp", uuid::Uuid::new_v4()));
-    let limit = app.config.upload_limit_bytes;
-    let written = async {
-        let mut f = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut stream = body.into_data_stream();
-        let mut n: u64 = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::BadRequest(format!("could not read upload: {e}")))?;
-            n += chunk.len() as u64;
-            if n > limit {
-                return Err(ApiError::TooLarge);
-            }
-            f.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+    receive(body, &tmp, app.config.upload_limit_bytes).await?;
+    let _busy = match app.backups.turn(Turn::RefuseIfBusy).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
         }
-        f.sync_all()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        if n == 0 {
-            return Err(ApiError::BadRequest("upload body is empty".into()));
-        }
-        Ok(n)
-    }
-    .await;
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    let _busy = app.backups.busy.lock().await;
+    };
     let t = tmp.clone();
     let verified = tokio::task::spawn_blocking(move || restore::verify_file(&t))
         .await

@@ -33,7 +33,7 @@ pub struct LogEntry {
     workspace: &'static str,
 }
 
-fn entry(seq: u64, se: StoredEvent) -> Option<LogEntry> {
+pub(crate) fn entry(seq: u64, se: StoredEvent) -> Option<LogEntry> {
     let a = describe(&se.event)?;
     Some(LogEntry {
         id: seq,
@@ -77,9 +77,10 @@ pub fn paging(q: &HashMap<String, String>) -> ApiResult<Paging> {
     Ok(Paging { limit, before })
 }
 
-type QueryMap = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+pub(crate) type QueryMap =
+    Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
-fn query(q: QueryMap) -> ApiResult<HashMap<String, String>> {
+pub(crate) fn query(q: QueryMap) -> ApiResult<HashMap<String, String>> {
     q.map(|Query(m)| m)
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backup;
 pub mod error;
 pub mod health;
+pub mod history;
 pub mod input;
 pub mod logs;
 pub mod tasks;
@@ -88,6 +89,13 @@ pub fn router(app: AppState) -> Router {
         .route("/api/logs/group/{id}", get(logs::group_logs))
         .route("/api/logs/group/{id}/tasks", get(logs::group_tasks))
         .route("/api/logs/task/{id}", get(logs::task_logs))
+        .route("/api/snapshot", get(history::snapshot))
+        .route("/api/v1/snapshots/{id}", get(history::stream_months))
+        .route(
+            "/api/v1/snapshots/{id}/archive",
+            get(history::stream_archive),
+        )
+        .route("/api/v1/snapshots/{id}/{month}", get(history::stream_month))
         .route("/api/backup/create", post(backup::create))
         .route("/api/backup/list", get(backup::list))
         .route("/api/backup/restore", post(backup::restore_route))
@@ -97,7 +105,9 @@ pub fn router(app: AppState) -> Router {
         .route("/api/backup/{name}", delete(backup::delete))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     // The upload streams its body under its own, larger limit.
-    let upload = Router::new().route("/api/backup/upload", post(backup::upload));
+    let upload = Router::new()
+        .route("/api/backup/upload", post(backup::upload))
+        .route("/api/backup/import", post(backup::import));
     api.merge(upload)
         .fallback(ui::fallback)
         .layer(middleware::from_fn_with_state(app.clone(), observe))

@@ -3,7 +3,7 @@
 use crate::domain::Id;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
@@ -11,10 +11,10 @@ use serde_json::json;
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::input::{parse_id, JsonObject, PathId};
+use super::logs::QueryMap;
 use crate::app::AppState;
 use crate::domain::time::fmt_ms;
-use crate::domain::{Command, CommentRec, GroupRec, TaskRec};
-use crate::store::Snapshot as Gen;
+use crate::domain::{Command, CommentRec, GroupRec, Records, TaskRec};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,14 +29,14 @@ pub struct CommentView {
     updated_at: String,
 }
 
-impl From<CommentRec> for CommentView {
-    fn from(c: CommentRec) -> Self {
+impl From<&CommentRec> for CommentView {
+    fn from(c: &CommentRec) -> Self {
         let t = fmt_ms(c.created_ms);
         CommentView {
             id: c.id.to_string(),
             task_id: c.task_id.to_string(),
-            text: c.text,
-            author: c.author,
+            text: c.text.clone(),
+            author: c.author.clone(),
             timestamp: t.clone(),
             created_at: t.clone(),
             updated_at: t,
@@ -74,57 +74,64 @@ pub struct GroupView {
     updated_at: String,
 }
 
-fn task_view(gen: &Gen, t: TaskRec) -> ApiResult<TaskView> {
-    let comments: Vec<CommentView> = gen
-        .comments(&t.id)
+/// A task with its comments, from the live image or a past one.
+pub(crate) fn task_view(r: &impl Records, t: &TaskRec) -> TaskView {
+    let comments: Vec<CommentView> = r
+        .comments_of(&t.id)
         .into_iter()
         .map(CommentView::from)
         .collect();
-    Ok(TaskView {
+    TaskView {
         comment_count: comments.len(),
         comments,
         ..task_view_bare(t)
-    })
+    }
 }
 
-fn group_view(gen: &Gen, g: GroupRec) -> ApiResult<GroupView> {
-    let tasks = gen
-        .tasks_of_group(&g.id)
+/// A group with its tasks and their comments, from the live image or a past one.
+pub(crate) fn group_view(r: &impl Records, g: &GroupRec) -> GroupView {
+    let tasks: Vec<TaskView> = r
+        .tasks_of(&g.id)
         .into_iter()
-        .map(|t| task_view(gen, t))
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(GroupView {
+        .map(|t| task_view(r, t))
+        .collect();
+    GroupView {
         id: g.id.to_string(),
-        name: g.name,
-        discussion: g.discussion,
+        name: g.name.clone(),
+        discussion: g.discussion.clone(),
         task_count: tasks.len(),
         tasks,
         created_at: fmt_ms(g.created_ms),
         updated_at: fmt_ms(g.updated_ms),
-    })
+    }
 }
 
 pub async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl IntoResponse> {
     let gen = app.store.gen();
-    let groups = gen
+    let groups: Vec<GroupView> = gen
+        .state
         .groups()
-        .into_iter()
-        .map(|g| group_view(&gen, g))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .map(|g| group_view(&gen.state, g))
+        .collect();
     Ok(super::success("groups", groups))
 }
 
 pub async fn get_group(
     State(app): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     PathId(id): PathId,
-) -> ApiResult<impl IntoResponse> {
+    q: QueryMap,
+) -> ApiResult<Response> {
     let id = parse_id(&id, "group")?;
+    if let Some(at) = super::history::at_param(q)? {
+        return super::history::group_at(&app, &auth, id, at).await;
+    }
     let gen = app.store.gen();
     let g = gen
-        .group(&id)
+        .state
+        .group_rec(&id)
         .ok_or_else(|| ApiError::NotFound("group not found".into()))?;
-    Ok(super::success("group", group_view(&gen, g)?))
+    Ok(super::success("group", group_view(&gen.state, g)).into_response())
 }
 
 pub async fn create_group(
@@ -139,7 +146,7 @@ pub async fn create_group(
     };
     let out = app.store.execute(&auth.username, cmd).await?;
     let g: GroupRec = super::decode_record(out.record)?;
-    let view = group_view(&app.store.gen(), g)?;
+    let view = group_view(&app.store.gen().state, &g);
     Ok((StatusCode::CREATED, super::success("group", view)))
 }
 
@@ -156,7 +163,7 @@ pub async fn update_group(
     };
     let out = app.store.execute(&auth.username, cmd).await?;
     let g: GroupRec = super::decode_record(out.record)?;
-    let view = group_view(&app.store.gen(), g)?;
+    let view = group_view(&app.store.gen().state, &g);
     Ok(super::success("group", view))
 }
 
@@ -191,19 +198,19 @@ pub async fn create_task(
     let out = app.store.execute(&auth.username, cmd).await?;
     let t: TaskRec = super::decode_record(out.record)?;
     // A new task has no comments: no need to read them back.
-    let view = task_view_bare(t);
+    let view = task_view_bare(&t);
     Ok((StatusCode::CREATED, super::success("task", view)))
 }
 
-fn task_view_bare(t: TaskRec) -> TaskView {
+fn task_view_bare(t: &TaskRec) -> TaskView {
     TaskView {
         id: t.id.to_string(),
         group_id: t.group_id.to_string(),
-        name: t.name,
-        description: t.description,
+        name: t.name.clone(),
+        description: t.description.clone(),
         status: t.status.as_str(),
-        start_date: t.start_date,
-        end_date: t.end_date,
+        start_date: t.start_date.clone(),
+        end_date: t.end_date.clone(),
         comments: Vec::new(),
         comment_count: 0,
         created_at: fmt_ms(t.created_ms),
@@ -213,15 +220,20 @@ fn task_view_bare(t: TaskRec) -> TaskView {
 
 pub async fn get_task(
     State(app): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     PathId(id): PathId,
-) -> ApiResult<impl IntoResponse> {
+    q: QueryMap,
+) -> ApiResult<Response> {
     let id = parse_id(&id, "task")?;
+    if let Some(at) = super::history::at_param(q)? {
+        return super::history::task_at(&app, &auth, id, at).await;
+    }
     let gen = app.store.gen();
     let t = gen
-        .task(&id)
+        .state
+        .task_rec(&id)
         .ok_or_else(|| ApiError::NotFound("task not found".into()))?;
-    Ok(super::success("task", task_view(&gen, t)?))
+    Ok(super::success("task", task_view(&gen.state, t)).into_response())
 }
 
 pub async fn update_task(
@@ -240,7 +252,7 @@ pub async fn update_task(
     };
     let out = app.store.execute(&auth.username, cmd).await?;
     let t: TaskRec = super::decode_record(out.record)?;
-    let view = task_view(&app.store.gen(), t)?;
+    let view = task_view(&app.store.gen().state, &t);
     Ok(super::success("task", view))
 }
 
@@ -259,7 +271,7 @@ pub async fn change_status(
         .execute(&auth.username, Command::ChangeStatus { id, status })
         .await?;
     let t: TaskRec = super::decode_record(out.record)?;
-    let view = task_view(&app.store.gen(), t)?;
+    let view = task_view(&app.store.gen().state, &t);
     Ok(super::success("task", view))
 }
 
@@ -290,7 +302,7 @@ pub async fn add_comment(
     let c: CommentRec = super::decode_record(out.record)?;
     Ok((
         StatusCode::CREATED,
-        super::success("comment", CommentView::from(c)),
+        super::success("comment", CommentView::from(&c)),
     ))
 }
 
@@ -301,10 +313,11 @@ pub async fn list_comments(
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
-    if gen.task(&id).is_none() {
+    if gen.state.task_rec(&id).is_none() {
         return Err(ApiError::NotFound("task not found".into()));
     }
     let comments: Vec<CommentView> = gen
+        .state
         .comments(&id)
         .into_iter()
         .map(CommentView::from)

@@ -1,13 +1,12 @@
 //! `taskledger backup …` and `taskledger restore FILE` against a stopped server.
 
-use std::path::Path;
 use std::time::Instant;
 
 use serde_json::json;
 
 use super::archive::{self, Limits};
 use super::manager::{write_backup, MANUAL};
-use super::restore::{restore_offline, verify_file};
+use super::restore::{restore_offline, verify_file, Source};
 use crate::config::{BackupCmd, Config};
 use crate::store::{self, lock, Meta};
 use crate::RunError;
@@ -103,33 +102,57 @@ pub fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
     }
 }
 
-pub fn restore(config: &Config, file: &Path) -> Result<u8, RunError> {
+/// `taskledger restore FILE [--at T]` and `taskledger import FILE`.
+pub fn restore(config: &Config, source: Source) -> Result<u8, RunError> {
     config.ensure_dirs()?;
     let _lock = lock::acquire(&config.data_dir)?;
     let t = Instant::now();
-    match restore_offline(&config.data_dir, &config.backup_dir, file) {
+    match restore_offline(&config.data_dir, &config.backup_dir, &source) {
         Ok((r, gen)) => {
             drop(gen);
-            audit(
-                config,
-                "BACKUP_RESTORED",
-                &r.backup,
-                json!({"source": "cli", "events": r.restored.events, "safetyBackup": r.safety_backup}),
-            );
+            let mut details = json!({"source": "cli", "events": r.restored.events, "lastEventId": r.last_event_id, "safetyBackup": r.safety_backup});
+            if let Some(at) = &r.at {
+                details["at"] = json!(at);
+            }
+            if let Some(i) = &r.imported {
+                details["imported"] = json!(i);
+            }
+            audit(config, "BACKUP_RESTORED", &r.backup, details);
+            let what = match (&r.imported, &r.at) {
+                (Some(i), _) => format!(
+                    "imported {}: {} users, {} groups, {} tasks, {} comments",
+                    r.backup, i.users, i.groups, i.tasks, i.comments
+                ),
+                (None, Some(at)) => format!(
+                    "restored {} up to {at} (event {}): {} groups, {} tasks, {} comments",
+                    r.backup,
+                    r.last_event_id,
+                    r.restored.groups,
+                    r.restored.tasks,
+                    r.restored.comments
+                ),
+                (None, None) => format!(
+                    "restored {}: {} events, {} groups, {} tasks, {} comments",
+                    r.backup,
+                    r.restored.events,
+                    r.restored.groups,
+                    r.restored.tasks,
+                    r.restored.comments
+                ),
+            };
             println!(
-                "restored {}: {} events, {} groups, {} tasks, {} comments in {:.2}s; previous state saved as {}",
-                r.backup,
-                r.restored.events,
-                r.restored.groups,
-                r.restored.tasks,
-                r.restored.comments,
+                "{what} in {:.2}s; previous state saved as {}",
                 t.elapsed().as_secs_f64(),
                 r.safety_backup
             );
             Ok(0)
         }
         Err(e) => {
-            println!("restore refused, data dir untouched: {e}");
+            let what = match source {
+                Source::Import { .. } => "import",
+                _ => "restore",
+            };
+            println!("{what} refused, data dir untouched: {e}");
             Ok(1)
         }
     }

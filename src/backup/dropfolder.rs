@@ -1,8 +1,10 @@
-//! The drop folder: a `*.tar.gz` placed in the restore dir is restored once it is
-//! complete (its size and mtime stayed the same for a settle period), at start
-//! before serving and live while running. A notify watch wakes the scan early; a
-//! slow poll backs it up in case an event is missed. Success moves the file to
-//! `applied/`, failure to `failed/` with `<name>.error.txt`.
+//! The drop folder: a `*.tar.gz` backup or a `*.json` predecessor snapshot placed
+//! in the restore dir is restored once it is complete (its size and mtime stayed
+//! the same for a settle period), at start before serving and live while running.
+//! A notify watch wakes the scan early; a slow poll backs it up in case an event
+//! is missed. Success moves the file to `applied/`, failure to `failed/` with
+//! `<name>.error.txt` — except a file that only ends early (a copy that stalled):
+//! it is retried whenever it changes and failed after [`STALL`] unchanged.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,12 +14,22 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{watch, Notify};
 
-use super::restore::restore;
+use super::restore::{restore, Source};
+use super::Turn;
 use crate::app::AppState;
 
 /// How long a file must stay unchanged before it counts as completely copied.
 pub const SETTLE: Duration = Duration::from_millis(1500);
 const POLL: Duration = Duration::from_millis(1000);
+/// How long a file that ends early may stay unchanged before it counts as failed
+/// (SPEC §3: 60 s). `TASKLEDGER_DROP_STALL_MS` shortens it for tests.
+fn stall() -> Duration {
+    std::env::var("TASKLEDGER_DROP_STALL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(60))
+}
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Only events that can make a candidate appear or finish wake a scan. Opening
@@ -38,20 +50,61 @@ fn wakes_scan(kind: &notify::EventKind) -> bool {
 
 /// Whether a name in the drop folder is a restore candidate at all.
 pub fn is_candidate(name: &str) -> bool {
-    !name.starts_with('.')
-        && name.ends_with(".tar.gz")
-        && !name.ends_with(".part")
-        && !name.ends_with(".tmp")
+    !name.starts_with('.') && (name.ends_with(".tar.gz") || name.ends_with(".json"))
+}
+
+/// What restores a dropped file: a backup or a predecessor snapshot.
+fn source_of(path: &Path) -> Source {
+    if path.extension().is_some_and(|e| e == "json") {
+        Source::Import {
+            path: path.to_path_buf(),
+        }
+    } else {
+        Source::Archive {
+            path: path.to_path_buf(),
+            upto: None,
+        }
+    }
+}
+
+/// Whether a file that failed did so only because it ends early (a truncated
+/// gzip stream or JSON document): a copy still under way, not a bad file.
+fn ends_early(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let reader = std::io::BufReader::new(file);
+    if path.extension().is_some_and(|e| e == "json") {
+        return serde_json::from_reader::<_, serde::de::IgnoredAny>(reader)
+            .is_err_and(|e| e.is_eof());
+    }
+    let mut gz = flate2::read::GzDecoder::new(reader);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match std::io::Read::read(&mut gz, &mut buf) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) => return e.kind() == std::io::ErrorKind::UnexpectedEof,
+        }
+    }
+}
+
+struct Seen {
+    sig: (u64, Option<SystemTime>),
+    /// Since when the file is unchanged.
+    since: Instant,
+    /// Why it failed at this very size and mtime, when it ended early.
+    stalled: Option<String>,
 }
 
 #[derive(Default)]
 pub struct Settling {
-    /// name -> (size, mtime, since when unchanged)
-    seen: HashMap<String, (u64, Option<SystemTime>, Instant)>,
+    seen: HashMap<String, Seen>,
 }
 
 impl Settling {
-    /// Candidates that have been stable for `SETTLE`, in name order.
+    /// Candidates that have been stable for `SETTLE`, in name order; a stalled
+    /// file comes back only once it changed.
     pub fn ready(&mut self, dir: &Path, settle: Duration) -> Vec<String> {
         let mut present = Vec::new();
         if let Ok(rd) = std::fs::read_dir(dir) {
@@ -61,11 +114,18 @@ impl Settling {
                 if !md.is_file() || !is_candidate(&name) {
                     continue;
                 }
-                let now = Instant::now();
                 let sig = (md.len(), md.modified().ok());
-                let entry = self.seen.entry(name.clone()).or_insert((sig.0, sig.1, now));
-                if (entry.0, entry.1) != sig {
-                    *entry = (sig.0, sig.1, now);
+                let entry = self.seen.entry(name.clone()).or_insert(Seen {
+                    sig,
+                    since: Instant::now(),
+                    stalled: None,
+                });
+                if entry.sig != sig {
+                    *entry = Seen {
+                        sig,
+                        since: Instant::now(),
+                        stalled: None,
+                    };
                 }
                 present.push(name);
             }
@@ -74,15 +134,40 @@ impl Settling {
         let mut ready: Vec<String> = self
             .seen
             .iter()
-            .filter(|(_, (_, _, since))| since.elapsed() >= settle)
+            .filter(|(_, s)| s.stalled.is_none() && s.since.elapsed() >= settle)
             .map(|(n, _)| n.clone())
             .collect();
         ready.sort();
         ready
     }
 
+    /// Stalled files unchanged for `stall`, with why they failed.
+    fn expired(&mut self, stall: Duration) -> Vec<(String, String)> {
+        let out: Vec<(String, String)> = self
+            .seen
+            .iter()
+            .filter(|(_, s)| s.since.elapsed() >= stall)
+            .filter_map(|(n, s)| s.stalled.clone().map(|why| (n.clone(), why)))
+            .collect();
+        for (n, _) in &out {
+            self.seen.remove(n);
+        }
+        out
+    }
+
+    /// Whether anything is still settling (not stalled).
+    fn waiting(&self) -> bool {
+        self.seen.values().any(|s| s.stalled.is_none())
+    }
+
     pub fn forget(&mut self, name: &str) {
         self.seen.remove(name);
+    }
+
+    fn stall(&mut self, name: &str, why: String) {
+        if let Some(s) = self.seen.get_mut(name) {
+            s.stalled = Some(why);
+        }
     }
 }
 
@@ -95,16 +180,47 @@ fn unique(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{stamp}-{name}"))
 }
 
-/// Restores one settled file and files it under `applied/` or `failed/`.
-pub async fn apply_one(app: &AppState, dir: &Path, name: &str) {
+/// Restores one settled file and files it under `applied/` or `failed/`; a file
+/// that only ends early stays (marked stalled) for another try when it changes.
+async fn apply_one(app: &AppState, dir: &Path, name: &str, settling: &mut Settling) {
     let path = dir.join(name);
     tracing::info!(file = %name, "drop folder: restoring");
-    let outcome = restore(app, path.clone(), "drop-folder", "drop-folder").await;
-    let (sub, err) = match &outcome {
-        Ok(_) => ("applied", None),
-        Err(e) => ("failed", Some(e.to_string())),
-    };
-    file_away(dir, name, sub, err);
+    match restore(
+        app,
+        source_of(&path),
+        "drop-folder",
+        "drop-folder",
+        Turn::Wait,
+    )
+    .await
+    {
+        Ok(_) => {
+            file_away(dir, name, "applied", None);
+            settling.forget(name);
+        }
+        Err(e) if ends_early(&path) => {
+            tracing::info!(file = %name, "drop folder: the file ends early; waiting for the copy to go on");
+            settling.stall(name, e.to_string());
+        }
+        Err(e) => {
+            file_away(dir, name, "failed", Some(e.to_string()));
+            settling.forget(name);
+        }
+    }
+}
+
+/// One pass: restores what settled, fails what stalled for too long.
+async fn pass(app: &AppState, dir: &Path, settling: &mut Settling) {
+    for name in settling.ready(dir, SETTLE) {
+        apply_one(app, dir, &name, settling).await;
+    }
+    for (name, why) in settling.expired(stall()) {
+        let why = format!(
+            "{why}\n(the file stayed unchanged for {} s after ending early)",
+            stall().as_secs()
+        );
+        file_away(dir, &name, "failed", Some(why));
+    }
 }
 
 /// Moves a handled file to `applied/` or `failed/` (with its error note).
@@ -150,8 +266,12 @@ pub fn rescue(config: &crate::config::Config) -> Option<String> {
     names.sort();
     for name in names {
         let path = dir.join(&name);
-        let outcome = super::restore::restore_offline(&config.data_dir, &config.backup_dir, &path)
-            .map(|(r, _gen)| r);
+        let outcome = super::restore::restore_offline(
+            &config.data_dir,
+            &config.backup_dir,
+            &source_of(&path),
+        )
+        .map(|(r, _gen)| r);
         let (sub, err) = match &outcome {
             Ok(_) => ("applied", None),
             Err(e) => ("failed", Some(e.to_string())),
@@ -171,12 +291,8 @@ pub async fn initial_scan(app: &AppState) {
     let mut settling = Settling::default();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let ready = settling.ready(&dir, SETTLE);
-        for name in &ready {
-            apply_one(app, &dir, name).await;
-            settling.forget(name);
-        }
-        if settling.seen.is_empty() || Instant::now() > deadline {
+        pass(app, &dir, &mut settling).await;
+        if !settling.waiting() || Instant::now() > deadline {
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -212,11 +328,7 @@ pub fn spawn_watcher(
         };
         let mut settling = Settling::default();
         loop {
-            let ready = settling.ready(&dir, SETTLE);
-            for name in &ready {
-                apply_one(&app, &dir, name).await;
-                settling.forget(name);
-            }
+            pass(&app, &dir, &mut settling).await;
             // While something is settling, look again soon; otherwise wait for an event.
             let nap = if settling.seen.is_empty() {
                 POLL

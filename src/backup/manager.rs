@@ -203,8 +203,9 @@ pub async fn create(
     kind: &str,
     label: Option<String>,
     user: &str,
+    turn: super::Turn,
 ) -> Result<BackupView, BackupError> {
-    let _busy = app.backups.busy.lock().await;
+    let _busy = app.backups.turn(turn).await?;
     let v = create_locked(app, kind, label, user).await?;
     if kind == AUTO {
         rotate(app).await;
@@ -279,7 +280,9 @@ pub async fn auto_tick(app: &AppState) -> Result<Option<BackupView>, BackupError
         tracing::debug!(seq, "automatic backup skipped: nothing changed");
         return Ok(None);
     }
-    create(app, AUTO, None, "system").await.map(Some)
+    create(app, AUTO, None, "system", super::Turn::Wait)
+        .await
+        .map(Some)
 }
 
 /// Runs `auto_tick` every `AUTO_BACKUP_INTERVAL` until `stop` flips; missed ticks are

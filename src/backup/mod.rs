@@ -6,6 +6,7 @@ pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod dropfolder;
+pub mod import;
 pub mod manager;
 pub mod restore;
 
@@ -27,8 +28,11 @@ pub enum BackupError {
     /// The file fails verification; nothing was changed.
     #[error("{0}")]
     Invalid(String),
+    #[error("a backup or restore is already running")]
+    Busy,
+    /// An instant (`at`) that names no point of the log in question.
     #[error("{0}")]
-    Busy(String),
+    BadInstant(String),
     #[error("{0}")]
     Fault(String),
 }
@@ -60,7 +64,8 @@ impl From<BackupError> for ApiError {
             BackupError::BadName(m) => ApiError::BadRequest(m),
             BackupError::NotFound(m) => ApiError::NotFound(m),
             BackupError::Invalid(m) => ApiError::Unprocessable(m),
-            BackupError::Busy(m) => ApiError::Conflict(m),
+            BackupError::Busy => ApiError::Conflict(e.to_string()),
+            BackupError::BadInstant(m) => ApiError::BadRequest(m),
             BackupError::Fault(m) => ApiError::Internal(m),
         }
     }
@@ -89,6 +94,24 @@ pub struct BackupState {
     pub busy: tokio::sync::Mutex<()>,
     /// sha256 of archives by (name, size, mtime): hashing a large file per listing is wasteful.
     digests: Mutex<HashMap<String, (u64, i128, String)>>,
+}
+
+/// Whether a backup or restore waits for the one running (scheduled and
+/// drop-folder work) or is refused at once (requests, SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    Wait,
+    RefuseIfBusy,
+}
+
+impl BackupState {
+    /// Takes the one backup-or-restore turn.
+    pub async fn turn(&self, how: Turn) -> Result<tokio::sync::MutexGuard<'_, ()>, BackupError> {
+        match how {
+            Turn::Wait => Ok(self.busy.lock().await),
+            Turn::RefuseIfBusy => self.busy.try_lock().map_err(|_| BackupError::Busy),
+        }
+    }
 }
 
 /// Runs blocking backup work (archives, sled replays) off the async threads.

@@ -11,12 +11,15 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::archive::{self, Limits, Manifest};
+use super::import::{self, Imported};
 use super::manager::{audit, durable_prefix, write_backup, PRE_RESTORE};
-use super::{blocking, BackupError};
+use super::{blocking, BackupError, Turn};
 use crate::app::AppState;
 use crate::domain::canonical::from_canonical;
 use crate::domain::state::State;
-use crate::store::{replay, retire_gen, Gen, Store, SwapError};
+use crate::domain::time::now_ms;
+use crate::store::history::{self, At, Cut, HistoryError};
+use crate::store::{replay, retire_gen, Gen, Snapshot, Store, SwapError};
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Restored {
@@ -28,9 +31,14 @@ pub struct Restored {
 
 #[derive(Debug, Clone)]
 pub struct RestoreReport {
+    /// What was restored: a file name, or "the live log".
     pub backup: String,
     pub restored: Restored,
     pub safety_backup: String,
+    /// For a point-in-time restore: the instant, RFC 3339.
+    pub at: Option<String>,
+    pub last_event_id: u64,
+    pub imported: Option<Imported>,
 }
 
 /// Lines handed from the reading thread to the replaying one at a time.
@@ -43,10 +51,22 @@ type Lines = Vec<(u64, u64, Vec<u8>)>;
 /// it away. Two threads: one inflates, untars, hashes and splits lines, the other
 /// parses and replays them (and writes the log) — both halves cost about the same.
 pub fn verify_into(path: &Path, gen: Option<&Gen>) -> Result<(Manifest, State), BackupError> {
+    verify_upto(path, gen, None).map(|(m, s, _)| (m, s))
+}
+
+/// [`verify_into`] keeping only the prefix up to `upto` (the whole file is still
+/// verified); also answers where that prefix ends.
+fn verify_upto(
+    path: &Path,
+    gen: Option<&Gen>,
+    upto: Option<At>,
+) -> Result<(Manifest, State, Cut), BackupError> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(8);
-        let replayer = scope.spawn(move || -> Result<State, String> {
+        let replayer = scope.spawn(move || -> Result<(State, Cut), String> {
             let mut importer = replay::Importer::new(gen);
+            let mut cut = Cut { seq: 0, at_ms: 0 };
+            let mut last_ts = None;
             for batch in rx {
                 for (line, id, bytes) in batch {
                     let (seq, se) = from_canonical(&bytes)
@@ -54,12 +74,35 @@ pub fn verify_into(path: &Path, gen: Option<&Gen>) -> Result<(Manifest, State), 
                     if seq != id {
                         return Err(format!("events.ndjson line {line}: id mismatch"));
                     }
-                    importer
-                        .push(seq, se)
-                        .map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+                    if last_ts.is_some_and(|t| se.ts_ms < t) {
+                        return Err(format!(
+                            "events.ndjson line {line}: its timestamp is earlier than the event before it"
+                        ));
+                    }
+                    last_ts = Some(se.ts_ms);
+                    let keep = match upto {
+                        None => true,
+                        Some(At::Seq(n)) => seq <= n,
+                        Some(At::Time(t)) => se.ts_ms <= t,
+                    };
+                    if keep {
+                        cut = Cut {
+                            seq,
+                            at_ms: se.ts_ms,
+                        };
+                        importer
+                            .push(seq, se)
+                            .map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+                    }
                 }
             }
-            importer.finish().map_err(|e| e.to_string())
+            if let Some(At::Time(t)) = upto {
+                cut.at_ms = t;
+            }
+            importer
+                .finish()
+                .map(|s| (s, cut))
+                .map_err(|e| e.to_string())
         });
         let mut pending: Lines = Vec::with_capacity(LINES_PER_HANDOFF);
         let verified = archive::verify_archive(path, &Limits::default(), |line, id, bytes| {
@@ -79,9 +122,18 @@ pub fn verify_into(path: &Path, gen: Option<&Gen>) -> Result<(Manifest, State), 
             .join()
             .unwrap_or_else(|_| Err("the replay thread panicked".into()));
         // The replayer's own error is the real cause when both failed.
-        let state = replayed.map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
+        let (state, cut) =
+            replayed.map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
         let verified = verified?;
-        Ok((verified.manifest, state))
+        if let Some(At::Seq(n)) = upto {
+            if n > verified.manifest.last_event_id {
+                return Err(BackupError::BadInstant(format!(
+                    "at is past the end of the backup: its last event is {}",
+                    verified.manifest.last_event_id
+                )));
+            }
+        }
+        Ok((verified.manifest, state, cut))
     })
 }
 
@@ -104,27 +156,122 @@ fn swap_error(e: SwapError) -> BackupError {
     BackupError::Fault(format!("swap failed: {e}"))
 }
 
-/// Restores the backup at `path`, live. `source` is `api`, `drop-folder` or `cli`.
+/// What replaces the live log.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A backup archive; with `upto`, only its prefix up to that instant.
+    Archive { path: PathBuf, upto: Option<At> },
+    /// The live log's own prefix up to the instant: "undo everything after".
+    Live { upto: At },
+    /// A predecessor snapshot file (SPEC §8).
+    Import { path: PathBuf },
+}
+
+impl Source {
+    /// The name the audit trail, the logs and the Kafka notice use.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Archive { path, .. } | Source::Import { path } => path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            Source::Live { .. } => "the live log".to_string(),
+        }
+    }
+}
+
+/// The verified new log (written into a scratch generation) and its image.
+struct Built {
+    image: State,
+    cut: Option<Cut>,
+    imported: Option<Imported>,
+}
+
+fn history_error(e: HistoryError) -> BackupError {
+    match e {
+        HistoryError::BadInstant(m) => BackupError::BadInstant(m),
+        HistoryError::Store(e) => e.into(),
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> BackupError {
+    BackupError::Invalid(format!("invalid import: {e}"))
+}
+
+/// Builds the new log into `scratch` from `source` (blocking). `live` is the
+/// durable state now: the prefix source of a live point-in-time restore, and the
+/// passwords an import keeps for users it names without one.
+fn build(source: &Source, live: &Snapshot, scratch: &Gen) -> Result<Built, BackupError> {
+    match source {
+        Source::Archive { path, upto } => {
+            let (_, image, cut) = verify_upto(path, Some(scratch), *upto)?;
+            Ok(Built {
+                image,
+                cut: upto.map(|_| cut),
+                imported: None,
+            })
+        }
+        Source::Live { upto } => {
+            let cut = history::resolve(live, *upto, now_ms()).map_err(history_error)?;
+            let mut importer = replay::Importer::new(Some(scratch));
+            for r in live.gen.events(1, cut.seq) {
+                let (seq, se) = r?;
+                importer.push(seq, se)?;
+            }
+            Ok(Built {
+                image: importer.finish()?,
+                cut: Some(cut),
+                imported: None,
+            })
+        }
+        Source::Import { path } => {
+            let (image, imported) = import_into(path, &live.state, scratch)?;
+            Ok(Built {
+                image,
+                cut: None,
+                imported: Some(imported),
+            })
+        }
+    }
+}
+
+/// Checks a predecessor file and writes the log that recreates it into `scratch`.
+fn import_into(path: &Path, live: &State, scratch: &Gen) -> Result<(State, Imported), BackupError> {
+    let bytes = std::fs::read(path)?;
+    let plan = import::plan(&bytes, &|u| {
+        live.user_rec(u).map(|r| r.password_hash.clone())
+    })
+    .map_err(invalid)?;
+    let mut importer = replay::Importer::new(Some(scratch));
+    for (seq, se) in (1..).zip(plan.events) {
+        importer.push(seq, se).map_err(invalid)?;
+    }
+    Ok((importer.finish()?, plan.imported))
+}
+
+/// Restores `source`, live. `origin` is `api`, `drop-folder` or `cli`.
 pub async fn restore(
     app: &AppState,
-    path: PathBuf,
-    source: &str,
+    source: Source,
+    origin: &str,
     user: &str,
+    turn: Turn,
 ) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
-    let _busy = app.backups.busy.lock().await;
-    let result = restore_locked(app, path.clone(), source, user).await;
+    let _busy = app.backups.turn(turn).await?;
+    let name = source.name();
+    let result = restore_locked(app, source, origin, user).await;
     let ok = if result.is_ok() { "ok" } else { "error" };
-    app.metrics.restores.with_label_values(&[source, ok]).inc();
+    app.metrics.restores.with_label_values(&[origin, ok]).inc();
     app.metrics
         .restore_seconds
         .observe(started.elapsed().as_secs_f64());
     match &result {
         Ok(r) => {
-            tracing::info!(backup = %r.backup, events = r.restored.events, safety = %r.safety_backup, ms = started.elapsed().as_millis() as u64, source, "restore complete")
+            tracing::info!(backup = %r.backup, events = r.restored.events, safety = %r.safety_backup, ms = started.elapsed().as_millis() as u64, origin, "restore complete")
         }
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, source, "restore refused; live data untouched")
+            tracing::warn!(source = %name, error = %e, origin, "restore refused; live data untouched")
         }
     }
     result
@@ -132,25 +279,24 @@ pub async fn restore(
 
 async fn restore_locked(
     app: &AppState,
-    path: PathBuf,
-    source: &str,
+    source: Source,
+    origin: &str,
     user: &str,
 ) -> Result<RestoreReport, BackupError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let name = source.name();
     // 1. Verify everything by building the new generation aside.
     let scratch = app.store.prepare_gen()?;
-    let p = path.clone();
-    let (scratch, (manifest, image)) = blocking(move || match verify_into(&p, Some(&scratch)) {
-        Ok(m) => Ok((scratch, m)),
+    let live = app.store.gen();
+    let src = source.clone();
+    let (scratch, built) = blocking(move || match build(&src, &live, &scratch) {
+        Ok(b) => Ok((scratch, b)),
         Err(e) => {
             Store::discard_gen(scratch);
             Err(e)
         }
     })
     .await?;
+    let image = built.image;
     // 2. Pre-restore backup, first without pausing anybody.
     let (gen, upto) = durable_prefix(app);
     let gen_id = gen.id;
@@ -202,19 +348,22 @@ async fn restore_locked(
     );
     // 4. The swap, announced to the Kafka relay first so a crash cannot lose the notice.
     crate::mirror::note_restore(app, scratch.id, &name, image.seq);
+    let last_event_id = image.seq;
     let restored = restored(&image);
     match ex.swap(Arc::new(scratch), image).await {
         Ok(Ok(old)) => retire_gen(old),
         Ok(Err(e)) => return Err(swap_error(e)),
         Err(_) => return Err(swap_error(SwapError::Closed)),
     }
-    audit(
-        app,
-        "BACKUP_RESTORED",
-        Some(&name),
-        user,
-        json!({"source": source, "events": restored.events, "lastEventId": manifest.last_event_id, "safetyBackup": safety_name}),
-    );
+    let at = built.cut.map(|c| c.at());
+    let mut details = json!({"source": origin, "events": restored.events, "lastEventId": last_event_id, "safetyBackup": safety_name});
+    if let Some(at) = &at {
+        details["at"] = json!(at);
+    }
+    if let Some(i) = &built.imported {
+        details["imported"] = json!(i);
+    }
+    audit(app, "BACKUP_RESTORED", Some(&name), user, details);
     // A backup without users would lock everybody out.
     if let Err(e) = crate::seed_users(&app.store, &app.config).await {
         tracing::error!(error = %e, "could not recreate the admin user after restore");
@@ -223,6 +372,9 @@ async fn restore_locked(
         backup: name,
         restored,
         safety_backup: safety_name,
+        at,
+        last_event_id,
+        imported: built.imported,
     })
 }
 
@@ -230,12 +382,32 @@ async fn restore_locked(
 pub fn restore_offline(
     data_dir: &Path,
     backup_dir: &Path,
-    file: &Path,
+    source: &Source,
 ) -> Result<(RestoreReport, Gen), BackupError> {
     let live = crate::store::open_offline(data_dir)?;
     let next = crate::store::next_gen(data_dir, live.id)?;
-    let image = match verify_into(file, Some(&next)) {
-        Ok((_, image)) => image,
+    let built = match source {
+        Source::Archive { path, upto } => {
+            verify_upto(path, Some(&next), *upto).map(|(_, image, cut)| Built {
+                image,
+                cut: upto.map(|_| cut),
+                imported: None,
+            })
+        }
+        Source::Import { path } => replay::load(&live)
+            .map_err(BackupError::from)
+            .and_then(|(state, _)| import_into(path, &state, &next))
+            .map(|(image, imported)| Built {
+                image,
+                cut: None,
+                imported: Some(imported),
+            }),
+        Source::Live { .. } => Err(BackupError::BadInstant(
+            "an offline restore needs a backup file".into(),
+        )),
+    };
+    let built = match built {
+        Ok(b) => b,
         Err(e) => {
             Store::discard_gen(next);
             return Err(e);
@@ -250,23 +422,23 @@ pub fn restore_offline(
         }
     };
     // The next start reads this image instead of replaying the restored log.
-    crate::store::checkpoint::write(&next.dir, next.id, &image)?;
+    crate::store::checkpoint::write(&next.dir, next.id, &built.image)?;
     crate::store::write_current(data_dir, next.id)?;
     let old_dir = live.dir.clone();
     drop(live);
     let _ = std::fs::remove_dir_all(old_dir);
     Ok((
         RestoreReport {
-            backup: file
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-            restored: restored(&image),
+            backup: source.name(),
+            restored: restored(&built.image),
             safety_backup: safety
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default(),
+            at: built.cut.map(|c| c.at()),
+            last_event_id: built.image.seq,
+            imported: built.imported,
         },
         next,
     ))

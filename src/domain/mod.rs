@@ -9,7 +9,10 @@ pub mod decide;
 pub mod describe;
 pub mod event;
 pub mod id;
+pub mod legal;
 pub mod model;
+pub mod password;
+pub mod past;
 pub mod state;
 pub mod time;
 
@@ -19,3 +22,46 @@ pub use describe::{describe, Activity};
 pub use event::{Event, StoredEvent};
 pub use id::Id;
 pub use model::{CommentRec, GroupRec, Role, Status, TaskRec, UserRec};
+
+/// Read access to records shared by the live image and a past one, so one view
+/// renders both.
+pub trait Records {
+    /// Live tasks of a group, oldest first.
+    fn tasks_of(&self, group: &Id) -> Vec<&TaskRec>;
+    /// Comments of a task, oldest first.
+    fn comments_of(&self, task: &Id) -> Vec<&CommentRec>;
+    /// Live groups, oldest first.
+    fn all_groups(&self) -> Vec<&GroupRec>;
+    /// Users, oldest first.
+    fn all_users(&self) -> Vec<&UserRec>;
+}
+
+impl Records for state::State {
+    fn tasks_of(&self, group: &Id) -> Vec<&TaskRec> {
+        self.tasks_of_group(group)
+    }
+    fn comments_of(&self, task: &Id) -> Vec<&CommentRec> {
+        self.comments(task)
+    }
+    fn all_groups(&self) -> Vec<&GroupRec> {
+        self.groups().collect()
+    }
+    fn all_users(&self) -> Vec<&UserRec> {
+        self.users()
+    }
+}
+
+impl Records for past::Past {
+    fn tasks_of(&self, group: &Id) -> Vec<&TaskRec> {
+        self.tasks_of_group(group)
+    }
+    fn comments_of(&self, task: &Id) -> Vec<&CommentRec> {
+        self.comments(task)
+    }
+    fn all_groups(&self) -> Vec<&GroupRec> {
+        self.groups().collect()
+    }
+    fn all_users(&self) -> Vec<&UserRec> {
+        self.users()
+    }
+}

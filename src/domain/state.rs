@@ -343,6 +343,20 @@ impl State {
         !self.users.is_empty()
     }
 
+    /// Whether the id ever named a group (live or deleted).
+    pub fn group_known(&self, id: &Id) -> bool {
+        self.groups
+            .get(id)
+            .is_some_and(|g| g.rec.is_some() || !g.log.is_empty())
+    }
+
+    /// Whether the id ever named a task (live or deleted).
+    pub fn task_known(&self, id: &Id) -> bool {
+        self.tasks
+            .get(id)
+            .is_some_and(|t| t.rec.is_some() || !t.log.is_empty())
+    }
+
     pub fn group_rec(&self, id: &Id) -> Option<&GroupRec> {
         self.groups.get(id).and_then(|g| g.rec.as_deref())
     }

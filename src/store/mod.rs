@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod gen;
+pub mod history;
 pub mod lock;
 pub mod mark;
 pub mod meta;

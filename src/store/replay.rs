@@ -5,6 +5,7 @@
 use super::checkpoint;
 use super::gen::{decode_event, encode_event, Gen};
 use super::StoreError;
+use crate::domain::legal::Legality;
 use crate::domain::state::{Counts, State};
 use crate::domain::StoredEvent;
 
@@ -80,6 +81,7 @@ pub fn rebuild(gen: &Gen) -> Result<Counts, StoreError> {
 pub struct Importer<'a> {
     gen: Option<&'a Gen>,
     state: State,
+    rules: Legality,
     pending: Vec<(u64, Vec<u8>)>,
 }
 
@@ -89,6 +91,7 @@ impl<'a> Importer<'a> {
         Importer {
             gen,
             state: State::default(),
+            rules: Legality::default(),
             pending: Vec::with_capacity(if gen.is_some() { CHUNK } else { 0 }),
         }
     }
@@ -100,6 +103,9 @@ impl<'a> Importer<'a> {
                 "event {next} expected, got {seq}"
             )));
         }
+        self.rules
+            .check(&self.state, &se)
+            .map_err(|why| StoreError::Corrupt(format!("event {seq} breaks the rules: {why}")))?;
         self.state.apply(seq, &se);
         if let Some(gen) = self.gen {
             self.pending.push((seq, encode_event(&se)));

@@ -1,0 +1,420 @@
+//! Time travel routes (SPEC §7): the whole state at an instant in the
+//! predecessor's snapshot shape, a group or task as it was, and monthly stream
+//! snapshots with the archive of old activity. Replays run on blocking threads.
+
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::auth::Auth;
+use super::error::{ApiError, ApiResult};
+use super::input::PathId;
+use super::logs::{entry, paging, query, LogEntry, QueryMap};
+use super::tasks::{group_view, task_view, CommentView};
+use crate::app::AppState;
+use crate::domain::past::Past;
+use crate::domain::time::{fmt_ms, now_ms};
+use crate::domain::{Id, Records};
+use crate::store::history::{self, At, Cut, HistoryError, Stream};
+use crate::store::Snapshot;
+
+/// Activity older than this is "archived" (SPEC §7).
+const ARCHIVE_AGE_MS: i64 = 90 * 24 * 3600 * 1000;
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::BadInstant(m) => ApiError::BadRequest(m),
+            HistoryError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The `at` query parameter, when given.
+pub(crate) fn at_param(q: QueryMap) -> ApiResult<Option<At>> {
+    match query(q)?.get("at") {
+        None => Ok(None),
+        Some(raw) => Ok(Some(At::parse(raw)?)),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("time travel task failed: {e}")))?
+}
+
+fn did_not_exist(what: &str, cut: &Cut) -> ApiError {
+    ApiError::NotFound(format!("{what} did not exist at {}", cut.at()))
+}
+
+pub(crate) async fn group_at(app: &AppState, _auth: &Auth, id: Id, at: At) -> ApiResult<Response> {
+    let snap = app.store.gen();
+    blocking(move || {
+        let cut = history::resolve(&snap, at, now_ms())?;
+        let stream = history::stream(&snap, &id)?.filter(|s| s.is_group);
+        let past = stream.map(|s| s.past(cut.seq)).unwrap_or_default();
+        let g = past
+            .group_rec(&id)
+            .ok_or_else(|| did_not_exist("group", &cut))?;
+        Ok(super::success("group", group_view(&past, g)).into_response())
+    })
+    .await
+}
+
+pub(crate) async fn task_at(app: &AppState, _auth: &Auth, id: Id, at: At) -> ApiResult<Response> {
+    let snap = app.store.gen();
+    blocking(move || {
+        let cut = history::resolve(&snap, at, now_ms())?;
+        let stream = history::stream(&snap, &id)?.filter(|s| !s.is_group);
+        let past = stream.map(|s| s.past(cut.seq)).unwrap_or_default();
+        let t = past
+            .task_rec(&id)
+            .ok_or_else(|| did_not_exist("task", &cut))?;
+        Ok(super::success("task", task_view(&past, t)).into_response())
+    })
+    .await
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapGroup {
+    #[serde(rename = "_id")]
+    id: String,
+    name: String,
+    discussion: String,
+    tasks: Vec<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapTask {
+    #[serde(rename = "_id")]
+    id: String,
+    group_id: String,
+    name: String,
+    description: String,
+    status: &'static str,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    comments: Vec<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapUser {
+    #[serde(rename = "_id")]
+    id: String,
+    username: String,
+    role: &'static str,
+    created_at: String,
+}
+
+#[derive(Serialize, Default)]
+struct SnapData {
+    groups: Vec<SnapGroup>,
+    tasks: Vec<SnapTask>,
+    comments: Vec<CommentView>,
+    users: Vec<SnapUser>,
+}
+
+/// The predecessor's snapshot shape of a whole state.
+fn snapshot_data(r: &impl Records) -> SnapData {
+    let mut d = SnapData::default();
+    for g in r.all_groups() {
+        let tasks = r.tasks_of(&g.id);
+        d.groups.push(SnapGroup {
+            id: g.id.to_string(),
+            name: g.name.clone(),
+            discussion: g.discussion.clone(),
+            tasks: tasks.iter().map(|t| t.id.to_string()).collect(),
+            created_at: fmt_ms(g.created_ms),
+            updated_at: fmt_ms(g.updated_ms),
+        });
+        for t in tasks {
+            let comments = r.comments_of(&t.id);
+            d.tasks.push(SnapTask {
+                id: t.id.to_string(),
+                group_id: t.group_id.to_string(),
+                name: t.name.clone(),
+                description: t.description.clone(),
+                status: t.status.as_str(),
+                start_date: t.start_date.clone(),
+                end_date: t.end_date.clone(),
+                comments: comments.iter().map(|c| c.id.to_string()).collect(),
+                created_at: fmt_ms(t.created_ms),
+                updated_at: fmt_ms(t.updated_ms),
+            });
+            d.comments
+                .extend(comments.into_iter().map(CommentView::from));
+        }
+    }
+    d.users = r
+        .all_users()
+        .into_iter()
+        .map(|u| SnapUser {
+            id: u.id.to_string(),
+            username: u.username.clone(),
+            role: u.role.as_str(),
+            created_at: fmt_ms(u.created_ms),
+        })
+        .collect();
+    d
+}
+
+fn snapshot_body(cut: &Cut, user: &str, r: &impl Records) -> Value {
+    let data = snapshot_data(r);
+    let counts = json!({"groups": data.groups.len(), "tasks": data.tasks.len(),
+        "comments": data.comments.len(), "users": data.users.len()});
+    let at = Utc.timestamp_millis_opt(cut.at_ms).single();
+    let id = at
+        .map(|t| t.format("snapshot_%Y_%m_%d_%H_%M_%S").to_string())
+        .unwrap_or_else(|| "snapshot_1970_01_01_00_00_00".into());
+    json!({
+        "success": true,
+        "snapshotId": id,
+        "createdAt": fmt_ms(now_ms()),
+        "createdBy": user,
+        "at": cut.at(),
+        "lastEventId": cut.seq,
+        "data": data,
+        "metadata": {"counts": counts},
+    })
+}
+
+/// `GET /api/snapshot?at=T`: now by default, straight from the live image then.
+pub async fn snapshot(
+    State(app): State<AppState>,
+    auth: Auth,
+    q: QueryMap,
+) -> ApiResult<impl IntoResponse> {
+    let at = at_param(q)?;
+    let snap = app.store.gen();
+    let user = auth.username;
+    blocking(move || {
+        let now = now_ms();
+        let cut = match at {
+            Some(at) => history::resolve(&snap, at, now)?,
+            None => Cut {
+                seq: snap.last_seq(),
+                at_ms: now,
+            },
+        };
+        let body = if cut.seq == snap.last_seq() {
+            snapshot_body(&cut, &user, &snap.state)
+        } else {
+            let past = history::past_at(&snap.gen, cut.seq)?;
+            snapshot_body(&cut, &user, &past)
+        };
+        Ok(Json(body))
+    })
+    .await
+}
+
+/// A calendar month, `YYYY-MM`: its first instant and the first of the next.
+fn month_bounds(raw: &str) -> Option<(i64, i64)> {
+    let b = raw.as_bytes();
+    if b.len() != 7
+        || b[4] != b'-'
+        || !raw[..4]
+            .bytes()
+            .chain(raw[5..].bytes())
+            .all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let y: i32 = raw[..4].parse().ok()?;
+    let m: u32 = raw[5..].parse().ok()?;
+    let start = NaiveDate::from_ymd_opt(y, m, 1)?;
+    let next = if m == 12 {
+        NaiveDate::from_ymd_opt(y + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(y, m + 1, 1)?
+    };
+    let ms = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis())
+    };
+    Some((ms(start)?, ms(next)?))
+}
+
+fn month_of(ms: i64) -> String {
+    match Utc.timestamp_millis_opt(ms).single() {
+        Some(t) => format!("{:04}-{:02}", t.year(), t.month()),
+        None => "1970-01".into(),
+    }
+}
+
+/// The stream's state as JSON, or `None` if it did not exist in `past`.
+fn stream_state(stream: &Stream, past: &Past) -> Option<Value> {
+    let v = if stream.is_group {
+        serde_json::to_value(group_view(past, past.group_rec(&stream.id)?))
+    } else {
+        serde_json::to_value(task_view(past, past.task_rec(&stream.id)?))
+    };
+    v.ok()
+}
+
+/// One month of a stream: the instant it is shown at, the last own event by
+/// then, and the last event of any kind to replay.
+struct MonthCut {
+    at_ms: i64,
+    last_own: u64,
+    upto: u64,
+}
+
+fn month_cut(stream: &Stream, start: i64, next: i64, now: i64) -> MonthCut {
+    let last_own_ts = stream.own.last().and_then(|s| stream.own_ts(*s));
+    let at_ms = if next > now {
+        // The current month: its end has not happened; show the latest.
+        match last_own_ts {
+            Some(t) if t >= start => t,
+            _ => now,
+        }
+    } else {
+        next - 1
+    };
+    let last_own = stream
+        .own
+        .iter()
+        .rev()
+        .find(|s| stream.own_ts(**s).is_some_and(|t| t <= at_ms))
+        .copied()
+        .unwrap_or(0);
+    let upto = stream
+        .events
+        .iter()
+        .rev()
+        .find(|(_, e)| e.ts_ms <= at_ms)
+        .map(|(s, _)| *s)
+        .unwrap_or(0);
+    MonthCut {
+        at_ms,
+        last_own,
+        upto,
+    }
+}
+
+async fn load_stream(app: &AppState, raw: String) -> ApiResult<Option<Stream>> {
+    let snap: std::sync::Arc<Snapshot> = app.store.gen();
+    blocking(move || match Id::parse(&raw) {
+        Some(id) => Ok(history::stream(&snap, &id)?),
+        None => Ok(None),
+    })
+    .await
+}
+
+/// `GET /api/v1/snapshots/:streamId`: one snapshot per month with events.
+pub async fn stream_months(
+    State(app): State<AppState>,
+    _auth: Auth,
+    PathId(raw): PathId,
+) -> ApiResult<impl IntoResponse> {
+    let stream = load_stream(&app, raw.clone()).await?;
+    let mut out = Vec::new();
+    if let Some(stream) = stream {
+        let now = now_ms();
+        let mut months: Vec<String> = stream
+            .own
+            .iter()
+            .filter_map(|s| stream.own_ts(*s))
+            .map(month_of)
+            .collect();
+        months.dedup();
+        let mut past = Past::default();
+        for m in months {
+            let Some((start, next)) = month_bounds(&m) else {
+                continue;
+            };
+            let c = month_cut(&stream, start, next, now);
+            stream.replay_onto(&mut past, c.upto);
+            out.push(json!({
+                "month": m,
+                "at": fmt_ms(c.at_ms),
+                "lastEventId": c.last_own,
+                "state": stream_state(&stream, &past),
+            }));
+        }
+    }
+    Ok(Json(
+        json!({"success": true, "streamId": raw, "snapshots": out}),
+    ))
+}
+
+/// `GET /api/v1/snapshots/:streamId/:month`.
+pub async fn stream_month(
+    State(app): State<AppState>,
+    _auth: Auth,
+    axum::extract::Path((raw, month)): axum::extract::Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (start, next) = month_bounds(&month)
+        .ok_or_else(|| ApiError::BadRequest(format!("month must be YYYY-MM, not {month:?}")))?;
+    let now = now_ms();
+    if start > now {
+        return Err(ApiError::BadRequest(format!(
+            "month {month} is in the future"
+        )));
+    }
+    let stream = load_stream(&app, raw.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("stream {raw} has no history")))?;
+    let c = month_cut(&stream, start, next, now);
+    let past = stream.past(c.upto);
+    let state = stream_state(&stream, &past).ok_or_else(|| {
+        ApiError::NotFound(format!("stream {raw} did not exist at the end of {month}"))
+    })?;
+    Ok(Json(json!({
+        "success": true,
+        "streamId": raw,
+        "month": month,
+        "at": fmt_ms(c.at_ms),
+        "lastEventId": c.last_own,
+        "state": state,
+    })))
+}
+
+/// `GET /api/v1/snapshots/:streamId/archive`: activity older than 90 days.
+pub async fn stream_archive(
+    State(app): State<AppState>,
+    _auth: Auth,
+    PathId(raw): PathId,
+    q: QueryMap,
+) -> ApiResult<impl IntoResponse> {
+    let p = paging(&query(q)?)?;
+    let snap = app.store.gen();
+    let logs: Vec<LogEntry> = blocking(move || {
+        let Some(id) = Id::parse(&raw) else {
+            return Ok(Vec::new());
+        };
+        let mut own: Vec<u64> = snap.state.group_log(&id, None, usize::MAX);
+        if own.is_empty() {
+            own = snap.state.task_log(&id, None, usize::MAX);
+        }
+        own.reverse();
+        let old = history::count_until(&snap.gen, &own, now_ms() - ARCHIVE_AGE_MS - 1)?;
+        let end = match p.before {
+            Some(b) => own[..old].partition_point(|s| *s < b),
+            None => old,
+        };
+        let start = end.saturating_sub(p.limit);
+        let mut out = Vec::with_capacity(end - start);
+        for seq in own[start..end].iter().rev() {
+            if let Some(se) = snap.gen.event(*seq)? {
+                out.extend(entry(*seq, se));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(super::success("logs", logs))
+}
