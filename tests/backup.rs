@@ -586,6 +586,41 @@ async fn drop_folder_live_slow_copy_and_failure() {
     s.stop().await;
 }
 
+/// SPEC §3: a copy that pauses for a few seconds halfway (a slow network copy)
+/// ends early while paused; it is retried when it grows, not failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_copy_that_stalls_is_applied_not_failed() {
+    let src = tempfile::tempdir().unwrap();
+    let a = Server::start(config(src.path())).await;
+    a.group("Stalled copy").await;
+    let b = a.backup("stall").await;
+    let bytes = download(&a, b["name"].as_str().unwrap()).await;
+    a.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.auto_restore_enabled = true;
+    let s = Server::start(cfg).await;
+    s.group("Local").await;
+    let restore_dir = dir.path().join("restore");
+    let target = restore_dir.join("stalls.tar.gz");
+    let mut f = std::fs::File::create(&target).unwrap();
+    f.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    f.flush().unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !restore_dir.join("failed").join("stalls.tar.gz").exists(),
+        "a stalled copy was failed"
+    );
+    assert!(target.exists(), "the stalled copy was moved away");
+    f.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    drop(f);
+    let applied = restore_dir.join("applied").join("stalls.tar.gz");
+    assert!(wait_for(|| applied.exists(), 20), "not applied");
+    assert_eq!(s.group_names().await, vec!["Stalled copy"]);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_folder_at_start_restores_before_serving() {
     let src = tempfile::tempdir().unwrap();

@@ -73,10 +73,15 @@ fn ends_early(path: &Path) -> bool {
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    let reader = std::io::BufReader::new(file);
+    let mut reader = std::io::BufReader::new(file);
     if path.extension().is_some_and(|e| e == "json") {
         return serde_json::from_reader::<_, serde::de::IgnoredAny>(reader)
             .is_err_and(|e| e.is_eof());
+    }
+    // Something that is not gzip at all is a bad file, however short.
+    let head = std::io::BufRead::fill_buf(&mut reader).unwrap_or_default();
+    if head.len() >= 2 && head[..2] != [0x1f, 0x8b] {
+        return false;
     }
     let mut gz = flate2::read::GzDecoder::new(reader);
     let mut buf = vec![0u8; 64 * 1024];

@@ -27,8 +27,14 @@ pub struct Past {
 impl Past {
     /// Applies one event exactly as the live image does (same records, same order).
     pub fn apply(&mut self, seq: u64, se: &StoredEvent) {
+        self.apply_owned(seq, se.clone());
+    }
+
+    /// [`Past::apply`] moving the event's strings into the records instead of
+    /// copying them: the prefix replay decodes each event only for this.
+    pub fn apply_owned(&mut self, seq: u64, se: StoredEvent) {
         let ts = se.ts_ms;
-        match &se.event {
+        match se.event {
             Event::UserCreated(e) => {
                 let rec = UserRec {
                     id: e.user_id.clone(),
@@ -37,13 +43,13 @@ impl Past {
                     password_hash: String::new(),
                     created_ms: ts,
                 };
-                self.users.insert(e.username.clone(), rec);
+                self.users.insert(e.username, rec);
             }
             Event::GroupCreated(e) => {
                 let rec = GroupRec {
                     id: e.group_id.clone(),
-                    name: e.name.clone(),
-                    discussion: e.discussion.clone(),
+                    name: e.name,
+                    discussion: e.discussion,
                     created_seq: seq,
                     created_ms: ts,
                     updated_ms: ts,
@@ -51,12 +57,12 @@ impl Past {
                 if let Some(old) = self.groups.insert(e.group_id.clone(), rec) {
                     self.group_order.remove(&old.created_seq);
                 }
-                self.group_order.insert(seq, e.group_id.clone());
+                self.group_order.insert(seq, e.group_id);
             }
             Event::GroupUpdated(e) => {
                 if let Some(g) = self.groups.get_mut(&e.group_id) {
-                    g.name.clone_from(&e.name);
-                    g.discussion.clone_from(&e.discussion);
+                    g.name = e.name;
+                    g.discussion = e.discussion;
                     g.updated_ms = ts;
                 }
             }
@@ -74,28 +80,28 @@ impl Past {
                 let rec = TaskRec {
                     id: e.task_id.clone(),
                     group_id: e.group_id.clone(),
-                    name: e.name.clone(),
-                    description: e.description.clone(),
+                    name: e.name,
+                    description: e.description,
                     status: e.status,
-                    start_date: e.start_date.clone(),
-                    end_date: e.end_date.clone(),
+                    start_date: e.start_date,
+                    end_date: e.end_date,
                     created_seq: seq,
                     created_ms: ts,
                     updated_ms: ts,
                 };
                 self.tasks.insert(e.task_id.clone(), rec);
                 self.group_tasks
-                    .entry(e.group_id.clone())
+                    .entry(e.group_id)
                     .or_default()
-                    .insert(seq, e.task_id.clone());
+                    .insert(seq, e.task_id);
             }
             Event::TaskUpdated(e) => {
                 if let Some(t) = self.tasks.get_mut(&e.task_id) {
-                    t.name.clone_from(&e.name);
-                    t.description.clone_from(&e.description);
+                    t.name = e.name;
+                    t.description = e.description;
                     t.status = e.status;
-                    t.start_date.clone_from(&e.start_date);
-                    t.end_date.clone_from(&e.end_date);
+                    t.start_date = e.start_date;
+                    t.end_date = e.end_date;
                     t.updated_ms = ts;
                 }
             }

@@ -96,6 +96,15 @@ impl TestServer {
         panic!("server at {} never became ready", self.base);
     }
 
+    /// The drop folder of a server started over a temporary dir.
+    pub fn restore_dir(&self) -> std::path::PathBuf {
+        self.dir
+            .as_ref()
+            .expect("a temporary dir")
+            .path()
+            .join("restore")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -1,0 +1,126 @@
+//! Restore verification replays a backup through the domain's own rules
+//! (issue 8, defect 3): a crafted log with an orphan task, a reused id or time
+//! running backwards is refused (422) and changes nothing.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use taskledger::backup::archive::{write_archive, ArchiveMeta};
+
+fn line(id: u64, ts: &str, kind: &str, data: Value) -> (u64, Vec<u8>) {
+    let v = json!({"id": id, "eventId": uuid::Uuid::new_v4().to_string(), "type": kind,
+        "version": 1, "timestamp": ts, "user": "crafter", "workspace": "default", "data": data});
+    (id, v.to_string().into_bytes())
+}
+
+fn group(id: u64, ts: &str, gid: &str) -> (u64, Vec<u8>) {
+    line(
+        id,
+        ts,
+        "GroupCreated",
+        json!({"groupId": gid, "name": "G", "discussion": ""}),
+    )
+}
+
+fn task(id: u64, ts: &str, tid: &str, gid: &str) -> (u64, Vec<u8>) {
+    line(
+        id,
+        ts,
+        "TaskCreated",
+        json!({"taskId": tid, "groupId": gid, "groupName": "G",
+        "name": "T", "description": "", "status": "New", "startDate": null, "endDate": null}),
+    )
+}
+
+fn archive(events: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("backup_2025-01-01_000000_crafted.tar.gz");
+    let meta = ArchiveMeta {
+        created_at: "2025-01-01T00:00:00.000Z".into(),
+        created_unix_secs: 1_735_689_600,
+        kind: "manual".into(),
+        label: Some("crafted".into()),
+        app_version: "test".into(),
+    };
+    write_archive(&path, &meta, events.into_iter().map(Ok)).expect("write archive");
+    std::fs::read(&path).expect("read archive")
+}
+
+async fn upload(s: &TestServer, t: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+    s.send_raw(
+        reqwest::Method::POST,
+        "/api/backup/upload",
+        Some(&format!("Bearer {t}")),
+        bytes,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_log_that_breaks_the_rules_is_refused() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    s.create_group(&t, "Live").await;
+    let before = s.events().await;
+    let ts = "2025-01-01T00:00:00.000Z";
+    let cases = vec![
+        (
+            "a task in a group that never existed",
+            vec![task(1, ts, "t1", "nowhere")],
+        ),
+        (
+            "a group id used twice",
+            vec![group(1, ts, "g"), group(2, ts, "g")],
+        ),
+        (
+            "a task id used twice",
+            vec![
+                group(1, ts, "g"),
+                task(2, ts, "t", "g"),
+                task(3, ts, "t", "g"),
+            ],
+        ),
+        (
+            "time running backwards",
+            vec![group(1, ts, "g"), group(2, "2024-12-31T23:59:59.999Z", "h")],
+        ),
+        (
+            "an update of a deleted task",
+            vec![
+                group(1, ts, "g"),
+                task(2, ts, "t", "g"),
+                line(
+                    3,
+                    ts,
+                    "TaskDeleted",
+                    json!({"taskId": "t", "groupId": "g", "groupName": "G", "name": "T"}),
+                ),
+                line(
+                    4,
+                    ts,
+                    "TaskStatusChanged",
+                    json!({"taskId": "t", "groupId": "g", "groupName": "G",
+                    "taskName": "T", "from": "New", "to": "Completed"}),
+                ),
+            ],
+        ),
+    ];
+    for (what, events) in cases {
+        let (st, v) = upload(&s, &t, archive(events)).await;
+        assert_error((st, v.clone()), StatusCode::UNPROCESSABLE_ENTITY, what);
+        assert_eq!(s.events().await, before, "{what}: {v}");
+    }
+    // The same shapes, legal, pass: the refusals above were for the rules.
+    let good = archive(vec![group(1, ts, "g"), task(2, ts, "t", "g")]);
+    let (st, v) = upload(&s, &t, good).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let name = str_of(&v["backup"], "name").to_string();
+    let (st, v) = s
+        .post(&t, "/api/backup/restore", json!({"backupName": name}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s.delete(&t, "/api/tasks/t").await;
+    assert_eq!(st, StatusCode::OK, "the restored task can be deleted: {v}");
+}
