@@ -14,7 +14,7 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::input::PathId;
 use super::logs::{entry, paging, query, LogEntry, QueryMap};
-use super::tasks::{group_view, task_view, CommentView};
+use super::tasks::{group_view, task_view};
 use crate::app::AppState;
 use crate::domain::past::Past;
 use crate::domain::time::{fmt_ms, now_ms};
@@ -82,89 +82,141 @@ pub(crate) async fn task_at(app: &AppState, _auth: &Auth, id: Id, at: At) -> Api
     .await
 }
 
+// The whole-state answer is the largest this server gives (hundreds of MB at a
+// million events): borrowed fields, serialized straight to bytes, no JSON tree.
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SnapGroup {
+struct SnapGroup<'a> {
     #[serde(rename = "_id")]
-    id: String,
-    name: String,
-    discussion: String,
-    tasks: Vec<String>,
+    id: &'a Id,
+    name: &'a str,
+    discussion: &'a str,
+    tasks: Vec<&'a Id>,
     created_at: String,
     updated_at: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SnapTask {
+struct SnapTask<'a> {
     #[serde(rename = "_id")]
-    id: String,
-    group_id: String,
-    name: String,
-    description: String,
+    id: &'a Id,
+    group_id: &'a Id,
+    name: &'a str,
+    description: &'a str,
     status: &'static str,
-    start_date: Option<String>,
-    end_date: Option<String>,
-    comments: Vec<String>,
+    start_date: &'a Option<String>,
+    end_date: &'a Option<String>,
+    comments: Vec<&'a Id>,
     created_at: String,
     updated_at: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SnapUser {
+struct SnapComment<'a> {
     #[serde(rename = "_id")]
-    id: String,
-    username: String,
+    id: &'a Id,
+    task_id: &'a Id,
+    text: &'a str,
+    author: &'a str,
+    timestamp: String,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapUser<'a> {
+    #[serde(rename = "_id")]
+    id: &'a Id,
+    username: &'a str,
     role: &'static str,
     created_at: String,
 }
 
 #[derive(Serialize, Default)]
-struct SnapData {
-    groups: Vec<SnapGroup>,
-    tasks: Vec<SnapTask>,
-    comments: Vec<CommentView>,
-    users: Vec<SnapUser>,
+struct SnapData<'a> {
+    groups: Vec<SnapGroup<'a>>,
+    tasks: Vec<SnapTask<'a>>,
+    comments: Vec<SnapComment<'a>>,
+    users: Vec<SnapUser<'a>>,
+}
+
+#[derive(Serialize)]
+struct SnapCounts {
+    groups: usize,
+    tasks: usize,
+    comments: usize,
+    users: usize,
+}
+
+#[derive(Serialize)]
+struct SnapMeta {
+    counts: SnapCounts,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapBody<'a> {
+    success: bool,
+    snapshot_id: String,
+    created_at: String,
+    created_by: &'a str,
+    at: String,
+    last_event_id: u64,
+    data: SnapData<'a>,
+    metadata: SnapMeta,
 }
 
 /// The predecessor's snapshot shape of a whole state.
-fn snapshot_data(r: &impl Records) -> SnapData {
+fn snapshot_data(r: &impl Records) -> SnapData<'_> {
     let mut d = SnapData::default();
     for g in r.all_groups() {
         let tasks = r.tasks_of(&g.id);
         d.groups.push(SnapGroup {
-            id: g.id.to_string(),
-            name: g.name.clone(),
-            discussion: g.discussion.clone(),
-            tasks: tasks.iter().map(|t| t.id.to_string()).collect(),
+            id: &g.id,
+            name: &g.name,
+            discussion: &g.discussion,
+            tasks: tasks.iter().map(|t| &t.id).collect(),
             created_at: fmt_ms(g.created_ms),
             updated_at: fmt_ms(g.updated_ms),
         });
         for t in tasks {
             let comments = r.comments_of(&t.id);
             d.tasks.push(SnapTask {
-                id: t.id.to_string(),
-                group_id: t.group_id.to_string(),
-                name: t.name.clone(),
-                description: t.description.clone(),
+                id: &t.id,
+                group_id: &t.group_id,
+                name: &t.name,
+                description: &t.description,
                 status: t.status.as_str(),
-                start_date: t.start_date.clone(),
-                end_date: t.end_date.clone(),
-                comments: comments.iter().map(|c| c.id.to_string()).collect(),
+                start_date: &t.start_date,
+                end_date: &t.end_date,
+                comments: comments.iter().map(|c| &c.id).collect(),
                 created_at: fmt_ms(t.created_ms),
                 updated_at: fmt_ms(t.updated_ms),
             });
-            d.comments
-                .extend(comments.into_iter().map(CommentView::from));
+            d.comments.extend(comments.into_iter().map(|c| {
+                let ts = fmt_ms(c.created_ms);
+                SnapComment {
+                    id: &c.id,
+                    task_id: &c.task_id,
+                    text: &c.text,
+                    author: &c.author,
+                    timestamp: ts.clone(),
+                    created_at: ts.clone(),
+                    updated_at: ts,
+                }
+            }));
         }
     }
     d.users = r
         .all_users()
         .into_iter()
         .map(|u| SnapUser {
-            id: u.id.to_string(),
-            username: u.username.clone(),
+            id: &u.id,
+            username: &u.username,
             role: u.role.as_str(),
             created_at: fmt_ms(u.created_ms),
         })
@@ -172,24 +224,28 @@ fn snapshot_data(r: &impl Records) -> SnapData {
     d
 }
 
-fn snapshot_body(cut: &Cut, user: &str, r: &impl Records) -> Value {
+fn snapshot_body(cut: &Cut, user: &str, r: &impl Records) -> ApiResult<Vec<u8>> {
     let data = snapshot_data(r);
-    let counts = json!({"groups": data.groups.len(), "tasks": data.tasks.len(),
-        "comments": data.comments.len(), "users": data.users.len()});
+    let counts = SnapCounts {
+        groups: data.groups.len(),
+        tasks: data.tasks.len(),
+        comments: data.comments.len(),
+        users: data.users.len(),
+    };
     let at = Utc.timestamp_millis_opt(cut.at_ms).single();
-    let id = at
-        .map(|t| t.format("snapshot_%Y_%m_%d_%H_%M_%S").to_string())
-        .unwrap_or_else(|| "snapshot_1970_01_01_00_00_00".into());
-    json!({
-        "success": true,
-        "snapshotId": id,
-        "createdAt": fmt_ms(now_ms()),
-        "createdBy": user,
-        "at": cut.at(),
-        "lastEventId": cut.seq,
-        "data": data,
-        "metadata": {"counts": counts},
-    })
+    let body = SnapBody {
+        success: true,
+        snapshot_id: at
+            .map(|t| t.format("snapshot_%Y_%m_%d_%H_%M_%S").to_string())
+            .unwrap_or_else(|| "snapshot_1970_01_01_00_00_00".into()),
+        created_at: fmt_ms(now_ms()),
+        created_by: user,
+        at: cut.at(),
+        last_event_id: cut.seq,
+        data,
+        metadata: SnapMeta { counts },
+    };
+    serde_json::to_vec(&body).map_err(|e| ApiError::Internal(format!("snapshot answer: {e}")))
 }
 
 /// `GET /api/snapshot?at=T`: now by default, straight from the live image then.
@@ -211,12 +267,15 @@ pub async fn snapshot(
             },
         };
         let body = if cut.seq == snap.last_seq() {
-            snapshot_body(&cut, &user, &snap.state)
+            snapshot_body(&cut, &user, &snap.state)?
         } else {
             let past = history::past_at(&snap.gen, cut.seq)?;
-            snapshot_body(&cut, &user, &past)
+            snapshot_body(&cut, &user, &past)?
         };
-        Ok(Json(body))
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        ))
     })
     .await
 }
