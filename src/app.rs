@@ -15,6 +15,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub relay: Arc<RelayStatus>,
     pub backups: BackupState,
+    /// The off-site copier, when a bucket is configured.
+    pub offsite: Option<Arc<crate::offsite::Offsite>>,
     pub started: Instant,
 }
 

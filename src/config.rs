@@ -97,7 +97,42 @@ pub struct KafkaConfig {
     pub partitions: i32,
 }
 
-#[derive(Debug, Clone)]
+/// Off-site copies (SPEC §9); present only when `S3_BUCKET_NAME` is set.
+#[derive(Clone)]
+pub struct OffsiteConfig {
+    pub bucket: String,
+    /// `AWS_ENDPOINT_URL`: MinIO, R2, Garage, …; AWS itself when unset.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub prefix: String,
+    /// `RESTORE_FROM_OFFSITE=latest`.
+    pub restore_latest: bool,
+}
+
+// Credentials never reach a log line, not even a debug one.
+impl std::fmt::Debug for OffsiteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OffsiteConfig")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<set>"),
+            )
+            .field("prefix", &self.prefix)
+            .field("restore_latest", &self.restore_latest)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
@@ -112,7 +147,84 @@ pub struct Config {
     /// Largest accepted backup upload.
     pub upload_limit_bytes: u64,
     pub kafka: KafkaConfig,
+    pub offsite: Option<OffsiteConfig>,
     pub demo: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("backup_dir", &self.backup_dir)
+            .field("restore_dir", &self.restore_dir)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<set>"),
+            )
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("auto_backup_enabled", &self.auto_backup_enabled)
+            .field("auto_backup_interval_ms", &self.auto_backup_interval_ms)
+            .field("max_backups", &self.max_backups)
+            .field("auto_restore_enabled", &self.auto_restore_enabled)
+            .field("upload_limit_bytes", &self.upload_limit_bytes)
+            .field("kafka", &self.kafka)
+            .field("offsite", &self.offsite)
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+fn offsite(env: &dyn Env) -> Result<Option<OffsiteConfig>, ConfigError> {
+    let nonempty = |k: &str| {
+        env.get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let restore_latest = match nonempty("RESTORE_FROM_OFFSITE").as_deref() {
+        None => false,
+        Some("latest") => true,
+        Some(v) => {
+            return Err(err(
+                "RESTORE_FROM_OFFSITE",
+                format!("the only value is latest, got {v:?}"),
+            ))
+        }
+    };
+    let Some(bucket) = nonempty("S3_BUCKET_NAME") else {
+        if restore_latest {
+            return Err(err("RESTORE_FROM_OFFSITE", "needs S3_BUCKET_NAME"));
+        }
+        return Ok(None);
+    };
+    let endpoint = nonempty("AWS_ENDPOINT_URL");
+    if let Some(e) = &endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(err(
+                "AWS_ENDPOINT_URL",
+                format!("{e:?} is not an http(s) URL"),
+            ));
+        }
+    }
+    let mut prefix = env.get("S3_PREFIX").unwrap_or_else(|| "taskledger/".into());
+    if prefix.starts_with('/') || prefix.contains("..") {
+        return Err(err(
+            "S3_PREFIX",
+            format!("{prefix:?} is not a usable key prefix"),
+        ));
+    }
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok(Some(OffsiteConfig {
+        bucket,
+        endpoint,
+        region: nonempty("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+        access_key_id: nonempty("AWS_ACCESS_KEY_ID"),
+        secret_access_key: nonempty("AWS_SECRET_ACCESS_KEY"),
+        prefix,
+        restore_latest,
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,8 +359,9 @@ impl Config {
                 "BACKUP_UPLOAD_LIMIT_MB",
                 1024,
                 "number of MiB",
-            )? * 1024
-                * 1024,
+            )?
+            .checked_mul(1024 * 1024)
+            .ok_or_else(|| err("BACKUP_UPLOAD_LIMIT_MB", "too large"))?,
             kafka: KafkaConfig {
                 enabled: parse_bool(env, "KAFKA_ENABLED", false)?,
                 brokers,
@@ -256,6 +369,7 @@ impl Config {
                 partitions: i32::try_from(partitions)
                     .map_err(|_| err("KAFKA_PARTITIONS", "too large"))?,
             },
+            offsite: offsite(env)?,
             demo: matches!(cli.command, Some(Cmd::Serve { demo: true })),
         })
     }
@@ -288,6 +402,7 @@ impl Config {
                 topic: "todo-history-events".into(),
                 partitions: 1,
             },
+            offsite: None,
             demo: false,
         }
     }

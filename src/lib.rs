@@ -22,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod metrics;
 pub mod mirror;
+pub mod offsite;
 pub mod store;
 
 use std::future::Future;
@@ -163,6 +164,75 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, Run
     }
 }
 
+/// `RESTORE_FROM_OFFSITE=latest`: a store with no events at all is restored from
+/// the newest off-site backup before anything else opens it; a store with events
+/// is never overwritten by it.
+async fn bootstrap_from_offsite(
+    config: &Config,
+    off: &config::OffsiteConfig,
+) -> Result<(), RunError> {
+    let data_dir = config.data_dir.clone();
+    let events = tokio::task::spawn_blocking(move || {
+        store::open_offline(&data_dir).and_then(|g| g.last_seq())
+    })
+    .await
+    .map_err(other)?;
+    match events {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(
+                events = n,
+                "RESTORE_FROM_OFFSITE=latest skipped: the store is not empty"
+            );
+            return Ok(());
+        }
+        Err(store::StoreError::Refused(why)) => return Err(RunError::Refused(why)),
+        Err(e) => return Err(other(e)),
+    }
+    let meta = store::Meta::open(&config.data_dir.join("meta")).map_err(other)?;
+    let client = offsite::Offsite::new(off, &config.backup_dir, meta).map_err(other)?;
+    let name = match client.newest().await {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            tracing::warn!(
+                "RESTORE_FROM_OFFSITE=latest: the bucket holds no backup; starting empty"
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(RunError::Other(format!(
+                "RESTORE_FROM_OFFSITE=latest: cannot list the bucket: {e}"
+            )))
+        }
+    };
+    let dir = config
+        .backup_dir
+        .join(format!(".offsite-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).map_err(other)?;
+    let path = dir.join(&name);
+    let fetched = client.download(&name, &path).await;
+    let restored = match fetched {
+        Ok(_) => {
+            let (d, b) = (config.data_dir.clone(), config.backup_dir.clone());
+            let source = backup::restore::Source::Archive { path, upto: None };
+            tokio::task::spawn_blocking(move || backup::restore::restore_offline(&d, &b, &source))
+                .await
+                .map_err(other)?
+                .map(|(r, _)| r)
+                .map_err(|e| other(format!("RESTORE_FROM_OFFSITE=latest: {name}: {e}")))
+        }
+        Err(e) => Err(other(format!(
+            "RESTORE_FROM_OFFSITE=latest: downloading {name}: {e}"
+        ))),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = restored?;
+    tracing::info!(backup = %name, events = r.restored.events, "restored the newest off-site backup before serving (RESTORE_FROM_OFFSITE=latest)");
+    client
+        .meta_audit("BACKUP_RESTORED", &name, serde_json::json!({"source": "offsite", "events": r.restored.events, "lastEventId": r.last_event_id}));
+    Ok(())
+}
+
 /// Runs the server until `shutdown` resolves, then drains requests, stops the
 /// background work, flushes, and releases the lock.
 pub async fn run(
@@ -173,6 +243,9 @@ pub async fn run(
     config.ensure_dirs()?;
     let lock = store::lock::acquire(&config.data_dir)?;
     let metrics = Arc::new(Metrics::new());
+    if let Some(off) = config.offsite.as_ref().filter(|o| o.restore_latest) {
+        bootstrap_from_offsite(&config, off).await?;
+    }
     let store = open_store(&config, metrics.clone()).await?;
     seed_users(&store, &config).await?;
     match store.meta.purge_sessions(domain::time::now_ms()) {
@@ -181,7 +254,19 @@ pub async fn run(
         Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
     }
     backup::manager::clean_temp_files(&config.backup_dir);
+    let offsite = match &config.offsite {
+        Some(o) => Some(Arc::new(
+            offsite::Offsite::new(o, &config.backup_dir, store.meta.clone()).map_err(|e| {
+                RunError::Config(ConfigError {
+                    setting: "S3_BUCKET_NAME".into(),
+                    reason: e.to_string(),
+                })
+            })?,
+        )),
+        None => None,
+    };
     let app = Arc::new(App {
+        offsite: offsite.clone(),
         config,
         store,
         metrics,
@@ -205,6 +290,9 @@ pub async fn run(
             app.clone(),
             stop_rx.clone(),
         ));
+    }
+    if let Some(o) = offsite {
+        workers.push(o.spawn(stop_rx.clone()));
     }
     if app.config.kafka.enabled {
         match mirror::relay::spawn_relay(app.clone(), stop_rx.clone()) {

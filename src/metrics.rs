@@ -19,6 +19,8 @@ pub struct Metrics {
     pub kafka_last_published: IntGauge,
     pub kafka_connected: IntGauge,
     pub kafka_published: IntCounter,
+    pub offsite_pending: IntGauge,
+    pub offsite_failing: IntGauge,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -151,6 +153,22 @@ impl Metrics {
                 IntCounter::new(
                     "taskledger_kafka_published_total",
                     "Messages acknowledged by Kafka",
+                )
+                .expect(ok),
+            ),
+            offsite_pending: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_offsite_pending",
+                    "Local backups not yet confirmed off-site",
+                )
+                .expect(ok),
+            ),
+            offsite_failing: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_offsite_failing",
+                    "1 while off-site copies fail (retried with backoff)",
                 )
                 .expect(ok),
             ),

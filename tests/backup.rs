@@ -665,6 +665,7 @@ async fn schedule_skips_unchanged_and_rotates() {
         metrics,
         relay: Default::default(),
         backups: Default::default(),
+        offsite: None,
         started: Instant::now(),
     });
     let kinds = |app: &taskledger::app::App| -> Vec<String> {

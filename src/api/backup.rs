@@ -15,11 +15,13 @@ use tokio::io::AsyncWriteExt;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::input::{JsonObject, MaybeJsonObject};
+use super::logs::{query, QueryMap};
 use crate::app::AppState;
 use crate::backup::manager::{self, MANUAL, UPLOADED};
 use crate::backup::restore::Source;
 use crate::backup::{check_name, restore, BackupError, BackupView, Turn};
 use crate::domain::time::now_ms;
+use crate::offsite::OffsiteError;
 use crate::store::history::At;
 
 async fn blocking<T: Send + 'static>(
@@ -31,13 +33,40 @@ async fn blocking<T: Send + 'static>(
 async fn all(app: &AppState) -> ApiResult<Vec<BackupView>> {
     let a = app.clone();
     blocking(move || {
-        Ok(manager::list(
-            &a.backups,
-            &a.store.meta,
-            &a.config.backup_dir,
-        ))
+        let mut views = manager::list(&a.backups, &a.store.meta, &a.config.backup_dir);
+        for v in &mut views {
+            mark_offsite(&a, v);
+        }
+        Ok(views)
     })
     .await
+}
+
+/// The `offsite` field of a backup: its copy's state when copies are on.
+fn mark_offsite(app: &AppState, v: &mut BackupView) {
+    v.offsite = app.offsite.as_ref().map(|o| o.state_of(&v.name, v.size));
+}
+
+fn offsite_of(app: &AppState) -> ApiResult<&crate::offsite::Offsite> {
+    app.offsite.as_deref().ok_or_else(|| {
+        ApiError::BadRequest(
+            "off-site copies are not configured (S3_BUCKET_NAME is not set)".into(),
+        )
+    })
+}
+
+impl From<OffsiteError> for ApiError {
+    fn from(e: OffsiteError) -> Self {
+        match e {
+            OffsiteError::NotFound(what) => {
+                ApiError::NotFound(format!("{what} not found off-site"))
+            }
+            OffsiteError::Store(m) => {
+                ApiError::Unavailable(format!("off-site storage unavailable: {m}"))
+            }
+            e => ApiError::Internal(e.to_string()),
+        }
+    }
 }
 
 pub async fn create(
@@ -65,8 +94,34 @@ pub async fn create(
     ))
 }
 
-pub async fn list(State(app): State<AppState>, _admin: Admin) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({"success": true, "backups": all(&app).await?})))
+pub async fn list(
+    State(app): State<AppState>,
+    _admin: Admin,
+    q: QueryMap,
+) -> ApiResult<impl IntoResponse> {
+    match query(q)?.get("source").map(String::as_str) {
+        None | Some("local") => Ok(Json(json!({"success": true, "backups": all(&app).await?}))),
+        Some("offsite") => {
+            let remote = offsite_of(&app)?.list().await?;
+            let local = all(&app).await?;
+            let backups: Vec<serde_json::Value> = remote
+                .into_iter()
+                .map(|r| match local.iter().find(|l| l.name == r.name && l.size == r.size) {
+                    Some(l) => json!(l),
+                    None => json!({
+                        "name": r.name, "size": r.size, "sizeMB": crate::backup::catalog::mb(r.size),
+                        "created": r.created_ms.map(crate::domain::time::fmt_ms),
+                        "kind": null, "label": null, "events": null, "lastEventId": null,
+                        "sha256": r.sha256, "offsite": "copied",
+                    }),
+                })
+                .collect();
+            Ok(Json(json!({"success": true, "backups": backups})))
+        }
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "source must be local or offsite, not {other:?}"
+        ))),
+    }
 }
 
 pub async fn export_metadata(
@@ -111,18 +166,17 @@ pub async fn restore_route(
     body: JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let at = body_at(&body)?;
-    match body.opt_str("source")?.as_deref() {
-        None | Some("local") => {}
-        Some("offsite") => {
-            return Err(ApiError::BadRequest(
-                "off-site copies are not configured (S3_BUCKET_NAME is not set)".into(),
-            ))
-        }
+    let from_offsite = match body.opt_str("source")?.as_deref() {
+        None | Some("local") => false,
+        Some("offsite") => true,
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
                 "source must be local or offsite, not {other:?}"
             )))
         }
+    };
+    if from_offsite {
+        return restore_offsite(app, admin.username, body.req_str("backupName")?, at).await;
     }
     let source = match (body.opt_str("backupName")?, at) {
         (Some(name), upto) => {
@@ -148,17 +202,55 @@ pub async fn restore_route(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))??;
+    Ok(Json(restore_answer(&r)))
+}
+
+fn restore_answer(r: &restore::RestoreReport) -> serde_json::Value {
     let mut answer = json!({
         "success": true,
         "message": format!("restored {} ({} events)", r.backup, r.restored.events),
         "restored": r.restored,
         "safetyBackup": r.safety_backup,
     });
-    if let Some(at) = r.at {
+    if let Some(at) = &r.at {
         answer["at"] = json!(at);
         answer["lastEventId"] = json!(r.last_event_id);
     }
-    Ok(Json(answer))
+    answer
+}
+
+/// Restore of an off-site copy: downloaded aside, then verified and restored as
+/// any backup (a tampered or truncated object is a 422 and changes nothing).
+async fn restore_offsite(
+    app: AppState,
+    user: String,
+    name: String,
+    at: Option<At>,
+) -> ApiResult<Json<serde_json::Value>> {
+    check_name(&name)?;
+    let off = offsite_of(&app)?;
+    let dir = app
+        .config
+        .backup_dir
+        .join(format!(".offsite-{}", uuid::Uuid::new_v4()));
+    tokio::fs::create_dir(&dir)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let path = dir.join(&name);
+    let outcome = async {
+        off.download(&name, &path).await?;
+        let a = app.clone();
+        let source = Source::Archive { path, upto: at };
+        tokio::spawn(async move {
+            restore::restore(&a, source, "offsite", &user, Turn::RefuseIfBusy).await
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))?
+        .map_err(ApiError::from)
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    Ok(Json(restore_answer(&outcome?)))
 }
 
 /// `POST /api/backup/import`: a predecessor snapshot (raw JSON body) replaces
@@ -364,8 +456,12 @@ pub async fn upload(
     }
     let a = app.clone();
     let n = name.clone();
-    let view = blocking(move || manager::view(&a.backups, &a.store.meta, &a.config.backup_dir, &n))
-        .await?;
+    let view = blocking(move || {
+        let mut v = manager::view(&a.backups, &a.store.meta, &a.config.backup_dir, &n)?;
+        mark_offsite(&a, &mut v);
+        Ok(v)
+    })
+    .await?;
     manager::audit(
         &app,
         "BACKUP_CREATED",

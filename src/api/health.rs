@@ -11,11 +11,16 @@ use crate::app::AppState;
 pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let durable = *app.store.durable().borrow();
     let dir = app.config.backup_dir.clone();
-    let backup = tokio::task::spawn_blocking(move || crate::backup::catalog::health_block(&dir))
-        .await
-        .unwrap_or_else(
-            |_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}),
-        );
+    let mut backup =
+        tokio::task::spawn_blocking(move || crate::backup::catalog::health_block(&dir))
+            .await
+            .unwrap_or_else(
+                |_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}),
+            );
+    backup["offsite"] = match &app.offsite {
+        Some(o) => o.health(),
+        None => json!({"enabled": false, "pending": 0, "lastCopiedAt": null, "lastError": null}),
+    };
     Json(json!({
         "success": true,
         "message": "taskledger is running",
@@ -34,6 +39,11 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         .relay
         .last_published
         .load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(o) = &app.offsite {
+        let (pending, failing) = o.gauges();
+        app.metrics.offsite_pending.set(pending as i64);
+        app.metrics.offsite_failing.set(i64::from(failing));
+    }
     if app.relay.enabled.load(std::sync::atomic::Ordering::Relaxed) {
         app.metrics
             .kafka_lag

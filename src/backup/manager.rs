@@ -117,6 +117,7 @@ pub fn view(
         events: manifest.events,
         last_event_id: manifest.last_event_id,
         sha256,
+        offsite: None,
     })
 }
 
@@ -174,6 +175,10 @@ pub async fn create_locked(
         events: written.manifest.events,
         last_event_id: written.manifest.last_event_id,
         sha256: written.sha256.clone(),
+        offsite: app
+            .offsite
+            .as_ref()
+            .map(|o| o.state_of(&name, written.size)),
     };
     tracing::info!(backup = %name, events = view.events, size = view.size, ms = started.elapsed().as_millis() as u64, "backup written");
     audit(
@@ -228,6 +233,12 @@ pub async fn rotate(app: &AppState) {
             Ok(()) => {
                 app.backups.forget(&old.name);
                 tracing::info!(backup = %old.name, "rotated away old automatic backup");
+                if app.config.offsite.is_some() {
+                    // The off-site copier removes its copy (and retries until it can).
+                    if let Err(e) = app.store.meta.queue_offsite_removal(&old.name) {
+                        tracing::warn!(backup = %old.name, error = %e, "cannot queue the removal of the off-site copy");
+                    }
+                }
                 audit(
                     app,
                     "BACKUP_DELETED",

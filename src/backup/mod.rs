@@ -85,6 +85,8 @@ pub struct BackupView {
     pub events: u64,
     pub last_event_id: u64,
     pub sha256: String,
+    /// `copied` / `pending` with off-site copies on, `null` without (SPEC §9).
+    pub offsite: Option<&'static str>,
 }
 
 /// Shared state of the backup subsystem.

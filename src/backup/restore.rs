@@ -414,11 +414,16 @@ pub fn restore_offline(
         }
     };
     let upto = live.last_seq()?;
-    let safety = match write_backup(&live, upto, backup_dir, PRE_RESTORE, Some(PRE_RESTORE)) {
-        Ok(w) => w,
-        Err(e) => {
-            Store::discard_gen(next);
-            return Err(e);
+    // An empty store has nothing to keep: no safety backup of nothing.
+    let safety = if upto == 0 {
+        None
+    } else {
+        match write_backup(&live, upto, backup_dir, PRE_RESTORE, Some(PRE_RESTORE)) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                Store::discard_gen(next);
+                return Err(e);
+            }
         }
     };
     // The next start reads this image instead of replaying the restored log.
@@ -432,10 +437,8 @@ pub fn restore_offline(
             backup: source.name(),
             restored: restored(&built.image),
             safety_backup: safety
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
+                .and_then(|w| w.path.file_name().map(|n| n.to_string_lossy().to_string()))
+                .unwrap_or_else(|| "none (the store was empty)".into()),
             at: built.cut.map(|c| c.at()),
             last_event_id: built.image.seq,
             imported: built.imported,

@@ -34,6 +34,18 @@ pub struct Meta {
     relay: sled::Tree,
     /// Kind of a backup when its manifest does not tell (uploads keep their bytes).
     kinds: sled::Tree,
+    /// Backups confirmed off-site (name -> size and SHA-256 read back), and rotated
+    /// ones whose off-site copy is still to be removed (name -> empty).
+    offsite: sled::Tree,
+    offsite_drop: sled::Tree,
+}
+
+/// What was read back from the bucket for a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmed {
+    pub size: u64,
+    pub sha256: String,
+    pub at_ms: i64,
 }
 
 fn token_key(token: &str) -> [u8; 32] {
@@ -49,6 +61,8 @@ impl Meta {
             audit: db.open_tree("audit")?,
             relay: db.open_tree("relay")?,
             kinds: db.open_tree("backup_kinds")?,
+            offsite: db.open_tree("offsite_confirmed")?,
+            offsite_drop: db.open_tree("offsite_drop")?,
             db,
         })
     }
@@ -186,5 +200,41 @@ impl Meta {
         self.relay.insert(key, &value.to_be_bytes())?;
         self.db.flush()?;
         Ok(())
+    }
+
+    pub fn offsite_confirmed(&self, name: &str) -> Result<Option<Confirmed>, StoreError> {
+        match self.offsite.get(name.as_bytes())? {
+            Some(v) => Ok(bincode::deserialize(&v).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a confirmed copy (durably: it is what keeps it from being copied again).
+    pub fn set_offsite_confirmed(&self, name: &str, c: &Confirmed) -> Result<(), StoreError> {
+        let v = bincode::serialize(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.offsite.insert(name.as_bytes(), v)?;
+        self.flush()
+    }
+
+    /// A rotated backup whose off-site copy must go too (kept until it is gone).
+    pub fn queue_offsite_removal(&self, name: &str) -> Result<(), StoreError> {
+        self.offsite_drop.insert(name.as_bytes(), &[])?;
+        self.flush()
+    }
+
+    pub fn offsite_removals(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.offsite_drop.iter() {
+            let (k, _) = r?;
+            out.push(String::from_utf8_lossy(&k).to_string());
+        }
+        Ok(out)
+    }
+
+    /// The off-site copy of `name` is gone: forget both records.
+    pub fn offsite_removed(&self, name: &str) -> Result<(), StoreError> {
+        self.offsite_drop.remove(name.as_bytes())?;
+        self.offsite.remove(name.as_bytes())?;
+        self.flush()
     }
 }
