@@ -148,7 +148,48 @@ pub struct Config {
     pub upload_limit_bytes: u64,
     pub kafka: KafkaConfig,
     pub offsite: Option<OffsiteConfig>,
+    /// `CORS_ORIGIN`: origins allowed to call the API from a browser (`*`: any).
+    pub cors: Cors,
+    /// Requests taking longer are answered 503 (SPEC §11: 30 s; streaming backup
+    /// routes exempt). Not a setting; tests shorten it.
+    pub request_timeout: std::time::Duration,
     pub demo: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cors {
+    /// Same origin only (the default).
+    Off,
+    Any,
+    Origins(Vec<String>),
+}
+
+fn cors(env: &dyn Env) -> Result<Cors, ConfigError> {
+    let Some(raw) = env.get("CORS_ORIGIN").filter(|v| !v.trim().is_empty()) else {
+        return Ok(Cors::Off);
+    };
+    let list: Vec<String> = raw
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if list.iter().any(|o| o == "*") {
+        return Ok(Cors::Any);
+    }
+    for o in &list {
+        let host = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"));
+        let ok = host.is_some_and(|h| !h.is_empty() && !h.contains('/'))
+            && axum::http::HeaderValue::from_str(o).is_ok();
+        if !ok {
+            return Err(err(
+                "CORS_ORIGIN",
+                format!("{o:?} is not an origin like https://tasks.example.com"),
+            ));
+        }
+    }
+    Ok(Cors::Origins(list))
 }
 
 impl std::fmt::Debug for Config {
@@ -170,6 +211,8 @@ impl std::fmt::Debug for Config {
             .field("upload_limit_bytes", &self.upload_limit_bytes)
             .field("kafka", &self.kafka)
             .field("offsite", &self.offsite)
+            .field("cors", &self.cors)
+            .field("request_timeout", &self.request_timeout)
             .field("demo", &self.demo)
             .finish()
     }
@@ -370,6 +413,8 @@ impl Config {
                     .map_err(|_| err("KAFKA_PARTITIONS", "too large"))?,
             },
             offsite: offsite(env)?,
+            cors: cors(env)?,
+            request_timeout: std::time::Duration::from_secs(30),
             demo: matches!(cli.command, Some(Cmd::Serve { demo: true })),
         })
     }
@@ -403,6 +448,8 @@ impl Config {
                 partitions: 1,
             },
             offsite: None,
+            cors: Cors::Off,
+            request_timeout: std::time::Duration::from_secs(30),
             demo: false,
         }
     }

@@ -164,6 +164,34 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, Run
     }
 }
 
+/// How often expired sessions are removed while serving (and once at start).
+const SESSION_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn spawn_session_purge(
+    app: Arc<App>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(SESSION_PURGE_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+            let a = app.clone();
+            let purged = tokio::task::spawn_blocking(move || {
+                a.store.meta.purge_sessions(domain::time::now_ms())
+            })
+            .await;
+            match purged {
+                Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "removed expired sessions"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not purge expired sessions"),
+                Err(e) => tracing::warn!(error = %e, "session purge task failed"),
+            }
+        }
+    })
+}
+
 /// `RESTORE_FROM_OFFSITE=latest`: a store with no events at all is restored from
 /// the newest off-site backup before anything else opens it; a store with events
 /// is never overwritten by it.
@@ -294,6 +322,7 @@ pub async fn run(
     if let Some(o) = offsite {
         workers.push(o.spawn(stop_rx.clone()));
     }
+    workers.push(spawn_session_purge(app.clone(), stop_rx.clone()));
     if app.config.kafka.enabled {
         match mirror::relay::spawn_relay(app.clone(), stop_rx.clone()) {
             Ok(h) => workers.push(h),

@@ -11,10 +11,24 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use taskledger::config::{Cli, Cmd, Config, ProcessEnv};
 
-fn init_tracing() {
+/// `LOG_FORMAT=json`: one JSON object per line; otherwise text, coloured only
+/// on a terminal (colour codes in a log file are noise).
+fn init_tracing() -> Result<(), String> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    match std::env::var("LOG_FORMAT").ok().as_deref().map(str::trim) {
+        None | Some("") | Some("text") => fmt.with_ansi(std::io::stdout().is_terminal()).init(),
+        Some("json") => fmt.json().with_current_span(false).init(),
+        Some(other) => {
+            fmt.with_ansi(false).init();
+            return Err(format!(
+                "invalid LOG_FORMAT: expected text or json, got {other:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -45,7 +59,9 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if let Err(e) = init_tracing() {
+        return fail(2, e);
+    }
     let config = match Config::from_cli(&cli, &ProcessEnv) {
         Ok(c) => c,
         Err(e) => return fail(2, e),

@@ -1581,9 +1581,15 @@ async fn health_and_metrics() {
     assert_eq!(h["lastEventId"], 1);
     assert_keys(
         &h["backup"],
-        &["available", "count", "latest", "totalSizeMB"],
+        &["available", "count", "latest", "offsite", "totalSizeMB"],
         "backup",
     );
+    assert_keys(
+        &h["backup"]["offsite"],
+        &["enabled", "lastCopiedAt", "lastError", "pending"],
+        "backup.offsite",
+    );
+    assert_eq!(h["backup"]["offsite"]["enabled"], false);
     assert_eq!(h["backup"]["available"], false);
     assert_eq!(h["backup"]["count"], 0);
     assert_eq!(h["backup"]["latest"], Value::Null);

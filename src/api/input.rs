@@ -26,12 +26,64 @@ fn parse_object(bytes: &[u8]) -> Result<JsonObject, ApiError> {
             "request body must be a JSON object".into(),
         ));
     }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(JsonObject(m)),
-        Ok(_) => Err(ApiError::BadRequest(
+    match serde_json::from_slice::<Body>(bytes) {
+        Ok(Body::Object(m)) => Ok(JsonObject(m)),
+        Ok(Body::Other) => Err(ApiError::BadRequest(
             "request body must be a JSON object".into(),
         )),
         Err(e) => Err(ApiError::BadRequest(format!("invalid JSON: {e}"))),
+    }
+}
+
+/// A request body: a JSON object whose keys are unique (`{"name":"a","name":"b"}`
+/// is ambiguous, so it is refused rather than read as the last one), or anything else.
+enum Body {
+    Object(Map<String, Value>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Body, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Body;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Body, A::Error> {
+                let mut m = Map::new();
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    if m.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                    }
+                    m.insert(k, v);
+                }
+                Ok(Body::Object(m))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Body, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Body::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -60,10 +112,11 @@ impl<S: Send + Sync> FromRequest<S> for MaybeJsonObject {
 }
 
 impl JsonObject {
-    /// A string field; `null` counts as absent.
+    /// A string field that may be left out; `null` is a wrong type like any
+    /// other (SPEC §2: only the dates may be `null`).
     pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
+            None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string"))),
         }

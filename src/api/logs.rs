@@ -59,7 +59,7 @@ pub struct Paging {
 pub fn paging(q: &HashMap<String, String>) -> ApiResult<Paging> {
     let limit = match q.get("limit") {
         None => 100,
-        Some(v) => match v.trim().parse::<i64>() {
+        Some(v) => match v.parse::<i64>() {
             Ok(n) if (1..=1000).contains(&n) => n as usize,
             _ => {
                 return Err(ApiError::BadRequest(
@@ -70,7 +70,7 @@ pub fn paging(q: &HashMap<String, String>) -> ApiResult<Paging> {
     };
     let before = match q.get("before") {
         None => None,
-        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
             ApiError::BadRequest("before must be a non-negative integer event id".into())
         })?),
     };

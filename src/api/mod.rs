@@ -12,15 +12,18 @@ pub mod tasks;
 pub mod ui;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
+use crate::config::Cors;
 pub use error::{ApiError, ApiResult};
 
 /// The JSON body limit of SPEC §2.
@@ -101,21 +104,93 @@ pub fn router(app: AppState) -> Router {
         .route("/api/backup/restore", post(backup::restore_route))
         .route("/api/backup/export-metadata", get(backup::export_metadata))
         .route("/api/backup/audit", get(backup::audit))
-        .route("/api/backup/download/{name}", get(backup::download))
         .route("/api/backup/{name}", delete(backup::delete))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    // The upload streams its body under its own, larger limit.
-    let upload = Router::new()
+        .fallback(ui::fallback)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            app.config.request_timeout,
+        ));
+    // Streaming routes: their own, larger body limit, and no request timeout.
+    let streaming = Router::new()
+        .route("/api/backup/download/{name}", get(backup::download))
         .route("/api/backup/upload", post(backup::upload))
         .route("/api/backup/import", post(backup::import));
-    api.merge(upload)
-        .fallback(ui::fallback)
+    let router = api
+        .merge(streaming)
+        .layer(middleware::from_fn_with_state(app.clone(), refuse_large))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             error::error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
-        }))
-        .with_state(app)
+        }));
+    let router = match cors_layer(&app.config.cors) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.with_state(app)
+}
+
+/// `CORS_ORIGIN` (SPEC §11): preflights answered, the listed origins allowed.
+fn cors_layer(cors: &Cors) -> Option<CorsLayer> {
+    let base = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600));
+    match cors {
+        Cors::Off => None,
+        Cors::Any => Some(base.allow_origin(AllowOrigin::any())),
+        Cors::Origins(list) => {
+            let origins: Vec<header::HeaderValue> = list
+                .iter()
+                .filter_map(|o| header::HeaderValue::from_str(o).ok())
+                .collect();
+            Some(base.allow_origin(AllowOrigin::list(origins)))
+        }
+    }
+}
+
+/// A declared body over the route's limit is refused from the header, before a
+/// byte of it is read (a client announcing 1 TiB is not waited for).
+async fn refuse_large(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared {
+        let path = req.uri().path();
+        let limit = if path == "/api/backup/upload" || path == "/api/backup/import" {
+            app.config.upload_limit_bytes
+        } else {
+            BODY_LIMIT as u64
+        };
+        if len > limit {
+            return ApiError::TooLarge.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Metric label for a method: the known ones, everything else `other` (labels
+/// must not grow with client input).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -132,7 +207,7 @@ fn is_json(resp: &Response) -> bool {
 /// Counts every request by route and status, and gives axum's own bare error
 /// answers (405, body-limit 413, …) the JSON error shape.
 async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -154,7 +229,7 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
     }
     app.metrics
         .requests
-        .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+        .with_label_values(&[method, route.as_str(), status.as_str()])
         .inc();
     resp.into_response()
 }

@@ -127,7 +127,13 @@ pub async fn blocking<T: Send + 'static>(
 
 /// A name the API accepts: no path parts, the right suffix.
 pub fn check_name(name: &str) -> Result<(), BackupError> {
+    if name.len() > 255 {
+        return Err(BackupError::BadName(
+            "backupName is longer than 255 bytes".into(),
+        ));
+    }
     if name.is_empty()
+        || name.chars().any(char::is_control)
         || name.contains('/')
         || name.contains('\\')
         || name.contains("..")

@@ -45,6 +45,9 @@ fn clean_name(field: &str, raw: &str) -> Result<String, DomainError> {
     if n > NAME_MAX {
         return invalid(format!("{field} must be at most {NAME_MAX} characters"));
     }
+    if name.chars().any(char::is_control) {
+        return invalid(format!("{field} must not contain control characters"));
+    }
     Ok(name.to_string())
 }
 
@@ -55,6 +58,13 @@ fn check_text(field: &str, text: &str, min: usize) -> Result<(), DomainError> {
     }
     if n > TEXT_MAX {
         return invalid(format!("{field} must be at most {TEXT_MAX} characters"));
+    }
+    // Line breaks and tabs belong in free text; other control characters do not.
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return invalid(format!("{field} must not contain control characters"));
     }
     Ok(())
 }
@@ -85,8 +95,11 @@ pub fn check_username(username: &str) -> Result<(), DomainError> {
     if n == 0 || n > USERNAME_MAX {
         return invalid(format!("username must be 1-{USERNAME_MAX} characters"));
     }
-    if username.chars().any(char::is_whitespace) {
-        return invalid("username must not contain whitespace");
+    if username
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return invalid("username must not contain whitespace or control characters");
     }
     Ok(())
 }

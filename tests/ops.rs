@@ -1,0 +1,272 @@
+//! Operations (SPEC §11) and the input defects of issue 8: CORS, JSON logs,
+//! bounded metric labels, early 413, the request timeout, and strict input.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use taskledger::config::Cors;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn preflight(s: &TestServer, origin: &str) -> reqwest::Response {
+    s.client
+        .request(Method::OPTIONS, s.url("/api/groups"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .expect("preflight")
+}
+
+fn allowed(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get("access-control-allow-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let s = TestServer::start_with(|c| {
+        c.cors = Cors::Origins(vec!["https://tasks.example.com".into()])
+    })
+    .await;
+    let ok = preflight(&s, "https://tasks.example.com").await;
+    assert!(ok.status().is_success(), "{}", ok.status());
+    assert_eq!(allowed(&ok).as_deref(), Some("https://tasks.example.com"));
+    let methods = ok
+        .headers()
+        .get("access-control-allow-methods")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(methods.contains("POST"), "{methods}");
+    assert_eq!(allowed(&preflight(&s, "https://evil.example").await), None);
+
+    let any = TestServer::start_with(|c| c.cors = Cors::Any).await;
+    assert_eq!(
+        allowed(&preflight(&any, "https://anywhere.example").await).as_deref(),
+        Some("*")
+    );
+    let none = TestServer::start().await;
+    assert_eq!(
+        allowed(&preflight(&none, "https://tasks.example.com").await),
+        None
+    );
+}
+
+#[test]
+fn bad_cors_and_log_settings_stop_the_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    for (k, v) in [("CORS_ORIGIN", "tasks.example.com"), ("LOG_FORMAT", "xml")] {
+        let out = binary(dir.path(), &["serve", "--addr", "127.0.0.1:0"])
+            .env(k, v)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{k}={v}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(k),
+            "{k}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_never_coloured() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let mut child = binary(
+        dir.path(),
+        &["serve", "--addr", &format!("127.0.0.1:{port}")],
+    )
+    .env("LOG_FORMAT", "json")
+    .env("RUST_LOG", "info")
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("start");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("line");
+        let serving = line.contains("taskledger is serving");
+        lines.push(line);
+        if serving {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(lines.len() >= 2, "{lines:?}");
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{l}"
+        );
+        assert!(!l.contains('\u{1b}'), "colour codes in {l}");
+    }
+    // The text format, written to a pipe, carries no colour codes either.
+    let mut child = binary(
+        dir.path(),
+        &["serve", "--addr", &format!("127.0.0.1:{}", free_port())],
+    )
+    .env("RUST_LOG", "info")
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("start");
+    let out = child.stdout.take().expect("stdout");
+    let first = BufReader::new(out)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!first.contains('\u{1b}'), "{first:?}");
+}
+
+#[tokio::test]
+async fn metric_labels_do_not_grow_with_made_up_methods() {
+    let s = TestServer::start().await;
+    for m in ["FROB", "XYZZY", "PLUGH"] {
+        let method = Method::from_bytes(m.as_bytes()).expect("method");
+        let r = s
+            .client
+            .request(method, s.url("/api/groups"))
+            .send()
+            .await
+            .expect("send");
+        assert!(r.status().is_client_error(), "{m}: {}", r.status());
+    }
+    let (_, metrics) = s.get_text("/metrics").await;
+    for m in ["FROB", "XYZZY", "PLUGH"] {
+        assert!(!metrics.contains(m), "{m} became a label");
+    }
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+}
+
+/// Sends raw bytes and answers the status line's code, within `secs`.
+async fn raw(s: &TestServer, bytes: &[u8], secs: u64) -> Option<u16> {
+    let mut sock = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    sock.write_all(bytes).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(secs), sock.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    text.split(' ').nth(1).and_then(|c| c.parse().ok())
+}
+
+#[tokio::test]
+async fn a_huge_declared_body_is_refused_from_the_header() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    for path in ["/api/groups", "/api/backup/upload"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: 1099511627776\r\n\r\n{{\"name\":\"a\"}}"
+        );
+        let started = Instant::now();
+        assert_eq!(raw(&s, head.as_bytes(), 5).await, Some(413), "{path}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_a_503_with_the_error_shape() {
+    let s = TestServer::start_with(|c| c.request_timeout = Duration::from_millis(1)).await;
+    // A login hashes with Argon2: far longer than a millisecond.
+    let (st, v) = s
+        .send(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(&json!({"username": ADMIN, "password": ADMIN_PASSWORD})),
+        )
+        .await;
+    assert_error((st, v), StatusCode::SERVICE_UNAVAILABLE, "slow request");
+}
+
+#[tokio::test]
+async fn strict_input_refuses_what_is_ambiguous_or_unprintable() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let g = s.create_group(&t, "Strict").await;
+    let gid = str_of(&g, "_id").to_string();
+    let before = s.events().await;
+    let auth = format!("Bearer {t}");
+    for (what, path, body) in [
+        (
+            "duplicate keys",
+            "/api/groups",
+            br#"{"name":"a","name":"b"}"#.to_vec(),
+        ),
+        (
+            "NUL in a name",
+            "/api/groups",
+            br#"{"name":"a\u0000b"}"#.to_vec(),
+        ),
+        (
+            "escape in a name",
+            "/api/groups",
+            br#"{"name":"a\u001bb"}"#.to_vec(),
+        ),
+        (
+            "null discussion",
+            "/api/groups",
+            br#"{"name":"a","discussion":null}"#.to_vec(),
+        ),
+        (
+            "null label",
+            "/api/backup/create",
+            br#"{"label":null}"#.to_vec(),
+        ),
+        (
+            "control char username",
+            "/api/auth/users",
+            br#"{"username":"a\u0007b","password":"long-enough"}"#.to_vec(),
+        ),
+    ] {
+        let (st, v) = s.send_raw(Method::POST, path, Some(&auth), body).await;
+        assert_error((st, v), StatusCode::BAD_REQUEST, what);
+    }
+    let (st, v) = s
+        .send_raw(
+            Method::PUT,
+            &format!("/api/groups/{gid}"),
+            Some(&auth),
+            br#"{"name":null}"#.to_vec(),
+        )
+        .await;
+    assert_error((st, v), StatusCode::BAD_REQUEST, "null name on update");
+    let (st, v) = s
+        .get(&t, &format!("/api/logs/group/{gid}?limit=%205"))
+        .await;
+    assert_error((st, v), StatusCode::BAD_REQUEST, "limit with a space");
+    let long = "a".repeat(300);
+    let (st, v) = s
+        .get(&t, &format!("/api/backup/download/{long}.tar.gz"))
+        .await;
+    assert_error((st, v), StatusCode::BAD_REQUEST, "name over 255 bytes");
+    assert_eq!(s.events().await, before, "nothing changed");
+    // Free text keeps its line breaks and tabs.
+    let (st, v) = s
+        .post(
+            &t,
+            "/api/groups",
+            json!({"name": "ok", "discussion": "line 1\n\tline 2"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+}
