@@ -99,7 +99,7 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     #[serde(rename = "_id")]
     id: String,

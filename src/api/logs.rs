@@ -17,7 +17,7 @@ use crate::domain::canonical::WORKSPACE;
 use crate::domain::time::fmt_ms;
 use crate::domain::{describe, StoredEvent};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LogEntry {
     id: u64,
     timestamp: String,

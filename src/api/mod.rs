@@ -8,6 +8,7 @@ pub mod health;
 pub mod history;
 pub mod input;
 pub mod logs;
+pub mod openapi;
 pub mod tasks;
 pub mod ui;
 
@@ -59,6 +60,7 @@ pub(crate) fn decode_record<T: DeserializeOwned>(record: Option<Vec<u8>>) -> Api
 pub fn router(app: AppState) -> Router {
     let api = Router::new()
         .route("/api/health", get(health::health))
+        .route("/api/openapi.json", get(openapi::serve))
         .route("/metrics", get(health::metrics))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))

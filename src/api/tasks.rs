@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::domain::time::fmt_ms;
 use crate::domain::{Command, CommentRec, GroupRec, Records, TaskRec};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommentView {
     #[serde(rename = "_id")]
@@ -44,7 +44,7 @@ impl From<&CommentRec> for CommentView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskView {
     #[serde(rename = "_id")]
@@ -61,7 +61,7 @@ pub struct TaskView {
     updated_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupView {
     #[serde(rename = "_id")]

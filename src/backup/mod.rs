@@ -72,7 +72,7 @@ impl From<BackupError> for ApiError {
 }
 
 /// A backup as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupView {
     pub name: String,

@@ -21,7 +21,7 @@ use crate::domain::time::now_ms;
 use crate::store::history::{self, At, Cut, HistoryError};
 use crate::store::{replay, retire_gen, Gen, Snapshot, Store, SwapError};
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Restored {
     pub events: u64,
     pub groups: u64,
