@@ -5,17 +5,17 @@ import { h, field, notify, showError } from './dom.js';
 import { parseRoute, ADMIN_ROUTES } from './logic.js';
 import { groupsView, groupView, taskView } from './tasks.js';
 import { usersView, backupsView, healthView } from './admin.js';
+import { groupAtView, taskAtView } from './history.js';
 
-// Route name → page. The §7 history pages ("group as it was at T") will be new
-// entries here plus a route in logic.parseRoute.
+// Route name → page (routes are parsed in logic.parseRoute).
 const VIEWS = {
-  groups: groupsView, group: groupView, task: taskView,
+  groups: groupsView, group: groupView, task: taskView, groupAt: groupAtView, taskAt: taskAtView,
   users: usersView, backups: backupsView, health: healthView,
   notfound: async () => h('div', { class: 'page' },
     h('h1', { tabindex: -1 }, 'Page not found'),
     h('p', {}, 'There is nothing at this address. ', h('a', { href: '/' }, 'Go to the groups.'))),
 };
-const TITLES = { groups: 'Groups', users: 'Users', backups: 'Backups', health: 'Health', login: 'Log in' };
+const TITLES = { groupAt: 'Group in the past', taskAt: 'Task in the past', groups: 'Groups', users: 'Users', backups: 'Backups', health: 'Health', login: 'Log in' };
 
 const main = document.getElementById('main');
 let current = 0; // render generation: a slow page must not overwrite a newer one

@@ -62,7 +62,22 @@ export function parseRoute(pathname) {
   if (parts.length === 1 && head === 'groups') return { name: 'groups' };
   if (parts.length === 2 && head === 'groups') return { name: 'group', id };
   if (parts.length === 2 && head === 'tasks') return { name: 'task', id };
+  if (parts.length === 4 && parts[2] === 'at' && parts[3] && head === 'groups') return { name: 'groupAt', id, at: parts[3] };
+  if (parts.length === 4 && parts[2] === 'at' && parts[3] && head === 'tasks') return { name: 'taskAt', id, at: parts[3] };
   return { name: 'notfound' };
 }
 
 export const ADMIN_ROUTES = ['users', 'backups', 'health'];
+
+/** The address of a group's or task's past view; `at` is an event id or an RFC 3339 time. */
+export function pastPath(kind, id, at) {
+  return `/${kind}s/${encodeURIComponent(id)}/at/${encodeURIComponent(String(at))}`;
+}
+
+/** A `datetime-local` value (local time, no zone) as an RFC 3339 UTC instant, or
+ *  null when it is empty or not a time. */
+export function atFromInput(value) {
+  if (!value) return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}

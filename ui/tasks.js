@@ -3,6 +3,7 @@ import { api } from './api.js';
 import { h, field, time, notify, showError, confirmDialog, formDialog, statusSelect } from './dom.js';
 import { groupByStatus } from './logic.js';
 import { activityPanel } from './activity.js';
+import { entryActions, timePicker } from './history.js';
 
 const link = (href, text) => h('a', { href }, text);
 const input = (attrs = {}) => h('input', { type: 'text', ...attrs });
@@ -83,7 +84,7 @@ async function deleteGroup(ctx, g, after) {
 
 export async function groupView(ctx) {
   const { group: g } = await api('GET', `/api/groups/${encodeURIComponent(ctx.params.id)}`);
-  const activity = activityPanel('group', g._id);
+  const activity = activityPanel('group', g._id, { entryActions: entryActions('group', g._id, ctx) });
   await activity.ready;
 
   const board = groupByStatus(g.tasks).map(({ status, tasks }) => {
@@ -107,7 +108,8 @@ export async function groupView(ctx) {
     h('div', { class: 'split wide-first' },
       h('div', { class: 'stack' },
         h('div', { class: 'board', 'aria-label': 'Tasks by status', role: 'region' }, board),
-        newTaskForm(ctx, g)),
+        newTaskForm(ctx, g),
+        timePicker('group', g._id, ctx)),
       activity));
 }
 
@@ -162,7 +164,11 @@ export async function taskView(ctx) {
   const { task: t } = await api('GET', `/api/tasks/${encodeURIComponent(ctx.params.id)}`);
   const [{ group }, activity] = await Promise.all([
     api('GET', `/api/groups/${encodeURIComponent(t.groupId)}`).catch(() => ({ group: null })),
-    (async () => { const a = activityPanel('task', t._id); await a.ready; return a; })(),
+    (async () => {
+      const a = activityPanel('task', t._id, { entryActions: entryActions('task', t._id, ctx) });
+      await a.ready;
+      return a;
+    })(),
   ]);
   const groupHref = `/groups/${encodeURIComponent(t.groupId)}`;
   const tpath = `/api/tasks/${encodeURIComponent(t._id)}`;
@@ -220,6 +226,7 @@ export async function taskView(ctx) {
             h('p', { class: 'prewrap' }, c.text),
             h('p', { class: 'muted small' }, c.author, ' · ', time(c.timestamp || c.createdAt)))))
             : h('p', { class: 'muted' }, 'No comments yet.'),
-          commentForm)),
+          commentForm),
+        timePicker('task', t._id, ctx)),
       activity));
 }

@@ -355,6 +355,45 @@ step('admin: users; an API error in words; a member sees no admin pages; logout'
   await logout();
 });
 
+step('history: a group as it was at a log entry or a time; restore to this point', async () => {
+  await login('admin', ADMIN_PASSWORD);
+  await page.getByLabel('Group name').fill('Oops');
+  await page.getByRole('button', { name: 'Create group' }).click();
+  await page.locator('li[data-group="Oops"]').waitFor();
+  await page.getByRole('link', { name: 'Alpha Two' }).click();
+  await heading().filter({ hasText: 'Alpha Two' }).waitFor();
+
+  // "View as of here" on the group's first entry: its name then, no tasks yet, read-only.
+  const created = page.locator('.activity li').filter({ hasText: "Group 'Alpha' was created" });
+  await created.getByRole('link', { name: 'View as of here' }).click();
+  await heading().filter({ hasText: /^Alpha\s+past$/ }).waitFor();
+  await page.getByRole('status').filter({ hasText: 'Nothing here can be changed.' }).waitFor();
+  assert.equal(await page.locator('li[data-task]').count(), 0, 'no tasks when it was created');
+  assert.equal(await page.getByRole('button', { name: 'Rename group' }).count(), 0);
+  await shot('group-past-desktop');
+
+  // A time before it existed: the API's 404 is shown in words.
+  await page.getByLabel('See this group as it was at').fill('2001-01-01T00:00:00');
+  await expectingConsoleError(/status of 404/, async () => {
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.getByRole('alert').filter({ hasText: /group did not exist at 2001-01-01/ }).waitFor();
+  });
+  await page.goBack();
+  await page.getByRole('link', { name: 'Back to the group now' }).click();
+  await heading().filter({ hasText: 'Alpha Two' }).waitFor();
+
+  // Restore to this point (admin): everything after the entry is undone, "Oops" included.
+  const renamed = page.locator('.activity li').filter({ hasText: "Group 'Alpha Two' was updated" });
+  await renamed.getByRole('button', { name: 'Restore to this point' }).click();
+  await dialog().getByText('a pre-restore backup keeps the current state').waitFor();
+  await dialog().getByRole('button', { name: 'Restore to this point' }).click();
+  await notice().filter({ hasText: /Restored to event \d+/ }).waitFor({ timeout: 60_000 });
+  await openNav('Groups');
+  await page.locator('li[data-group="Alpha Two"]').waitFor();
+  assert.equal(await page.locator('li[data-group="Oops"]').count(), 0, 'Oops was undone');
+  await logout();
+});
+
 step('360 px wide: no sideways scrolling, menus still reachable', async () => {
   await login('admin', ADMIN_PASSWORD);
   await page.setViewportSize({ width: 360, height: 780 });

@@ -3,6 +3,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
   STATUSES, groupByStatus, nextBefore, logUrl, errorMessage, formatBytes, parseRoute,
+  pastPath, atFromInput,
 } from '../../ui/logic.js';
 
 test('groupByStatus keeps workflow order, empty columns and task order', () => {
@@ -59,4 +60,21 @@ test('parseRoute', () => {
   assert.deepEqual(parseRoute('/backups'), { name: 'backups' });
   assert.deepEqual(parseRoute('/login'), { name: 'login' });
   assert.deepEqual(parseRoute('/nope/x/y'), { name: 'notfound' });
+});
+
+test('past views have their own routes and round-trip through pastPath', () => {
+  assert.deepEqual(parseRoute('/groups/g%201/at/42'), { name: 'groupAt', id: 'g 1', at: '42' });
+  assert.deepEqual(parseRoute(pastPath('task', 't/1', '2025-01-02T03:04:05.000Z')),
+    { name: 'taskAt', id: 't/1', at: '2025-01-02T03:04:05.000Z' });
+  assert.deepEqual(parseRoute('/groups/g/at'), { name: 'notfound' });
+  assert.deepEqual(parseRoute('/groups/g/at/'), { name: 'notfound' });
+  assert.deepEqual(parseRoute('/users/x/at/1'), { name: 'notfound' });
+});
+
+test('atFromInput turns a local datetime into a UTC instant, and refuses nonsense', () => {
+  const iso = atFromInput('2025-06-01T12:30:00');
+  assert.equal(new Date(iso).getTime(), new Date('2025-06-01T12:30:00').getTime());
+  assert.match(iso, /Z$/);
+  assert.equal(atFromInput(''), null);
+  assert.equal(atFromInput('not a time'), null);
 });
