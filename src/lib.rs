@@ -293,6 +293,9 @@ pub async fn run(
         )),
         None => None,
     };
+    if let Some(newest) = backup::catalog::list_files(&config.backup_dir).first() {
+        metrics.backup_current_at.set(newest.created_ms / 1000);
+    }
     let app = Arc::new(App {
         offsite: offsite.clone(),
         config,

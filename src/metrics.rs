@@ -21,6 +21,12 @@ pub struct Metrics {
     pub kafka_published: IntCounter,
     pub offsite_pending: IntGauge,
     pub offsite_failing: IntGauge,
+    /// When a backup last held every event: one was written, or a scheduled run
+    /// found nothing new since the newest (alerts compare it with the interval).
+    pub backup_current_at: IntGauge,
+    pub backup_interval_seconds: IntGauge,
+    pub writable: IntGauge,
+    pub kafka_enabled: IntGauge,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -171,6 +177,34 @@ impl Metrics {
                     "1 while off-site copies fail (retried with backoff)",
                 )
                 .expect(ok),
+            ),
+            backup_current_at: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_backup_current_timestamp_seconds",
+                    "Unix time at which a backup last held every event (written, or nothing new since)",
+                )
+                .expect(ok),
+            ),
+            backup_interval_seconds: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_backup_interval_seconds",
+                    "AUTO_BACKUP_INTERVAL in seconds (0: automatic backups off)",
+                )
+                .expect(ok),
+            ),
+            writable: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_writable",
+                    "1 while writes are accepted, 0 after a write failure (read-only)",
+                )
+                .expect(ok),
+            ),
+            kafka_enabled: reg(
+                &r,
+                IntGauge::new("taskledger_kafka_enabled", "1 when KAFKA_ENABLED").expect(ok),
             ),
             registry: r,
         }

@@ -39,6 +39,17 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         .relay
         .last_published
         .load(std::sync::atomic::Ordering::Relaxed);
+    app.metrics.writable.set(i64::from(app.store.writable()));
+    app.metrics
+        .kafka_enabled
+        .set(i64::from(app.config.kafka.enabled));
+    app.metrics
+        .backup_interval_seconds
+        .set(if app.config.auto_backup_enabled {
+            (app.config.auto_backup_interval_ms / 1000) as i64
+        } else {
+            0
+        });
     if let Some(o) = &app.offsite {
         let (pending, failing) = o.gauges();
         app.metrics.offsite_pending.set(pending as i64);

@@ -155,6 +155,9 @@ pub async fn create_locked(
     let result = blocking(move || write_backup(&gen, upto, &dir, &k, label.as_deref())).await;
     let ok = if result.is_ok() { "ok" } else { "error" };
     app.metrics.backups.with_label_values(&[kind, ok]).inc();
+    if ok == "ok" {
+        app.metrics.backup_current_at.set(now_secs());
+    }
     app.metrics
         .backup_seconds
         .with_label_values(&[kind])
@@ -201,6 +204,10 @@ pub fn audit(
     if let Err(e) = app.store.meta.audit(action, backup, user, details) {
         tracing::error!(error = %e, action, "could not record audit entry");
     }
+}
+
+fn now_secs() -> i64 {
+    crate::domain::time::now_ms() / 1000
 }
 
 pub async fn create(
@@ -289,6 +296,7 @@ pub async fn auto_tick(app: &AppState) -> Result<Option<BackupView>, BackupError
     };
     if unchanged {
         tracing::debug!(seq, "automatic backup skipped: nothing changed");
+        app.metrics.backup_current_at.set(now_secs());
         return Ok(None);
     }
     create(app, AUTO, None, "system", super::Turn::Wait)
