@@ -16,6 +16,7 @@ fn other(e: impl std::fmt::Display) -> RunError {
 fn open_err(e: store::StoreError) -> RunError {
     match e {
         store::StoreError::Refused(why) => RunError::Refused(why),
+        e @ store::StoreError::Damaged { .. } => RunError::Refused(e.to_string()),
         e => other(e),
     }
 }

@@ -135,7 +135,9 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, Run
         .map_err(other)?;
     let lost = match opened {
         Ok(s) => return Ok(s),
-        Err(e @ store::StoreError::LostTail { .. }) => e.to_string(),
+        Err(e @ (store::StoreError::LostTail { .. } | store::StoreError::Damaged { .. })) => {
+            e.to_string()
+        }
         Err(store::StoreError::Refused(why)) => return Err(RunError::Refused(why)),
         Err(e) => return Err(other(e)),
     };
@@ -145,7 +147,7 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, Run
         .map_err(other)?;
     match rescued {
         Some(name) => {
-            tracing::warn!(problem = %lost, backup = %name, "the log lost its tail; restored from the restore dir before serving");
+            tracing::warn!(problem = %lost, backup = %name, "the store could not be served as it was; restored from the restore dir before serving");
             let data_dir = config.data_dir.clone();
             let store = tokio::task::spawn_blocking(move || Store::open(&data_dir, metrics))
                 .await

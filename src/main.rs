@@ -52,6 +52,28 @@ async fn shutdown_signal() {
     }
 }
 
+/// Panics become one log line, not a multi-line dump. sled panics on some damaged
+/// files; the store catches those and reports the damage itself (exit 2 with
+/// what to do), so they print nothing here.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| l.file().to_string())
+            .unwrap_or_default();
+        if at.contains("/sled-") {
+            return;
+        }
+        let what = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        tracing::error!(at = %at, "panic: {what}");
+    }));
+}
+
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("taskledger: {msg}");
     ExitCode::from(code)
@@ -62,6 +84,7 @@ fn main() -> ExitCode {
     if let Err(e) = init_tracing() {
         return fail(2, e);
     }
+    quiet_panics();
     let config = match Config::from_cli(&cli, &ProcessEnv) {
         Ok(c) => c,
         Err(e) => return fail(2, e),

@@ -332,3 +332,84 @@ async fn a_missing_or_dangling_current_deletes_nothing() {
     up.child.kill().unwrap();
     up.child.wait().unwrap();
 }
+
+/// Issue 8, defect 2: damaged sled files refuse the start with one line and
+/// exit 2 (no panic, no backtrace), `check` says the same, and a backup waiting
+/// in `restore/` is applied instead, the damaged generation kept aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_store_is_refused_or_replaced_by_a_waiting_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = start(dir.path()).await;
+    let base = up.base.clone();
+    for name in ["kept", "also kept"] {
+        common::post_json(
+            &up.client,
+            &format!("{base}/api/groups"),
+            Some(&up.token),
+            json!({"name": name}),
+        )
+        .await;
+    }
+    let b = common::post_json(
+        &up.client,
+        &format!("{base}/api/backup/create"),
+        Some(&up.token),
+        json!({}),
+    )
+    .await;
+    let name = b["backup"]["name"].as_str().unwrap().to_string();
+    up.child.kill().unwrap();
+    up.child.wait().unwrap();
+    let _ = up.port;
+
+    // sled's settings file with two bytes flipped: sled refuses it.
+    let conf = dir.path().join("storage/gen-1/conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[10] ^= 0xff;
+    bytes[11] ^= 0xff;
+    std::fs::write(&conf, &bytes).unwrap();
+    for args in [vec!["serve", "--addr", "127.0.0.1:0"], vec!["check"]] {
+        let out = common::binary(dir.path(), &args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.contains("the store in gen-1 is damaged")
+                && last.ends_with("restore the newest backup"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{err}"
+        );
+    }
+
+    std::fs::create_dir_all(dir.path().join("restore")).unwrap();
+    std::fs::copy(
+        dir.path().join("backups").join(&name),
+        dir.path().join("restore").join(&name),
+    )
+    .unwrap();
+    let up = start(dir.path()).await;
+    let groups = get_json(&up.client, &format!("{}/api/groups", up.base), &up.token).await;
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["kept", "also kept"]);
+    assert!(dir.path().join("restore/applied").join(&name).exists());
+    let aside = std::fs::read_dir(dir.path().join("storage"))
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("damaged-gen-1-")
+        });
+    assert!(aside, "the damaged generation was not kept aside");
+    let mut child = up.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

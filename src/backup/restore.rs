@@ -19,7 +19,7 @@ use crate::domain::canonical::from_canonical;
 use crate::domain::state::State;
 use crate::domain::time::now_ms;
 use crate::store::history::{self, At, Cut, HistoryError};
-use crate::store::{replay, retire_gen, Gen, Snapshot, Store, SwapError};
+use crate::store::{replay, retire_gen, Gen, Snapshot, Store, StoreError, SwapError};
 
 #[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Restored {
@@ -384,8 +384,21 @@ pub fn restore_offline(
     backup_dir: &Path,
     source: &Source,
 ) -> Result<(RestoreReport, Gen), BackupError> {
-    let live = crate::store::open_offline(data_dir)?;
-    let next = crate::store::next_gen(data_dir, live.id)?;
+    // A damaged live generation cannot be backed up first; it is set aside, not deleted.
+    let (live, damaged) = match crate::store::open_offline(data_dir) {
+        Ok(g) => (Some(g), None),
+        Err(StoreError::Damaged { gen, why }) => {
+            tracing::warn!(gen, why = %why, "the live store is damaged: restoring without a safety backup; it will be kept aside");
+            (None, Some(gen))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let live_id = match (&live, damaged) {
+        (Some(g), _) => g.id,
+        (None, Some(id)) => id,
+        (None, None) => crate::store::live_gen_id(data_dir)?,
+    };
+    let next = crate::store::next_gen(data_dir, live_id)?;
     let built = match source {
         Source::Archive { path, upto } => {
             verify_upto(path, Some(&next), *upto).map(|(_, image, cut)| Built {
@@ -394,9 +407,12 @@ pub fn restore_offline(
                 imported: None,
             })
         }
-        Source::Import { path } => replay::load(&live)
+        Source::Import { path } => live
+            .as_ref()
+            .map(|g| replay::load(g).map(|(s, _)| s))
+            .unwrap_or_else(|| Ok(State::default()))
             .map_err(BackupError::from)
-            .and_then(|(state, _)| import_into(path, &state, &next))
+            .and_then(|state| import_into(path, &state, &next))
             .map(|(image, imported)| Built {
                 image,
                 cut: None,
@@ -413,25 +429,43 @@ pub fn restore_offline(
             return Err(e);
         }
     };
-    let upto = live.last_seq()?;
-    // An empty store has nothing to keep: no safety backup of nothing.
-    let safety = if upto == 0 {
-        None
-    } else {
-        match write_backup(&live, upto, backup_dir, PRE_RESTORE, Some(PRE_RESTORE)) {
+    let upto = match &live {
+        Some(g) => g.last_seq()?,
+        None => 0,
+    };
+    // An empty (or unreadable) store has nothing to keep: no safety backup of nothing.
+    let safety = match live.as_ref().filter(|_| upto > 0) {
+        None => None,
+        Some(live) => match write_backup(live, upto, backup_dir, PRE_RESTORE, Some(PRE_RESTORE)) {
             Ok(w) => Some(w),
             Err(e) => {
                 Store::discard_gen(next);
                 return Err(e);
             }
-        }
+        },
     };
     // The next start reads this image instead of replaying the restored log.
     crate::store::checkpoint::write(&next.dir, next.id, &built.image)?;
     crate::store::write_current(data_dir, next.id)?;
-    let old_dir = live.dir.clone();
-    drop(live);
-    let _ = std::fs::remove_dir_all(old_dir);
+    match live {
+        Some(live) => {
+            let old_dir = live.dir.clone();
+            drop(live);
+            let _ = std::fs::remove_dir_all(old_dir);
+        }
+        None => {
+            if let Some(id) = damaged {
+                match crate::store::set_aside(data_dir, id) {
+                    Ok(to) => {
+                        tracing::warn!(to = %to.display(), "the damaged generation was kept aside")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not move the damaged generation aside")
+                    }
+                }
+            }
+        }
+    }
     Ok((
         RestoreReport {
             backup: source.name(),

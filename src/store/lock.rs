@@ -79,7 +79,11 @@ pub fn acquire(data_dir: &Path) -> Result<LockGuard, LockError> {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     owner = contents(&mut file);
                 }
-                let pid = owner.split_whitespace().next().unwrap_or("unknown").to_string();
+                let pid = owner
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("unknown")
+                    .to_string();
                 return Err(LockError::InUse(pid));
             }
             Err((_, e)) => return Err(io(std::io::Error::from(e))),
@@ -91,7 +95,11 @@ pub fn acquire(data_dir: &Path) -> Result<LockGuard, LockError> {
         let mut parts = previous.split_whitespace();
         if let Some(pid) = parts.next() {
             let host = parts.next().unwrap_or("?");
-            tracing::warn!(pid, host, "removing stale lock: its owner is gone (it no longer holds the lock)");
+            tracing::warn!(
+                pid,
+                host,
+                "removing stale lock: its owner is gone (it no longer holds the lock)"
+            );
         }
         let me = format!("{} {}\n", std::process::id(), hostname());
         lock.set_len(0).map_err(io)?;

@@ -52,6 +52,44 @@ pub enum StoreError {
     /// The data dir is not in a state the store may guess about; the user decides.
     #[error("{0}")]
     Refused(String),
+    /// A generation's files cannot be read (sled refuses or panics on them).
+    #[error("the store in gen-{gen} is damaged: {why}; restore the newest backup")]
+    Damaged { gen: u64, why: String },
+}
+
+/// Runs `f` on generation `gen`'s files; a panic inside sled (it panics on some
+/// damaged files) or a corruption error becomes [`StoreError::Damaged`].
+pub(crate) fn guarded<T>(
+    gen: u64,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Err(StoreError::Sled(sled::Error::Corruption { .. }))) => Err(StoreError::Damaged {
+            gen,
+            why: "sled reports corruption".into(),
+        }),
+        Ok(Err(StoreError::Sled(sled::Error::ReportableBug(b)))) => Err(StoreError::Damaged {
+            gen,
+            why: format!("sled cannot read it ({b})"),
+        }),
+        Ok(Err(StoreError::Sled(sled::Error::Unsupported(u)))) => Err(StoreError::Damaged {
+            gen,
+            why: format!("sled cannot read it ({u})"),
+        }),
+        Ok(Err(StoreError::Corrupt(why))) => Err(StoreError::Damaged { gen, why }),
+        Ok(r) => r,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "sled panicked reading it".into());
+            Err(StoreError::Damaged {
+                gen,
+                why: format!("sled cannot read it ({why})"),
+            })
+        }
+    }
 }
 
 /// Bound on queued commands: beyond it callers wait, which is the backpressure.
@@ -151,7 +189,22 @@ pub(crate) fn write_current(data_dir: &Path, id: u64) -> Result<(), StoreError> 
 /// Opens the live generation alone, for offline commands (rebuild, check, restore).
 pub fn open_offline(data_dir: &Path) -> Result<Gen, StoreError> {
     let id = current_gen(data_dir)?;
-    Gen::open(id, &gen_dir(data_dir, id))
+    guarded(id, || Gen::open(id, &gen_dir(data_dir, id)))
+}
+
+/// The live generation id (CURRENT), without opening it.
+pub fn live_gen_id(data_dir: &Path) -> Result<u64, StoreError> {
+    current_gen(data_dir)
+}
+
+/// Moves a damaged generation aside (kept for inspection, never deleted) once a
+/// restore has replaced it.
+pub fn set_aside(data_dir: &Path, id: u64) -> Result<PathBuf, StoreError> {
+    let from = gen_dir(data_dir, id);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+    let to = data_dir.join(format!("damaged-gen-{id}-{stamp}"));
+    fs::rename(&from, &to)?;
+    Ok(to)
 }
 
 /// The high-water mark recorded for generation `gen`, if any.
@@ -172,8 +225,11 @@ impl Store {
     pub fn open(data_dir: &Path, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
         let started = std::time::Instant::now();
         let id = current_gen(data_dir)?;
-        let gen = Gen::open(id, &gen_dir(data_dir, id))?;
-        let (state, loaded) = replay::load(&gen)?;
+        let (gen, (state, loaded)) = guarded(id, || {
+            let gen = Gen::open(id, &gen_dir(data_dir, id))?;
+            let loaded = replay::load(&gen)?;
+            Ok((gen, loaded))
+        })?;
         if let Some(acked) = recorded_mark(data_dir, id) {
             if acked > state.seq {
                 return Err(StoreError::LostTail {
