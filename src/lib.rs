@@ -23,6 +23,7 @@ pub mod domain;
 pub mod metrics;
 pub mod mirror;
 pub mod offsite;
+mod serve;
 pub mod store;
 
 use std::future::Future;
@@ -340,9 +341,7 @@ pub async fn run(
     }
     let addr = listener.local_addr().map_err(other)?;
     tracing::info!(%addr, events = app.store.durable().borrow().seq, "taskledger is serving");
-    let served = axum::serve(listener, api::router(app.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    serve::serve(listener, api::router(app.clone()), shutdown).await;
     tracing::info!("shutting down: requests drained, stopping background work");
     let _ = stop_tx.send(true);
     for w in workers {
@@ -359,5 +358,5 @@ pub async fn run(
         .await
         .map_err(other)?;
     drop(lock);
-    served.map_err(other)
+    Ok(())
 }

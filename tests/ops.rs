@@ -270,3 +270,84 @@ async fn strict_input_refuses_what_is_ambiguous_or_unprintable() {
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
 }
+
+/// Issue 8, defect 6: idle connections do not starve the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_idle_connections_leave_health_answering() {
+    let s = TestServer::start().await;
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        match tokio::net::TcpStream::connect(s.addr).await {
+            Ok(c) => idle.push(c),
+            Err(e) => panic!("connect {}: {e}", idle.len()),
+        }
+    }
+    let started = Instant::now();
+    let r = s
+        .client
+        .get(s.url("/api/health"))
+        .send()
+        .await
+        .expect("health");
+    assert!(r.status().is_success());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "health took {:?}",
+        started.elapsed()
+    );
+    let t = s.admin_token().await;
+    s.create_group(&t, "still writable").await;
+    drop(idle);
+}
+
+/// Issue 8, defect 5: SIGTERM ends the process even while a client holds a
+/// half-sent request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_despite_a_half_sent_request() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let mut child = binary(
+        dir.path(),
+        &["serve", "--addr", &format!("127.0.0.1:{port}")],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("start");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/api/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    sock.write_all(b"POST /api/groups HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still running 15 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sock);
+}
