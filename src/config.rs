@@ -7,11 +7,36 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+/// Every setting that is only an environment variable, for `--help`.
+const ENV_HELP: &str = "\
+Environment settings (invalid values stop the start with exit code 2):
+  TASKLEDGER_ADMIN_PASSWORD   password of the first 'admin' (default: generated, printed once)
+  TASKLEDGER_TOKEN_TTL_SECS   session lifetime in seconds (default 86400)
+  AUTO_BACKUP_ENABLED         hourly automatic backups (default true)
+  AUTO_BACKUP_INTERVAL        milliseconds between automatic backups (default 3600000)
+  MAX_BACKUPS                 automatic backups kept (default 10)
+  AUTO_RESTORE_ENABLED        watch the restore dir (default true)
+  BACKUP_UPLOAD_LIMIT_MB      largest backup upload or import body (default 1024)
+  KAFKA_ENABLED               mirror events to Kafka (default false)
+  KAFKA_BROKER                comma-separated brokers (default localhost:9092)
+  KAFKA_TOPIC                 topic (default todo-history-events)
+  KAFKA_PARTITIONS            partitions when the topic is created (default 1)
+  CORS_ORIGIN                 comma-separated browser origins allowed, or * (default: none)
+  LOG_FORMAT                  text (default) or json
+  S3_BUCKET_NAME              bucket for off-site copies of backups (default: off)
+  AWS_ENDPOINT_URL            S3-compatible endpoint (MinIO, R2, Garage; default AWS)
+  AWS_REGION                  region (default us-east-1)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   credentials
+  S3_PREFIX                   key prefix in the bucket (default taskledger/)
+  RESTORE_FROM_OFFSITE        latest: an empty store restores the newest off-site backup
+  RUST_LOG                    log filter (default info)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "taskledger",
     version,
-    about = "Self-hosted, event-sourced task server"
+    about = "Self-hosted, event-sourced task server",
+    after_help = ENV_HELP
 )]
 pub struct Cli {
     /// Address to listen on.

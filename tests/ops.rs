@@ -351,3 +351,40 @@ async fn sigterm_finishes_despite_a_half_sent_request() {
     }
     drop(sock);
 }
+
+/// Issue 8, defect 12: `--help` names every setting of SPEC §1 and §9.
+#[test]
+fn help_lists_every_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taskledger"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for setting in [
+        "TASKLEDGER_ADDR",
+        "TASKLEDGER_DATA_DIR",
+        "TASKLEDGER_BACKUP_DIR",
+        "TASKLEDGER_RESTORE_DIR",
+        "TASKLEDGER_ADMIN_PASSWORD",
+        "TASKLEDGER_TOKEN_TTL_SECS",
+        "AUTO_BACKUP_ENABLED",
+        "AUTO_BACKUP_INTERVAL",
+        "MAX_BACKUPS",
+        "AUTO_RESTORE_ENABLED",
+        "KAFKA_ENABLED",
+        "KAFKA_BROKER",
+        "KAFKA_TOPIC",
+        "CORS_ORIGIN",
+        "LOG_FORMAT",
+        "S3_BUCKET_NAME",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "S3_PREFIX",
+        "RESTORE_FROM_OFFSITE",
+        "RUST_LOG",
+    ] {
+        assert!(text.contains(setting), "--help does not mention {setting}");
+    }
+}

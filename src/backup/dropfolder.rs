@@ -189,7 +189,7 @@ fn unique(dir: &Path, name: &str) -> PathBuf {
 /// that only ends early stays (marked stalled) for another try when it changes.
 async fn apply_one(app: &AppState, dir: &Path, name: &str, settling: &mut Settling) {
     let path = dir.join(name);
-    tracing::info!(file = %name, "drop folder: restoring");
+    tracing::info!(file = %printable(name), "drop folder: restoring");
     match restore(
         app,
         source_of(&path),
@@ -228,6 +228,20 @@ async fn pass(app: &AppState, dir: &Path, settling: &mut Settling) {
     }
 }
 
+/// Text from a bad file (names, reasons quoting its bytes) with control
+/// characters escaped, so a note or log line cannot carry terminal escapes.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// Moves a handled file to `applied/` or `failed/` (with its error note).
 fn file_away(dir: &Path, name: &str, sub: &str, err: Option<String>) {
     let path = dir.join(name);
@@ -249,7 +263,11 @@ fn file_away(dir: &Path, name: &str, sub: &str, err: Option<String>) {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default()
         ));
-        let text = format!("restore of {name} failed; live data was not changed.\n{err}\n");
+        let text = format!(
+            "restore of {} failed; live data was not changed.\n{}\n",
+            printable(name),
+            printable(&err)
+        );
         if let Err(e) = std::fs::write(&note, text) {
             tracing::error!(error = %e, "drop folder: cannot write the error note");
         }
@@ -350,4 +368,19 @@ pub fn spawn_watcher(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_never_carry_control_characters() {
+        assert_eq!(
+            printable("bad\u{1b}[31mname\u{0}"),
+            "bad\\u{1b}[31mname\\u{0}"
+        );
+        assert_eq!(printable("two\nlines"), "two\nlines");
+        assert!(!printable("\u{7}\u{1b}").chars().any(|c| c.is_control()));
+    }
 }

@@ -271,7 +271,8 @@ pub async fn restore(
             tracing::info!(backup = %r.backup, events = r.restored.events, safety = %r.safety_backup, ms = started.elapsed().as_millis() as u64, origin, "restore complete")
         }
         Err(e) => {
-            tracing::warn!(source = %name, error = %e, origin, "restore refused; live data untouched")
+            let why = super::dropfolder::printable(&e.to_string()).replace('\n', " ");
+            tracing::warn!(source = %super::dropfolder::printable(&name), error = %why, origin, "restore refused; live data untouched")
         }
     }
     result
