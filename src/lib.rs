@@ -23,6 +23,7 @@ pub mod domain;
 pub mod metrics;
 pub mod mirror;
 pub mod offsite;
+pub mod seed;
 mod serve;
 pub mod store;
 
@@ -30,12 +31,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::domain::Id;
-use rand::distributions::{Alphanumeric, DistString};
-
 use app::App;
 use config::{Config, ConfigError};
-use domain::{Command, Role};
 use metrics::Metrics;
 use mirror::RelayStatus;
 use store::lock::LockError;
@@ -67,63 +64,6 @@ impl RunError {
 
 fn other(e: impl std::fmt::Display) -> RunError {
     RunError::Other(e.to_string())
-}
-
-pub const DEMO_USERS: [&str; 5] = ["Avinash", "Dhaya", "Ashok", "Arun", "Cathrine"];
-
-async fn ensure_user(
-    store: &Store,
-    username: &str,
-    password: String,
-    role: Role,
-) -> Result<bool, RunError> {
-    if store.gen().user(username).is_some() {
-        return Ok(false);
-    }
-    let hash = api::auth::hash_blocking(password).await.map_err(other)?;
-    let out = store
-        .execute(
-            "system",
-            Command::CreateUser {
-                id: Id::generate(),
-                username: username.to_string(),
-                password_hash: hash,
-                role,
-                if_absent: true,
-            },
-        )
-        .await
-        .map_err(other)?;
-    Ok(out.record.is_some())
-}
-
-/// First start: an `admin`; with `--demo`, the demo members.
-pub async fn seed_users(store: &Store, config: &Config) -> Result<(), RunError> {
-    if !store.gen().has_users() {
-        let (password, generated) = match &config.admin_password {
-            Some(p) => (p.clone(), false),
-            None => (
-                Alphanumeric.sample_string(&mut rand::thread_rng(), 20),
-                true,
-            ),
-        };
-        ensure_user(store, "admin", password.clone(), Role::Admin).await?;
-        if generated {
-            tracing::warn!(
-                "created user 'admin' with generated password: {password} (shown once; set TASKLEDGER_ADMIN_PASSWORD to choose it)"
-            );
-        } else {
-            tracing::info!("created user 'admin' with the password from TASKLEDGER_ADMIN_PASSWORD");
-        }
-    }
-    if config.demo {
-        for name in DEMO_USERS {
-            if ensure_user(store, name, format!("{name}123"), Role::Member).await? {
-                tracing::info!(user = name, "created demo user");
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Opens the store. A log that lost acknowledged events is never served: the
@@ -278,7 +218,7 @@ pub async fn run(
         bootstrap_from_offsite(&config, off).await?;
     }
     let store = open_store(&config, metrics.clone()).await?;
-    seed_users(&store, &config).await?;
+    seed::seed_users(&store, &config).await.map_err(other)?;
     match store.meta.purge_sessions(domain::time::now_ms()) {
         Ok(n) if n > 0 => tracing::info!(expired = n, "removed expired sessions"),
         Ok(_) => {}

@@ -42,6 +42,19 @@ async fn all(app: &AppState) -> ApiResult<Vec<BackupView>> {
     .await
 }
 
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::BadName(m) => ApiError::BadRequest(m),
+            BackupError::NotFound(m) => ApiError::NotFound(m),
+            BackupError::Invalid(m) => ApiError::Unprocessable(m),
+            BackupError::Busy => ApiError::Conflict(e.to_string()),
+            BackupError::BadInstant(m) => ApiError::BadRequest(m),
+            BackupError::Fault(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 /// The `offsite` field of a backup: its copy's state when copies are on.
 fn mark_offsite(app: &AppState, v: &mut BackupView) {
     v.offsite = app.offsite.as_ref().map(|o| o.state_of(&v.name, v.size));

@@ -4,7 +4,7 @@
 
 pub mod archive;
 pub mod catalog;
-pub mod cli;
+
 pub mod dropfolder;
 pub mod import;
 pub mod manager;
@@ -15,7 +15,6 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::api::ApiError;
 use crate::store::StoreError;
 use archive::ArchiveError;
 
@@ -55,19 +54,6 @@ impl From<StoreError> for BackupError {
 impl From<std::io::Error> for BackupError {
     fn from(e: std::io::Error) -> Self {
         BackupError::Fault(format!("i/o: {e}"))
-    }
-}
-
-impl From<BackupError> for ApiError {
-    fn from(e: BackupError) -> Self {
-        match e {
-            BackupError::BadName(m) => ApiError::BadRequest(m),
-            BackupError::NotFound(m) => ApiError::NotFound(m),
-            BackupError::Invalid(m) => ApiError::Unprocessable(m),
-            BackupError::Busy => ApiError::Conflict(e.to_string()),
-            BackupError::BadInstant(m) => ApiError::BadRequest(m),
-            BackupError::Fault(m) => ApiError::Internal(m),
-        }
     }
 }
 

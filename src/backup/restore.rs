@@ -19,6 +19,7 @@ use crate::domain::canonical::from_canonical;
 use crate::domain::state::State;
 use crate::domain::time::now_ms;
 use crate::store::history::{self, At, Cut, HistoryError};
+use crate::store::meta::RestoreNotice;
 use crate::store::{replay, retire_gen, Gen, Snapshot, Store, StoreError, SwapError};
 
 #[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
@@ -348,7 +349,14 @@ async fn restore_locked(
         json!({"kind": PRE_RESTORE, "events": safety.manifest.events, "size": safety.size}),
     );
     // 4. The swap, announced to the Kafka relay first so a crash cannot lose the notice.
-    crate::mirror::note_restore(app, scratch.id, &name, image.seq);
+    let notice = RestoreNotice {
+        gen: scratch.id,
+        backup: name.clone(),
+        last_event_id: image.seq,
+    };
+    if let Err(e) = app.store.meta.record_restore_notice(&notice) {
+        tracing::error!(error = %e, "could not record the restore notice for the mirrors");
+    }
     let last_event_id = image.seq;
     let restored = restored(&image);
     match ex.swap(Arc::new(scratch), image).await {
@@ -366,7 +374,7 @@ async fn restore_locked(
     }
     audit(app, "BACKUP_RESTORED", Some(&name), user, details);
     // A backup without users would lock everybody out.
-    if let Err(e) = crate::seed_users(&app.store, &app.config).await {
+    if let Err(e) = crate::seed::seed_users(&app.store, &app.config).await {
         tracing::error!(error = %e, "could not recreate the admin user after restore");
     }
     Ok(RestoreReport {

@@ -90,21 +90,7 @@ pub fn from_canonical(line: &[u8]) -> Result<(u64, StoredEvent), String> {
         return Err(format!("unsupported event version {}", c.version));
     }
     let ts_ms = parse_ms(&c.timestamp).ok_or_else(|| format!("bad timestamp {:?}", c.timestamp))?;
-    fn d<T: serde::de::DeserializeOwned>(v: &RawValue) -> Result<T, String> {
-        serde_json::from_str(v.get()).map_err(|e| format!("bad event data: {e}"))
-    }
-    let event = match c.kind.as_ref() {
-        "UserCreated" => Event::UserCreated(d(c.data)?),
-        "GroupCreated" => Event::GroupCreated(d(c.data)?),
-        "GroupUpdated" => Event::GroupUpdated(d(c.data)?),
-        "GroupDeleted" => Event::GroupDeleted(d(c.data)?),
-        "TaskCreated" => Event::TaskCreated(d(c.data)?),
-        "TaskUpdated" => Event::TaskUpdated(d(c.data)?),
-        "TaskStatusChanged" => Event::TaskStatusChanged(d(c.data)?),
-        "TaskDeleted" => Event::TaskDeleted(d(c.data)?),
-        "CommentAdded" => Event::CommentAdded(d(c.data)?),
-        other => return Err(format!("unknown event type {other:?}")),
-    };
+    let event = Event::from_canonical_parts(c.kind.as_ref(), c.data.get())?;
     Ok((
         c.id,
         StoredEvent {

@@ -27,17 +27,3 @@ impl RelayStatus {
         })
     }
 }
-
-/// Tells the relay, before the swap, that generation `gen` replaces the log, so
-/// it publishes a `restored` message and continues after `last_event_id`
-/// without republishing the restored history.
-pub fn note_restore(app: &crate::app::App, gen: u64, backup: &str, last_event_id: u64) {
-    relay::record_pending(
-        app,
-        &relay::PendingRestore {
-            gen,
-            backup: backup.to_string(),
-            last_event_id,
-        },
-    );
-}

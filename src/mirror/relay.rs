@@ -11,11 +11,11 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::watch;
 
 use super::message::{restored_message, seed_message, EVENT_ID_HEADER, SYSTEM_KEY};
-use crate::app::{App, AppState};
+use crate::app::AppState;
 use crate::config::KafkaConfig;
 use crate::domain::time::now_ms;
 
@@ -26,7 +26,6 @@ const PROBE_EVERY: Duration = Duration::from_secs(10);
 
 const CURSOR: &str = "cursor";
 const CURSOR_GEN: &str = "cursor_gen";
-const PENDING: &str = "pending_restore";
 
 /// librdkafka reports every failed retry; the relay logs state changes itself
 /// (one line on disconnect, one on reconnect), so the library's own chatter goes
@@ -45,33 +44,6 @@ impl ClientContext for QuietContext {
 }
 
 type RelayProducer = FutureProducer<QuietContext>;
-
-/// A restore the relay has to announce once generation `gen` is live.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingRestore {
-    pub gen: u64,
-    pub backup: String,
-    pub last_event_id: u64,
-}
-
-/// Recorded by the restore before it swaps, so a crash in between is not forgotten.
-pub fn record_pending(app: &App, p: &PendingRestore) {
-    let Ok(bytes) = serde_json::to_vec(p) else {
-        return;
-    };
-    if let Err(e) = app.store.meta.relay_put_raw(PENDING, &bytes) {
-        tracing::error!(error = %e, "could not record the pending restore notice");
-    }
-}
-
-fn load_pending(app: &App) -> Option<PendingRestore> {
-    app.store
-        .meta
-        .relay_get_raw(PENDING)
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-}
 
 pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -306,7 +278,7 @@ impl Relay {
             self.save_cursor();
             return Ok(());
         }
-        let (backup, last) = match load_pending(&self.app) {
+        let (backup, last) = match self.app.store.meta.restore_notice() {
             Some(p) if p.gen == gen => (p.backup, p.last_event_id),
             // Restored offline (CLI) or the notice was lost: resync from the log end.
             _ => ("offline restore".to_string(), durable_seq),
@@ -326,7 +298,7 @@ impl Relay {
                 self.cursor_gen = gen;
                 self.cursor = last;
                 self.save_cursor();
-                let _ = self.app.store.meta.relay_remove(PENDING);
+                let _ = self.app.store.meta.clear_restore_notice();
                 self.failures = 0;
                 self.set_connected(true, "");
                 Ok(())

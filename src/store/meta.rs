@@ -40,6 +40,19 @@ pub struct Meta {
     offsite_drop: sled::Tree,
 }
 
+/// A restore that outside mirrors must hear about once generation `gen` is live
+/// (written by the restore before its swap, read and cleared by the Kafka relay):
+/// the two never call each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreNotice {
+    pub gen: u64,
+    pub backup: String,
+    pub last_event_id: u64,
+}
+
+/// Key of the notice in the relay tree (kept from earlier versions).
+const RESTORE_NOTICE: &str = "pending_restore";
+
 /// What was read back from the bucket for a backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmed {
@@ -236,5 +249,23 @@ impl Meta {
         self.offsite_drop.remove(name.as_bytes())?;
         self.offsite.remove(name.as_bytes())?;
         self.flush()
+    }
+
+    /// Records a restore notice durably (before the swap, so a crash between the
+    /// two cannot lose it).
+    pub fn record_restore_notice(&self, n: &RestoreNotice) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(n).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.relay_put_raw(RESTORE_NOTICE, &bytes)
+    }
+
+    pub fn restore_notice(&self) -> Option<RestoreNotice> {
+        self.relay_get_raw(RESTORE_NOTICE)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    pub fn clear_restore_notice(&self) -> Result<(), StoreError> {
+        self.relay_remove(RESTORE_NOTICE)
     }
 }

@@ -1,12 +1,12 @@
-//! `taskledger backup …` and `taskledger restore FILE` against a stopped server.
+//! `taskledger backup …`, `restore FILE [--at T]` and `import FILE` against a stopped server.
 
 use std::time::Instant;
 
 use serde_json::json;
 
-use super::archive::{self, Limits};
-use super::manager::{write_backup, MANUAL};
-use super::restore::{restore_offline, verify_file, Source};
+use crate::backup::archive::{self, Limits};
+use crate::backup::manager::{write_backup, MANUAL};
+use crate::backup::restore::{restore_offline, verify_file, Source};
 use crate::config::{BackupCmd, Config};
 use crate::store::{self, lock, Meta};
 use crate::RunError;
@@ -59,7 +59,7 @@ pub fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
             Ok(0)
         }
         BackupCmd::List => {
-            let files = super::catalog::list_files(&config.backup_dir);
+            let files = crate::backup::catalog::list_files(&config.backup_dir);
             if files.is_empty() {
                 println!("no backups in {}", config.backup_dir.display());
             }

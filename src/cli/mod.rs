@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+mod backup;
+
 use crate::backup::restore::Source;
 use crate::config::{Cmd, Config};
 use crate::store::{self, lock, replay};
@@ -63,15 +65,15 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
                 Ok(1)
             }
         }
-        Cmd::Backup(b) => crate::backup::cli::backup(config, b),
+        Cmd::Backup(b) => backup::backup(config, b),
         Cmd::Restore { file, at } => {
             let upto = match at.as_deref().map(crate::store::history::At::parse) {
                 None => None,
                 Some(Ok(at)) => Some(at),
                 Some(Err(e)) => return Err(RunError::Refused(format!("--at: {e}"))),
             };
-            crate::backup::cli::restore(config, Source::Archive { path: file, upto })
+            backup::restore(config, Source::Archive { path: file, upto })
         }
-        Cmd::Import { file } => crate::backup::cli::restore(config, Source::Import { path: file }),
+        Cmd::Import { file } => backup::restore(config, Source::Import { path: file }),
     }
 }
