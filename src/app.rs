@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backup::BackupState;
+use crate::backup::Backups;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mirror::RelayStatus;
@@ -11,10 +11,11 @@ use crate::store::Store;
 
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub relay: Arc<RelayStatus>,
-    pub backups: BackupState,
+    /// The backup component's handle (scheduler, drop folder, restores).
+    pub backups: Arc<Backups>,
     /// The off-site copier, when a bucket is configured.
     pub offsite: Option<Arc<crate::offsite::Offsite>>,
     pub started: Instant,

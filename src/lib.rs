@@ -218,7 +218,9 @@ pub async fn run(
         bootstrap_from_offsite(&config, off).await?;
     }
     let store = open_store(&config, metrics.clone()).await?;
-    seed::seed_users(&store, &config).await.map_err(other)?;
+    seed::seed_users(&store, &seed::Seeding::from_config(&config))
+        .await
+        .map_err(other)?;
     match store.meta.purge_sessions(domain::time::now_ms()) {
         Ok(n) if n > 0 => tracing::info!(expired = n, "removed expired sessions"),
         Ok(_) => {}
@@ -239,29 +241,35 @@ pub async fn run(
     if let Some(newest) = backup::catalog::list_files(&config.backup_dir).first() {
         metrics.backup_current_at.set(newest.created_ms / 1000);
     }
+    let store = Arc::new(store);
+    let backups = Arc::new(backup::Backups::new(
+        store.clone(),
+        metrics.clone(),
+        backup::BackupSettings::from_config(&config),
+    ));
     let app = Arc::new(App {
         offsite: offsite.clone(),
         config,
         store,
         metrics,
         relay: Arc::new(RelayStatus::default()),
-        backups: backup::BackupState::default(),
+        backups,
         started: Instant::now(),
     });
     if app.config.auto_restore_enabled {
-        backup::dropfolder::initial_scan(&app).await;
+        backup::dropfolder::initial_scan(&app.backups).await;
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     if app.config.auto_backup_enabled {
         workers.push(backup::manager::spawn_scheduler(
-            app.clone(),
+            app.backups.clone(),
             stop_rx.clone(),
         ));
     }
     if app.config.auto_restore_enabled {
         workers.push(backup::dropfolder::spawn_watcher(
-            app.clone(),
+            app.backups.clone(),
             stop_rx.clone(),
         ));
     }
@@ -270,7 +278,13 @@ pub async fn run(
     }
     workers.push(spawn_session_purge(app.clone(), stop_rx.clone()));
     if app.config.kafka.enabled {
-        match mirror::relay::spawn_relay(app.clone(), stop_rx.clone()) {
+        let deps = mirror::relay::RelayDeps {
+            store: app.store.clone(),
+            kafka: app.config.kafka.clone(),
+            status: app.relay.clone(),
+            metrics: app.metrics.clone(),
+        };
+        match mirror::relay::spawn_relay(deps, stop_rx.clone()) {
             Ok(h) => workers.push(h),
             Err(e) => {
                 return Err(RunError::Other(format!(

@@ -9,6 +9,35 @@ use crate::domain::password::hash_password;
 use crate::domain::{Command, Id, Role};
 use crate::store::{Store, WriteError};
 
+/// The configuration seeding reads.
+#[derive(Clone)]
+pub struct Seeding {
+    pub admin_password: Option<String>,
+    pub demo: bool,
+}
+
+// The password never reaches a log line.
+impl std::fmt::Debug for Seeding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seeding")
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<set>"),
+            )
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+impl Seeding {
+    pub fn from_config(c: &Config) -> Seeding {
+        Seeding {
+            admin_password: c.admin_password.clone(),
+            demo: c.demo,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error("hashing a password: {0}")]
@@ -48,7 +77,7 @@ async fn ensure_user(
 }
 
 /// First start: an `admin`; with `--demo`, the demo members.
-pub async fn seed_users(store: &Store, config: &Config) -> Result<(), SeedError> {
+pub async fn seed_users(store: &Store, config: &Seeding) -> Result<(), SeedError> {
     if !store.gen().has_users() {
         let (password, generated) = match &config.admin_password {
             Some(p) => (p.clone(), false),

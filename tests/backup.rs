@@ -658,18 +658,16 @@ async fn schedule_skips_unchanged_and_rotates() {
     cfg.max_backups = 2;
     cfg.ensure_dirs().unwrap();
     let metrics = Arc::new(taskledger::metrics::Metrics::new());
-    let store = taskledger::store::Store::open(&cfg.data_dir, metrics.clone()).unwrap();
-    let app = Arc::new(taskledger::app::App {
-        config: cfg.clone(),
+    let store = Arc::new(taskledger::store::Store::open(&cfg.data_dir, metrics.clone()).unwrap());
+    // Only the backup component's own handle: no application around it.
+    use taskledger::backup::{BackupSettings, Backups};
+    let app = Arc::new(Backups::new(
         store,
         metrics,
-        relay: Default::default(),
-        backups: Default::default(),
-        offsite: None,
-        started: Instant::now(),
-    });
-    let kinds = |app: &taskledger::app::App| -> Vec<String> {
-        taskledger::backup::manager::list(&app.backups, &app.store.meta, &app.config.backup_dir)
+        BackupSettings::from_config(&cfg),
+    ));
+    let kinds = |app: &Backups| -> Vec<String> {
+        taskledger::backup::manager::list(&app.state, &app.store.meta, &app.settings.backup_dir)
             .into_iter()
             .map(|b| b.kind)
             .collect()
@@ -677,12 +675,12 @@ async fn schedule_skips_unchanged_and_rotates() {
     // Backups run on blocking threads in real time while tokio's clock is paused:
     // give them real time to land, without advancing the paused clock.
     async fn settle(
-        app: &taskledger::app::App,
-        kinds: &dyn Fn(&taskledger::app::App) -> Vec<String>,
+        app: &taskledger::backup::Backups,
+        kinds: &dyn Fn(&taskledger::backup::Backups) -> Vec<String>,
         want: usize,
     ) {
         for _ in 0..300 {
-            if kinds(app).len() == want && app.backups.busy.try_lock().is_ok() {
+            if kinds(app).len() == want && app.state.busy.try_lock().is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -692,7 +690,7 @@ async fn schedule_skips_unchanged_and_rotates() {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sched = taskledger::backup::manager::spawn_scheduler(app.clone(), stop_rx);
     let mut n = 0;
-    let mut write = |app: Arc<taskledger::app::App>| {
+    let mut write = |app: Arc<Backups>| {
         n += 1;
         async move {
             app.store

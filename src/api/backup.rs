@@ -33,7 +33,7 @@ async fn blocking<T: Send + 'static>(
 async fn all(app: &AppState) -> ApiResult<Vec<BackupView>> {
     let a = app.clone();
     blocking(move || {
-        let mut views = manager::list(&a.backups, &a.store.meta, &a.config.backup_dir);
+        let mut views = manager::list(&a.backups.state, &a.store.meta, &a.config.backup_dir);
         for v in &mut views {
             mark_offsite(&a, v);
         }
@@ -95,12 +95,11 @@ pub async fn create(
     }
     let a = app.clone();
     let user = admin.username.clone();
-    let v =
-        tokio::spawn(
-            async move { manager::create(&a, MANUAL, label, &user, Turn::RefuseIfBusy).await },
-        )
-        .await
-        .map_err(|e| ApiError::Internal(format!("backup task failed: {e}")))??;
+    let v = tokio::spawn(async move {
+        manager::create(&a.backups, MANUAL, label, &user, Turn::RefuseIfBusy).await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("backup task failed: {e}")))??;
     Ok((
         StatusCode::CREATED,
         Json(json!({"success": true, "backup": v})),
@@ -211,7 +210,7 @@ pub async fn restore_route(
     let a = app.clone();
     let user = admin.username.clone();
     let r = tokio::spawn(async move {
-        restore::restore(&a, source, "api", &user, Turn::RefuseIfBusy).await
+        restore::restore(&a.backups, source, "api", &user, Turn::RefuseIfBusy).await
     })
     .await
     .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))??;
@@ -255,7 +254,7 @@ async fn restore_offsite(
         let a = app.clone();
         let source = Source::Archive { path, upto: at };
         tokio::spawn(async move {
-            restore::restore(&a, source, "offsite", &user, Turn::RefuseIfBusy).await
+            restore::restore(&a.backups, source, "offsite", &user, Turn::RefuseIfBusy).await
         })
         .await
         .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))?
@@ -290,9 +289,9 @@ pub async fn import(
         let a = app.clone();
         let user = admin.username.clone();
         let source = Source::Import { path: path.clone() };
-        tokio::spawn(
-            async move { restore::restore(&a, source, "api", &user, Turn::RefuseIfBusy).await },
-        )
+        tokio::spawn(async move {
+            restore::restore(&a.backups, source, "api", &user, Turn::RefuseIfBusy).await
+        })
         .await
         .map_err(|e| ApiError::Internal(format!("import task failed: {e}")))?
         .map_err(ApiError::from)
@@ -381,7 +380,7 @@ pub async fn delete(
     Admin(admin): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    manager::delete(&app, &name, &admin.username).await?;
+    manager::delete(&app.backups, &name, &admin.username).await?;
     Ok(Json(json!({"success": true})))
 }
 
@@ -414,7 +413,7 @@ pub async fn upload(
     let dir = app.config.backup_dir.clone();
     let tmp = dir.join(format!(".upload-{}.tmp", uuid::Uuid::new_v4()));
     receive(body, &tmp, app.config.upload_limit_bytes).await?;
-    let _busy = match app.backups.turn(Turn::RefuseIfBusy).await {
+    let _busy = match app.backups.state.turn(Turn::RefuseIfBusy).await {
         Ok(b) => b,
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
@@ -470,13 +469,13 @@ pub async fn upload(
     let a = app.clone();
     let n = name.clone();
     let view = blocking(move || {
-        let mut v = manager::view(&a.backups, &a.store.meta, &a.config.backup_dir, &n)?;
+        let mut v = manager::view(&a.backups.state, &a.store.meta, &a.config.backup_dir, &n)?;
         mark_offsite(&a, &mut v);
         Ok(v)
     })
     .await?;
     manager::audit(
-        &app,
+        &app.backups,
         "BACKUP_CREATED",
         Some(&name),
         &admin.username,

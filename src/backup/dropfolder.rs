@@ -15,8 +15,8 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{watch, Notify};
 
 use super::restore::{restore, Source};
+use super::Backups;
 use super::Turn;
-use crate::app::AppState;
 
 /// How long a file must stay unchanged before it counts as completely copied.
 pub const SETTLE: Duration = Duration::from_millis(1500);
@@ -187,7 +187,7 @@ fn unique(dir: &Path, name: &str) -> PathBuf {
 
 /// Restores one settled file and files it under `applied/` or `failed/`; a file
 /// that only ends early stays (marked stalled) for another try when it changes.
-async fn apply_one(app: &AppState, dir: &Path, name: &str, settling: &mut Settling) {
+async fn apply_one(app: &Arc<Backups>, dir: &Path, name: &str, settling: &mut Settling) {
     let path = dir.join(name);
     tracing::info!(file = %printable(name), "drop folder: restoring");
     match restore(
@@ -215,7 +215,7 @@ async fn apply_one(app: &AppState, dir: &Path, name: &str, settling: &mut Settli
 }
 
 /// One pass: restores what settled, fails what stalled for too long.
-async fn pass(app: &AppState, dir: &Path, settling: &mut Settling) {
+async fn pass(app: &Arc<Backups>, dir: &Path, settling: &mut Settling) {
     for name in settling.ready(dir, SETTLE) {
         apply_one(app, dir, &name, settling).await;
     }
@@ -309,8 +309,8 @@ pub fn rescue(config: &crate::config::Config) -> Option<String> {
 
 /// At start, before serving: restores every candidate already there. Files still
 /// growing are waited for (up to a minute, then left to the live watcher).
-pub async fn initial_scan(app: &AppState) {
-    let dir = app.config.restore_dir.clone();
+pub async fn initial_scan(app: &Arc<Backups>) {
+    let dir = app.settings.restore_dir.clone();
     let mut settling = Settling::default();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -324,11 +324,11 @@ pub async fn initial_scan(app: &AppState) {
 
 /// The live watcher: wakes on filesystem events, polls as a fallback.
 pub fn spawn_watcher(
-    app: AppState,
+    app: Arc<Backups>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let dir = app.config.restore_dir.clone();
+        let dir = app.settings.restore_dir.clone();
         let wake = Arc::new(Notify::new());
         let w = wake.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 
 use super::archive::{self, ArchiveError, ArchiveMeta, Limits, WrittenArchive};
 use super::catalog::{self, mb};
+use super::Backups;
 use super::{blocking, clean_label, BackupError, BackupState, BackupView};
-use crate::app::{App, AppState};
 use crate::domain::canonical::to_canonical;
 use crate::domain::time::fmt_ms;
 use crate::store::{Gen, Meta};
@@ -136,21 +136,21 @@ pub fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupView> {
 }
 
 /// The live generation with its durable end, consistent with each other.
-pub fn durable_prefix(app: &App) -> (Arc<Gen>, u64) {
+pub fn durable_prefix(app: &Arc<Backups>) -> (Arc<Gen>, u64) {
     let snap = app.store.gen();
     (snap.gen.clone(), snap.last_seq())
 }
 
-/// Creates a backup; the caller must hold `app.backups.busy`.
+/// Creates a backup; the caller must hold `app.state.busy`.
 pub async fn create_locked(
-    app: &AppState,
+    app: &Arc<Backups>,
     kind: &str,
     label: Option<String>,
     user: &str,
 ) -> Result<BackupView, BackupError> {
     let started = Instant::now();
     let (gen, upto) = durable_prefix(app);
-    let dir = app.config.backup_dir.clone();
+    let dir = app.settings.backup_dir.clone();
     let k = kind.to_string();
     let result = blocking(move || write_backup(&gen, upto, &dir, &k, label.as_deref())).await;
     let ok = if result.is_ok() { "ok" } else { "error" };
@@ -178,10 +178,8 @@ pub async fn create_locked(
         events: written.manifest.events,
         last_event_id: written.manifest.last_event_id,
         sha256: written.sha256.clone(),
-        offsite: app
-            .offsite
-            .as_ref()
-            .map(|o| o.state_of(&name, written.size)),
+        // Just written: not yet copied anywhere.
+        offsite: app.settings.offsite.then_some("pending"),
     };
     tracing::info!(backup = %name, events = view.events, size = view.size, ms = started.elapsed().as_millis() as u64, "backup written");
     audit(
@@ -195,7 +193,7 @@ pub async fn create_locked(
 }
 
 pub fn audit(
-    app: &App,
+    app: &Arc<Backups>,
     action: &str,
     backup: Option<&str>,
     user: &str,
@@ -211,13 +209,13 @@ fn now_secs() -> i64 {
 }
 
 pub async fn create(
-    app: &AppState,
+    app: &Arc<Backups>,
     kind: &str,
     label: Option<String>,
     user: &str,
     turn: super::Turn,
 ) -> Result<BackupView, BackupError> {
-    let _busy = app.backups.turn(turn).await?;
+    let _busy = app.state.turn(turn).await?;
     let v = create_locked(app, kind, label, user).await?;
     if kind == AUTO {
         rotate(app).await;
@@ -226,21 +224,21 @@ pub async fn create(
 }
 
 /// Keeps the newest `MAX_BACKUPS` automatic backups; never touches other kinds.
-pub async fn rotate(app: &AppState) {
+pub async fn rotate(app: &Arc<Backups>) {
     let a = app.clone();
-    let views = blocking(move || Ok(list(&a.backups, &a.store.meta, &a.config.backup_dir)))
+    let views = blocking(move || Ok(list(&a.state, &a.store.meta, &a.settings.backup_dir)))
         .await
         .unwrap_or_default();
     for old in views
         .iter()
         .filter(|v| v.kind == AUTO)
-        .skip(app.config.max_backups)
+        .skip(app.settings.max_backups)
     {
-        match std::fs::remove_file(app.config.backup_dir.join(&old.name)) {
+        match std::fs::remove_file(app.settings.backup_dir.join(&old.name)) {
             Ok(()) => {
-                app.backups.forget(&old.name);
+                app.state.forget(&old.name);
                 tracing::info!(backup = %old.name, "rotated away old automatic backup");
-                if app.config.offsite.is_some() {
+                if app.settings.offsite {
                     // The off-site copier removes its copy (and retries until it can).
                     if let Err(e) = app.store.meta.queue_offsite_removal(&old.name) {
                         tracing::warn!(backup = %old.name, error = %e, "cannot queue the removal of the off-site copy");
@@ -259,15 +257,15 @@ pub async fn rotate(app: &AppState) {
     }
 }
 
-pub async fn delete(app: &AppState, name: &str, user: &str) -> Result<(), BackupError> {
+pub async fn delete(app: &Arc<Backups>, name: &str, user: &str) -> Result<(), BackupError> {
     super::check_name(name)?;
-    let _busy = app.backups.busy.lock().await;
-    let path = app.config.backup_dir.join(name);
+    let _busy = app.state.busy.lock().await;
+    let path = app.settings.backup_dir.join(name);
     if !path.is_file() {
         return Err(BackupError::NotFound(format!("backup {name} not found")));
     }
     std::fs::remove_file(&path)?;
-    app.backups.forget(name);
+    app.state.forget(name);
     let _ = app.store.meta.set_backup_kind(name, None);
     audit(
         app,
@@ -280,9 +278,9 @@ pub async fn delete(app: &AppState, name: &str, user: &str) -> Result<(), Backup
 }
 
 /// One scheduled run: a new automatic backup unless nothing changed since the newest backup.
-pub async fn auto_tick(app: &AppState) -> Result<Option<BackupView>, BackupError> {
+pub async fn auto_tick(app: &Arc<Backups>) -> Result<Option<BackupView>, BackupError> {
     let (_, seq) = durable_prefix(app);
-    let dir = app.config.backup_dir.clone();
+    let dir = app.settings.backup_dir.clone();
     let newest_last = blocking(move || {
         Ok(catalog::list_files(&dir)
             .first()
@@ -307,11 +305,11 @@ pub async fn auto_tick(app: &AppState) -> Result<Option<BackupView>, BackupError
 /// Runs `auto_tick` every `AUTO_BACKUP_INTERVAL` until `stop` flips; missed ticks are
 /// skipped, failures retried with capped backoff.
 pub fn spawn_scheduler(
-    app: AppState,
+    app: Arc<Backups>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let period = Duration::from_millis(app.config.auto_backup_interval_ms);
+        let period = Duration::from_millis(app.settings.auto_backup_interval_ms);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut failures = 0u32;

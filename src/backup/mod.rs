@@ -11,11 +11,13 @@ pub mod manager;
 pub mod restore;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::store::StoreError;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
 use archive::ArchiveError;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,53 @@ pub struct BackupView {
     pub sha256: String,
     /// `copied` / `pending` with off-site copies on, `null` without (SPEC §9).
     pub offsite: Option<&'static str>,
+}
+
+/// What the backup component may touch, and nothing else: the store (its
+/// command path, snapshots and meta), its settings, the metrics. The scheduler,
+/// the drop-folder watcher and the restore path all take this handle.
+pub struct Backups {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub settings: BackupSettings,
+    pub state: BackupState,
+}
+
+/// The slice of the configuration the backup component reads.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub backup_dir: PathBuf,
+    pub restore_dir: PathBuf,
+    pub max_backups: usize,
+    pub auto_backup_interval_ms: u64,
+    /// Off-site copies are on: rotation queues removals, views say `pending`.
+    pub offsite: bool,
+    /// Who to re-create when a restored log has no users.
+    pub seeding: crate::seed::Seeding,
+}
+
+impl BackupSettings {
+    pub fn from_config(c: &crate::config::Config) -> BackupSettings {
+        BackupSettings {
+            backup_dir: c.backup_dir.clone(),
+            restore_dir: c.restore_dir.clone(),
+            max_backups: c.max_backups,
+            auto_backup_interval_ms: c.auto_backup_interval_ms,
+            offsite: c.offsite.is_some(),
+            seeding: crate::seed::Seeding::from_config(c),
+        }
+    }
+}
+
+impl Backups {
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, settings: BackupSettings) -> Backups {
+        Backups {
+            store,
+            metrics,
+            settings,
+            state: BackupState::default(),
+        }
+    }
 }
 
 /// Shared state of the backup subsystem.

@@ -13,8 +13,7 @@ use serde_json::json;
 use super::archive::{self, Limits, Manifest};
 use super::import::{self, Imported};
 use super::manager::{audit, durable_prefix, write_backup, PRE_RESTORE};
-use super::{blocking, BackupError, Turn};
-use crate::app::AppState;
+use super::{blocking, BackupError, Backups, Turn};
 use crate::domain::canonical::from_canonical;
 use crate::domain::state::State;
 use crate::domain::time::now_ms;
@@ -252,14 +251,14 @@ fn import_into(path: &Path, live: &State, scratch: &Gen) -> Result<(State, Impor
 
 /// Restores `source`, live. `origin` is `api`, `drop-folder` or `cli`.
 pub async fn restore(
-    app: &AppState,
+    app: &Arc<Backups>,
     source: Source,
     origin: &str,
     user: &str,
     turn: Turn,
 ) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
-    let _busy = app.backups.turn(turn).await?;
+    let _busy = app.state.turn(turn).await?;
     let name = source.name();
     let result = restore_locked(app, source, origin, user).await;
     let ok = if result.is_ok() { "ok" } else { "error" };
@@ -280,7 +279,7 @@ pub async fn restore(
 }
 
 async fn restore_locked(
-    app: &AppState,
+    app: &Arc<Backups>,
     source: Source,
     origin: &str,
     user: &str,
@@ -302,7 +301,7 @@ async fn restore_locked(
     // 2. Pre-restore backup, first without pausing anybody.
     let (gen, upto) = durable_prefix(app);
     let gen_id = gen.id;
-    let dir = app.config.backup_dir.clone();
+    let dir = app.settings.backup_dir.clone();
     let first = {
         let dir = dir.clone();
         blocking(move || write_backup(&gen, upto, &dir, PRE_RESTORE, Some(PRE_RESTORE))).await
@@ -374,7 +373,7 @@ async fn restore_locked(
     }
     audit(app, "BACKUP_RESTORED", Some(&name), user, details);
     // A backup without users would lock everybody out.
-    if let Err(e) = crate::seed::seed_users(&app.store, &app.config).await {
+    if let Err(e) = crate::seed::seed_users(&app.store, &app.settings.seeding).await {
         tracing::error!(error = %e, "could not recreate the admin user after restore");
     }
     Ok(RestoreReport {

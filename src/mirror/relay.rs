@@ -15,9 +15,14 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
 use super::message::{restored_message, seed_message, EVENT_ID_HEADER, SYSTEM_KEY};
-use crate::app::AppState;
+use std::sync::Arc;
+
+use super::RelayStatus;
+use crate::config::KafkaConfig as Kafka;
 use crate::config::KafkaConfig;
 use crate::domain::time::now_ms;
+use crate::metrics::Metrics;
+use crate::store::Store;
 
 /// Events read and sent per round; acknowledged as a whole before the cursor moves.
 const BATCH: u64 = 10_000;
@@ -64,8 +69,18 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// What the relay may touch: the store (snapshots, durable watermark, meta for
+/// its cursor and the restore notice), its Kafka settings, its status and the
+/// metrics. It never sees the rest of the application.
+pub struct RelayDeps {
+    pub store: Arc<Store>,
+    pub kafka: Kafka,
+    pub status: Arc<RelayStatus>,
+    pub metrics: Arc<Metrics>,
+}
+
 struct Relay {
-    app: AppState,
+    app: RelayDeps,
     producer: RelayProducer,
     topic: String,
     cursor: u64,
@@ -75,12 +90,11 @@ struct Relay {
 }
 
 pub fn spawn_relay(
-    app: AppState,
+    app: RelayDeps,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, KafkaError> {
-    let producer: RelayProducer =
-        producer_config(&app.config.kafka).create_with_context(QuietContext)?;
-    let status = &app.relay;
+    let producer: RelayProducer = producer_config(&app.kafka).create_with_context(QuietContext)?;
+    let status = &app.status;
     status.enabled.store(true, Ordering::Relaxed);
     let cursor = app.store.meta.relay_get(CURSOR).ok().flatten().unwrap_or(0);
     let cursor_gen = app
@@ -92,7 +106,7 @@ pub fn spawn_relay(
         .unwrap_or(0);
     status.last_published.store(cursor, Ordering::Relaxed);
     let relay = Relay {
-        topic: app.config.kafka.topic.clone(),
+        topic: app.kafka.topic.clone(),
         app,
         producer,
         cursor,
@@ -161,7 +175,7 @@ impl Relay {
             tracing::error!(error = %e, "could not persist the Kafka cursor; events may be republished after a restart");
         }
         self.app
-            .relay
+            .status
             .last_published
             .store(self.cursor, Ordering::Relaxed);
         self.app
@@ -183,7 +197,7 @@ impl Relay {
             }
         }
         self.connected = up;
-        self.app.relay.connected.store(up, Ordering::Relaxed);
+        self.app.status.connected.store(up, Ordering::Relaxed);
         self.app.metrics.kafka_connected.set(i64::from(up));
     }
 
@@ -196,7 +210,7 @@ impl Relay {
         let mut durable = self.app.store.durable();
         // Topic first: many brokers do not auto-create. Retried until it works.
         loop {
-            match ensure_topic(&self.producer, &self.app.config.kafka).await {
+            match ensure_topic(&self.producer, &self.app.kafka).await {
                 Ok(()) => break,
                 Err(e) => {
                     self.set_connected(false, &e);
@@ -237,7 +251,7 @@ impl Relay {
                 self.set_connected(false, &e);
                 // Start over with a fresh producer (new producer id): whatever state the
                 // old one was left in (fenced, fatal), the cursor says what to resend.
-                match producer_config(&self.app.config.kafka)
+                match producer_config(&self.app.kafka)
                     .create_with_context::<_, RelayProducer>(QuietContext)
                 {
                     Ok(p) => self.producer = p,
