@@ -17,7 +17,7 @@ use super::error::{ApiError, ApiResult};
 use super::input::{JsonObject, MaybeJsonObject};
 use super::logs::{query, QueryMap};
 use crate::app::AppState;
-use crate::backup::manager::{self, MANUAL, UPLOADED};
+use crate::backup::manager::{self, MANUAL};
 use crate::backup::restore::Source;
 use crate::backup::{check_name, restore, BackupError, BackupView, Turn};
 use crate::domain::time::now_ms;
@@ -49,6 +49,7 @@ impl From<BackupError> for ApiError {
             BackupError::NotFound(m) => ApiError::NotFound(m),
             BackupError::Invalid(m) => ApiError::Unprocessable(m),
             BackupError::Busy => ApiError::Conflict(e.to_string()),
+            BackupError::Exists(m) => ApiError::Conflict(m),
             BackupError::BadInstant(m) => ApiError::BadRequest(m),
             BackupError::Fault(m) => ApiError::Internal(m),
         }
@@ -420,67 +421,7 @@ pub async fn upload(
             return Err(e.into());
         }
     };
-    let t = tmp.clone();
-    let verified = tokio::task::spawn_blocking(move || restore::verify_file(&t))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()));
-    let manifest = match verified {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e.into());
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-    };
-    let name = match wanted {
-        Some(n) if !dir.join(&n).exists() => n,
-        Some(n) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(ApiError::Conflict(format!("backup {n} already exists")));
-        }
-        None => loop {
-            let label = manifest
-                .label
-                .as_deref()
-                .and_then(crate::backup::clean_label);
-            let n = format!(
-                "backup_{}_{}.tar.gz",
-                chrono::Utc::now().format("%Y-%m-%d_%H%M%S"),
-                label.unwrap_or_else(|| UPLOADED.to_string())
-            );
-            if !dir.join(&n).exists() {
-                break n;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        },
-    };
-    app.store.meta.set_backup_kind(&name, Some(UPLOADED))?;
-    if let Err(e) = tokio::fs::rename(&tmp, dir.join(&name)).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        let _ = app.store.meta.set_backup_kind(&name, None);
-        return Err(ApiError::Internal(e.to_string()));
-    }
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    let a = app.clone();
-    let n = name.clone();
-    let view = blocking(move || {
-        let mut v = manager::view(&a.backups.state, &a.store.meta, &a.config.backup_dir, &n)?;
-        mark_offsite(&a, &mut v);
-        Ok(v)
-    })
-    .await?;
-    manager::audit(
-        &app.backups,
-        "BACKUP_CREATED",
-        Some(&name),
-        &admin.username,
-        json!({"kind": UPLOADED, "events": view.events, "size": view.size}),
-    );
+    let view = manager::adopt_upload(&app.backups, tmp, wanted, &admin.username).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"success": true, "backup": view})),

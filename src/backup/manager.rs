@@ -24,6 +24,77 @@ pub const MANUAL: &str = "manual";
 pub const PRE_RESTORE: &str = "pre-restore";
 pub const UPLOADED: &str = "uploaded";
 
+/// A backup file name for now, `backup_YYYY-MM-DD_HHMMSS[_<label>].tar.gz`,
+/// not yet taken in `dir` (blocking: names carry the second, so a second backup
+/// within it waits for the next one). `label` is already cleaned.
+fn unused_name(dir: &Path, label: Option<&str>) -> (chrono::DateTime<Utc>, std::path::PathBuf) {
+    let suffix = label.map(|l| format!("_{l}")).unwrap_or_default();
+    loop {
+        let now = Utc::now();
+        let path = dir.join(format!(
+            "backup_{}{suffix}.tar.gz",
+            now.format("%Y-%m-%d_%H%M%S")
+        ));
+        if !path.exists() {
+            return (now, path);
+        }
+        std::thread::sleep(Duration::from_millis(
+            1000 - u64::from(now.timestamp_subsec_millis()).min(999),
+        ));
+    }
+}
+
+/// Takes in an uploaded file (already on disk at `tmp`, fsync'd): verifies it
+/// completely, names it (`wanted`, or now plus its label, else `uploaded`),
+/// records its kind, moves it in and fsyncs the directory. `tmp` is gone
+/// afterwards whatever happens.
+pub async fn adopt_upload(
+    app: &Arc<Backups>,
+    tmp: std::path::PathBuf,
+    wanted: Option<String>,
+    user: &str,
+) -> Result<BackupView, BackupError> {
+    let a = app.clone();
+    let t = tmp.clone();
+    let adopted = blocking(move || {
+        let manifest = super::restore::verify_file(&t)?;
+        let dir = &a.settings.backup_dir;
+        let name = match wanted {
+            Some(n) if dir.join(&n).exists() => {
+                return Err(BackupError::Exists(format!("backup {n} already exists")))
+            }
+            Some(n) => n,
+            None => {
+                let label = manifest.label.as_deref().and_then(clean_label);
+                let (_, path) = unused_name(dir, Some(label.as_deref().unwrap_or(UPLOADED)));
+                path.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            }
+        };
+        a.store.meta.set_backup_kind(&name, Some(UPLOADED))?;
+        if let Err(e) = std::fs::rename(&t, dir.join(&name)) {
+            let _ = a.store.meta.set_backup_kind(&name, None);
+            return Err(e.into());
+        }
+        std::fs::File::open(dir)?.sync_all()?;
+        view(&a.state, &a.store.meta, dir, &name)
+    })
+    .await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let mut v = adopted?;
+    v.offsite = app.settings.offsite.then_some("pending");
+    audit(
+        app,
+        "BACKUP_CREATED",
+        Some(&v.name),
+        user,
+        json!({"kind": UPLOADED, "events": v.events, "size": v.size}),
+    )
+    .await;
+    Ok(v)
+}
+
 /// Writes a backup of `gen`'s log up to `upto` into `dir` (blocking).
 pub fn write_backup(
     gen: &Gen,
@@ -33,19 +104,7 @@ pub fn write_backup(
     label: Option<&str>,
 ) -> Result<WrittenArchive, BackupError> {
     let label = label.and_then(clean_label);
-    let suffix = label.as_ref().map(|l| format!("_{l}")).unwrap_or_default();
-    let (now, path) = loop {
-        let now = Utc::now();
-        let name = format!("backup_{}{suffix}.tar.gz", now.format("%Y-%m-%d_%H%M%S"));
-        let path = dir.join(name);
-        // Names carry the second; a second backup within it waits for the next one.
-        if !path.exists() {
-            break (now, path);
-        }
-        std::thread::sleep(Duration::from_millis(
-            1000 - u64::from(now.timestamp_subsec_millis()).min(999),
-        ));
-    };
+    let (now, path) = unused_name(dir, label.as_deref());
     let meta = ArchiveMeta {
         created_at: fmt_ms(now.timestamp_millis()),
         created_unix_secs: u64::try_from(now.timestamp()).unwrap_or(0),
@@ -188,19 +247,35 @@ pub async fn create_locked(
         Some(&name),
         user,
         json!({"kind": kind, "events": view.events, "size": view.size, "sha256": view.sha256}),
-    );
+    )
+    .await;
     Ok(view)
 }
 
-pub fn audit(
+/// Records an audit entry (a durable meta write: off the async threads).
+pub async fn audit(
     app: &Arc<Backups>,
     action: &str,
     backup: Option<&str>,
     user: &str,
     details: serde_json::Value,
 ) {
-    if let Err(e) = app.store.meta.audit(action, backup, user, details) {
-        tracing::error!(error = %e, action, "could not record audit entry");
+    let (a, action, backup, user) = (
+        app.clone(),
+        action.to_string(),
+        backup.map(str::to_string),
+        user.to_string(),
+    );
+    let written = tokio::task::spawn_blocking(move || {
+        a.store
+            .meta
+            .audit(&action, backup.as_deref(), &user, details)
+    })
+    .await;
+    match written {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "could not record audit entry"),
+        Err(e) => tracing::error!(error = %e, "audit task failed"),
     }
 }
 
@@ -250,7 +325,8 @@ pub async fn rotate(app: &Arc<Backups>) {
                     Some(&old.name),
                     "system",
                     json!({"reason": "rotation"}),
-                );
+                )
+                .await;
             }
             Err(e) => tracing::warn!(backup = %old.name, error = %e, "could not rotate backup"),
         }
@@ -273,7 +349,8 @@ pub async fn delete(app: &Arc<Backups>, name: &str, user: &str) -> Result<(), Ba
         Some(name),
         user,
         json!({"reason": "request"}),
-    );
+    )
+    .await;
     Ok(())
 }
 

@@ -31,6 +31,9 @@ pub enum BackupError {
     Invalid(String),
     #[error("a backup or restore is already running")]
     Busy,
+    /// The name asked for is taken.
+    #[error("{0}")]
+    Exists(String),
     /// An instant (`at`) that names no point of the log in question.
     #[error("{0}")]
     BadInstant(String),

@@ -286,7 +286,8 @@ async fn restore_locked(
 ) -> Result<RestoreReport, BackupError> {
     let name = source.name();
     // 1. Verify everything by building the new generation aside.
-    let scratch = app.store.prepare_gen()?;
+    let a = app.clone();
+    let scratch = blocking(move || Ok(a.store.prepare_gen()?)).await?;
     let live = app.store.gen();
     let src = source.clone();
     let (scratch, built) = blocking(move || match build(&src, &live, &scratch) {
@@ -346,14 +347,17 @@ async fn restore_locked(
         Some(&safety_name),
         user,
         json!({"kind": PRE_RESTORE, "events": safety.manifest.events, "size": safety.size}),
-    );
+    )
+    .await;
     // 4. The swap, announced to the Kafka relay first so a crash cannot lose the notice.
     let notice = RestoreNotice {
         gen: scratch.id,
         backup: name.clone(),
         last_event_id: image.seq,
     };
-    if let Err(e) = app.store.meta.record_restore_notice(&notice) {
+    let a = app.clone();
+    let recorded = blocking(move || Ok(a.store.meta.record_restore_notice(&notice)?)).await;
+    if let Err(e) = recorded {
         tracing::error!(error = %e, "could not record the restore notice for the mirrors");
     }
     let last_event_id = image.seq;
@@ -371,7 +375,7 @@ async fn restore_locked(
     if let Some(i) = &built.imported {
         details["imported"] = json!(i);
     }
-    audit(app, "BACKUP_RESTORED", Some(&name), user, details);
+    audit(app, "BACKUP_RESTORED", Some(&name), user, details).await;
     // A backup without users would lock everybody out.
     if let Err(e) = crate::seed::seed_users(&app.store, &app.settings.seeding).await {
         tracing::error!(error = %e, "could not recreate the admin user after restore");

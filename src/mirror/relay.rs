@@ -166,13 +166,15 @@ async fn ensure_topic(producer: &RelayProducer, k: &KafkaConfig) -> Result<(), S
 }
 
 impl Relay {
-    fn save_cursor(&self) {
-        let m = &self.app.store.meta;
-        if let Err(e) = m
-            .relay_set(CURSOR_GEN, self.cursor_gen)
-            .and_then(|_| m.relay_set(CURSOR, self.cursor))
-        {
-            tracing::error!(error = %e, "could not persist the Kafka cursor; events may be republished after a restart");
+    /// Persists the cursor (one batch, one flush, on a blocking thread).
+    async fn save_cursor(&self) {
+        let store = self.app.store.clone();
+        let values = [(CURSOR_GEN, self.cursor_gen), (CURSOR, self.cursor)];
+        let saved = tokio::task::spawn_blocking(move || store.meta.relay_set_all(&values)).await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::error!(
+                "could not persist the Kafka cursor; events may be republished after a restart"
+            );
         }
         self.app
             .status
@@ -289,7 +291,7 @@ impl Relay {
         if first_run {
             // Nothing published yet: the whole log is ours to publish.
             self.cursor_gen = gen;
-            self.save_cursor();
+            self.save_cursor().await;
             return Ok(());
         }
         let (backup, last) = match self.app.store.meta.restore_notice() {
@@ -311,7 +313,7 @@ impl Relay {
                 tracing::info!(backup = %backup, last_event_id = last, "announced restore on Kafka");
                 self.cursor_gen = gen;
                 self.cursor = last;
-                self.save_cursor();
+                self.save_cursor().await;
                 let _ = self.app.store.meta.clear_restore_notice();
                 self.failures = 0;
                 self.set_connected(true, "");
@@ -395,7 +397,7 @@ impl Relay {
         if acked_until > self.cursor {
             let n = acked_until - self.cursor;
             self.cursor = acked_until;
-            self.save_cursor();
+            self.save_cursor().await;
             self.app.metrics.kafka_published.inc_by(n);
         }
         match failure {

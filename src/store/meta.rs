@@ -215,6 +215,17 @@ impl Meta {
         Ok(())
     }
 
+    /// Several relay values in one atomic batch and one flush.
+    pub fn relay_set_all(&self, values: &[(&str, u64)]) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (k, v) in values {
+            b.insert(k.as_bytes(), &v.to_be_bytes());
+        }
+        self.relay.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     pub fn offsite_confirmed(&self, name: &str) -> Result<Option<Confirmed>, StoreError> {
         match self.offsite.get(name.as_bytes())? {
             Some(v) => Ok(bincode::deserialize(&v).ok()),
