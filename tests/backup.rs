@@ -525,22 +525,33 @@ fn wait_for(mut cond: impl FnMut() -> bool, secs: u64) -> bool {
     cond()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drop_folder_live_slow_copy_and_failure() {
+/// The bytes of a backup taken on another server holding one group (and a task).
+async fn backup_of_another_server(group: &str, label: &str) -> Vec<u8> {
     let src = tempfile::tempdir().unwrap();
     let a = Server::start(config(src.path())).await;
-    let g = a.group("Migrated").await;
+    let g = a.group(group).await;
     a.task(&g, "carried over").await;
-    let b = a.backup("move").await;
+    let b = a.backup(label).await;
     let bytes = download(&a, b["name"].as_str().unwrap()).await;
     a.stop().await;
+    bytes
+}
 
+/// A server with its drop folder watched and one local group ("Local").
+async fn server_watching_its_drop_folder() -> (tempfile::TempDir, Server, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.auto_restore_enabled = true;
     let s = Server::start(cfg).await;
     s.group("Local").await;
     let restore_dir = dir.path().join("restore");
+    (dir, s, restore_dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_live_slow_copy_and_failure() {
+    let bytes = backup_of_another_server("Migrated", "move").await;
+    let (_dir, s, restore_dir) = server_watching_its_drop_folder().await;
 
     // Copied slowly: never picked up half-written.
     let target = restore_dir.join("migrate.tar.gz");
@@ -590,19 +601,8 @@ async fn drop_folder_live_slow_copy_and_failure() {
 /// ends early while paused; it is retried when it grows, not failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_folder_copy_that_stalls_is_applied_not_failed() {
-    let src = tempfile::tempdir().unwrap();
-    let a = Server::start(config(src.path())).await;
-    a.group("Stalled copy").await;
-    let b = a.backup("stall").await;
-    let bytes = download(&a, b["name"].as_str().unwrap()).await;
-    a.stop().await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.auto_restore_enabled = true;
-    let s = Server::start(cfg).await;
-    s.group("Local").await;
-    let restore_dir = dir.path().join("restore");
+    let bytes = backup_of_another_server("Stalled copy", "stall").await;
+    let (_dir, s, restore_dir) = server_watching_its_drop_folder().await;
     let target = restore_dir.join("stalls.tar.gz");
     let mut f = std::fs::File::create(&target).unwrap();
     f.write_all(&bytes[..bytes.len() / 2]).unwrap();

@@ -103,3 +103,70 @@ pub struct CommentRec {
     pub author: String,
     pub created_ms: i64,
 }
+
+// How events make and change records: shared by the live image and the past
+// one (`state.rs`, `past.rs`), so the two cannot drift apart.
+
+use super::event::{CommentAdded, GroupCreated, GroupUpdated, TaskCreated, TaskUpdated};
+
+impl GroupRec {
+    pub fn created(e: &GroupCreated, seq: u64, ts: i64) -> GroupRec {
+        GroupRec {
+            id: e.group_id.clone(),
+            name: e.name.clone(),
+            discussion: e.discussion.clone(),
+            created_seq: seq,
+            created_ms: ts,
+            updated_ms: ts,
+        }
+    }
+
+    pub fn update(&mut self, e: &GroupUpdated, ts: i64) {
+        self.name.clone_from(&e.name);
+        self.discussion.clone_from(&e.discussion);
+        self.updated_ms = ts;
+    }
+}
+
+impl TaskRec {
+    pub fn created(e: &TaskCreated, seq: u64, ts: i64) -> TaskRec {
+        TaskRec {
+            id: e.task_id.clone(),
+            group_id: e.group_id.clone(),
+            name: e.name.clone(),
+            description: e.description.clone(),
+            status: e.status,
+            start_date: e.start_date.clone(),
+            end_date: e.end_date.clone(),
+            created_seq: seq,
+            created_ms: ts,
+            updated_ms: ts,
+        }
+    }
+
+    pub fn update(&mut self, e: &TaskUpdated, ts: i64) {
+        self.name.clone_from(&e.name);
+        self.description.clone_from(&e.description);
+        self.status = e.status;
+        self.start_date.clone_from(&e.start_date);
+        self.end_date.clone_from(&e.end_date);
+        self.updated_ms = ts;
+    }
+
+    pub fn set_status(&mut self, to: Status, ts: i64) {
+        self.status = to;
+        self.updated_ms = ts;
+    }
+}
+
+impl CommentRec {
+    pub fn added(e: &CommentAdded, author: &str, ts: i64) -> CommentRec {
+        CommentRec {
+            id: e.comment_id.clone(),
+            task_id: e.task_id.clone(),
+            text: e.text.clone(),
+            author: author.to_string(),
+            created_ms: ts,
+        }
+    }
+}

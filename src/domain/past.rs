@@ -25,16 +25,11 @@ pub struct Past {
 }
 
 impl Past {
-    /// Applies one event exactly as the live image does (same records, same order).
+    /// Applies one event exactly as the live image does (same records, same
+    /// order: both build them with the constructors in `model.rs`).
     pub fn apply(&mut self, seq: u64, se: &StoredEvent) {
-        self.apply_owned(seq, se.clone());
-    }
-
-    /// [`Past::apply`] moving the event's strings into the records instead of
-    /// copying them: the prefix replay decodes each event only for this.
-    pub fn apply_owned(&mut self, seq: u64, se: StoredEvent) {
         let ts = se.ts_ms;
-        match se.event {
+        match &se.event {
             Event::UserCreated(e) => {
                 let rec = UserRec {
                     id: e.user_id.clone(),
@@ -43,27 +38,18 @@ impl Past {
                     password_hash: String::new(),
                     created_ms: ts,
                 };
-                self.users.insert(e.username, rec);
+                self.users.insert(e.username.clone(), rec);
             }
             Event::GroupCreated(e) => {
-                let rec = GroupRec {
-                    id: e.group_id.clone(),
-                    name: e.name,
-                    discussion: e.discussion,
-                    created_seq: seq,
-                    created_ms: ts,
-                    updated_ms: ts,
-                };
+                let rec = GroupRec::created(e, seq, ts);
                 if let Some(old) = self.groups.insert(e.group_id.clone(), rec) {
                     self.group_order.remove(&old.created_seq);
                 }
-                self.group_order.insert(seq, e.group_id);
+                self.group_order.insert(seq, e.group_id.clone());
             }
             Event::GroupUpdated(e) => {
                 if let Some(g) = self.groups.get_mut(&e.group_id) {
-                    g.name = e.name;
-                    g.discussion = e.discussion;
-                    g.updated_ms = ts;
+                    g.update(e, ts);
                 }
             }
             Event::GroupDeleted(e) => {
@@ -77,53 +63,29 @@ impl Past {
             }
             Event::TaskCreated(e) => {
                 self.remove_task(&e.task_id);
-                let rec = TaskRec {
-                    id: e.task_id.clone(),
-                    group_id: e.group_id.clone(),
-                    name: e.name,
-                    description: e.description,
-                    status: e.status,
-                    start_date: e.start_date,
-                    end_date: e.end_date,
-                    created_seq: seq,
-                    created_ms: ts,
-                    updated_ms: ts,
-                };
-                self.tasks.insert(e.task_id.clone(), rec);
+                self.tasks
+                    .insert(e.task_id.clone(), TaskRec::created(e, seq, ts));
                 self.group_tasks
-                    .entry(e.group_id)
+                    .entry(e.group_id.clone())
                     .or_default()
-                    .insert(seq, e.task_id);
+                    .insert(seq, e.task_id.clone());
             }
             Event::TaskUpdated(e) => {
                 if let Some(t) = self.tasks.get_mut(&e.task_id) {
-                    t.name = e.name;
-                    t.description = e.description;
-                    t.status = e.status;
-                    t.start_date = e.start_date;
-                    t.end_date = e.end_date;
-                    t.updated_ms = ts;
+                    t.update(e, ts);
                 }
             }
             Event::TaskStatusChanged(e) => {
                 if let Some(t) = self.tasks.get_mut(&e.task_id) {
-                    t.status = e.to;
-                    t.updated_ms = ts;
+                    t.set_status(e.to, ts);
                 }
             }
             Event::TaskDeleted(e) => self.remove_task(&e.task_id),
             Event::CommentAdded(e) => {
-                let rec = CommentRec {
-                    id: e.comment_id.clone(),
-                    task_id: e.task_id.clone(),
-                    text: e.text.clone(),
-                    author: se.user.clone(),
-                    created_ms: ts,
-                };
                 self.comments
                     .entry(e.task_id.clone())
                     .or_default()
-                    .push(rec);
+                    .push(CommentRec::added(e, &se.user, ts));
             }
         }
         self.seq = seq;

@@ -190,14 +190,7 @@ impl State {
                 self.users.insert(e.username.clone(), Arc::new(rec));
             }
             Event::GroupCreated(e) => {
-                let rec = GroupRec {
-                    id: e.group_id.clone(),
-                    name: e.name.clone(),
-                    discussion: e.discussion.clone(),
-                    created_seq: seq,
-                    created_ms: ts,
-                    updated_ms: ts,
-                };
+                let rec = GroupRec::created(e, seq, ts);
                 let g = self.group_mut(&e.group_id);
                 let old = g.rec.replace(Arc::new(rec)).map(|r| r.created_seq);
                 if let Some(old) = old {
@@ -207,10 +200,7 @@ impl State {
             }
             Event::GroupUpdated(e) => {
                 if let Some(rec) = self.group_mut(&e.group_id).rec.as_mut() {
-                    let g = Arc::make_mut(rec);
-                    g.name = e.name.clone();
-                    g.discussion = e.discussion.clone();
-                    g.updated_ms = ts;
+                    Arc::make_mut(rec).update(e, ts);
                 }
             }
             Event::GroupDeleted(e) => {
@@ -225,18 +215,7 @@ impl State {
                 }
             }
             Event::TaskCreated(e) => {
-                let rec = TaskRec {
-                    id: e.task_id.clone(),
-                    group_id: e.group_id.clone(),
-                    name: e.name.clone(),
-                    description: e.description.clone(),
-                    status: e.status,
-                    start_date: e.start_date.clone(),
-                    end_date: e.end_date.clone(),
-                    created_seq: seq,
-                    created_ms: ts,
-                    updated_ms: ts,
-                };
+                let rec = TaskRec::created(e, seq, ts);
                 self.remove_task(&e.task_id);
                 self.task_mut(&e.task_id).rec = Some(Arc::new(rec));
                 self.live_tasks += 1;
@@ -246,31 +225,17 @@ impl State {
             }
             Event::TaskUpdated(e) => {
                 if let Some(rec) = self.task_mut(&e.task_id).rec.as_mut() {
-                    let t = Arc::make_mut(rec);
-                    t.name = e.name.clone();
-                    t.description = e.description.clone();
-                    t.status = e.status;
-                    t.start_date = e.start_date.clone();
-                    t.end_date = e.end_date.clone();
-                    t.updated_ms = ts;
+                    Arc::make_mut(rec).update(e, ts);
                 }
             }
             Event::TaskStatusChanged(e) => {
                 if let Some(rec) = self.task_mut(&e.task_id).rec.as_mut() {
-                    let t = Arc::make_mut(rec);
-                    t.status = e.to;
-                    t.updated_ms = ts;
+                    Arc::make_mut(rec).set_status(e.to, ts);
                 }
             }
             Event::TaskDeleted(e) => self.remove_task(&e.task_id),
             Event::CommentAdded(e) => {
-                let rec = CommentRec {
-                    id: e.comment_id.clone(),
-                    task_id: e.task_id.clone(),
-                    text: e.text.clone(),
-                    author: se.user.clone(),
-                    created_ms: ts,
-                };
+                let rec = CommentRec::added(e, &se.user, ts);
                 self.task_mut(&e.task_id).comments.push(Arc::new(rec));
                 self.comment_count += 1;
             }

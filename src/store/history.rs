@@ -145,7 +145,7 @@ pub fn past_at(gen: &Gen, upto: u64) -> Result<Past, StoreError> {
         for chunk in rx {
             for (seq, bytes) in chunk {
                 match decode_event(&bytes) {
-                    Ok(se) => past.apply_owned(seq, se),
+                    Ok(se) => past.apply(seq, &se),
                     Err(e) => {
                         applied = Err(e);
                         break;
