@@ -56,6 +56,8 @@ pub(crate) async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ)
+        // Room above the router's own 414/431 limits, so those answer in JSON.
+        .max_buf_size(512 * 1024)
         .keep_alive(true);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);

@@ -388,3 +388,25 @@ fn help_lists_every_setting() {
         assert!(text.contains(setting), "--help does not mention {setting}");
     }
 }
+
+/// Issue 8, defect 9: over-long targets and headers answer in the JSON error shape.
+#[tokio::test]
+async fn over_long_targets_and_headers_get_the_json_error_shape() {
+    let s = TestServer::start().await;
+    let long = "a".repeat(20_000);
+    let (st, v) = s
+        .send(Method::GET, &format!("/api/groups/{long}"), None, None)
+        .await;
+    assert_error((st, v), StatusCode::URI_TOO_LONG, "long target");
+    let r = s
+        .client
+        .get(s.url("/api/health"))
+        .header("X-Big", "b".repeat(100_000))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let body: Value = r.json().await.expect("JSON body");
+    assert_eq!(body["success"], false);
+    assert!(body["error"].is_string(), "{body}");
+}

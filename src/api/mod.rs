@@ -158,9 +158,30 @@ fn cors_layer(cors: &Cors) -> Option<CorsLayer> {
     }
 }
 
+/// Longest accepted request target (path and query).
+const MAX_URI: usize = 8 * 1024;
+/// Most header bytes accepted (names and values).
+const MAX_HEADERS: usize = 64 * 1024;
+
 /// A declared body over the route's limit is refused from the header, before a
-/// byte of it is read (a client announcing 1 TiB is not waited for).
+/// byte of it is read (a client announcing 1 TiB is not waited for); an
+/// over-long target or header set gets its 414/431 here, with the JSON error
+/// shape, before the HTTP library's own (bodyless) limits are reached.
 async fn refuse_large(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().to_string().len() > MAX_URI {
+        return error::error_body(StatusCode::URI_TOO_LONG, "request target is too long");
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADERS {
+        return error::error_body(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers are too large",
+        );
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
