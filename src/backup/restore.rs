@@ -298,6 +298,16 @@ async fn restore_locked(
         }
     })
     .await?;
+    // A file withdrawn while it was being verified (deleted from the drop
+    // folder, or a backup deleted meanwhile) is not restored after all.
+    if let Source::Archive { path, .. } | Source::Import { path } = &source {
+        if !path.exists() {
+            Store::discard_gen(scratch);
+            return Err(BackupError::Invalid(format!(
+                "{name} was removed while it was being verified; nothing was restored"
+            )));
+        }
+    }
     let image = built.image;
     // 2. Pre-restore backup, first without pausing anybody.
     let (gen, upto) = durable_prefix(app);
