@@ -253,6 +253,7 @@ step('login, groups, tasks, comments, status, activity, rename and delete', asyn
   await page.getByRole('button', { name: 'Delete Temporary' }).click();
   await dialog().getByRole('button', { name: 'Delete group' }).click();
   await notice().filter({ hasText: 'Group “Temporary” deleted.' }).waitFor();
+  await page.locator('li[data-group="Temporary"]').waitFor({ state: 'detached' });
   assert.equal(await page.locator('li[data-group="Temporary"]').count(), 0);
   await page.locator('li[data-group="Alpha Two"]').filter({ hasText: '1 task' }).waitFor();
 });
@@ -313,6 +314,8 @@ step('admin: backup, change, restore brings the old state back; health', async (
   await uploaded.getByRole('button', { name: /^Delete/ }).click();
   await dialog().getByRole('button', { name: 'Delete backup' }).click();
   await notice().filter({ hasText: /Backup backup_.* deleted\./ }).waitFor();
+  // The notice comes first, the list is redrawn right after it.
+  await uploaded.waitFor({ state: 'detached' });
   assert.equal(await page.locator('tr[data-backup]').filter({ hasText: 'uploaded' }).count(), 0);
   await page.locator('table').getByText('BACKUP_DELETED').first().waitFor();
 });
