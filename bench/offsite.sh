@@ -37,7 +37,7 @@ one_case() { # one_case NAME [S3 env...]: RUNS wrk runs, backups every 2 s meanw
         BENCH_TOKEN=$token BENCH_GROUP_ID=$gid BENCH_THREADS=2 \
             wrk -t2 -c64 -d"${DURATION}s" --latency -s "$BENCH_DIR/create.lua" "$url" >"$WORK/$name-$r.txt" 2>&1
         kill "$backups"; wait "$backups" 2>/dev/null || true
-        curl -sf "$url/api/health" | python3 -c 'import json,sys; o=json.load(sys.stdin)["backup"]; print(f"    backups: {o[\"count\"]}, off-site: {o[\"offsite\"]}")'
+        curl -sf "$url/api/health" | python3 -c 'import json,sys; o=json.load(sys.stdin)["backup"]; print("    backups:", o["count"], "off-site:", o["offsite"])' >&2
         kill "$pid"; wait "$pid" 2>/dev/null || true
     done
     python3 "$BENCH_DIR/wrkstat.py" row "$name" "$WORK/$name"-*.txt

@@ -11,16 +11,21 @@ use crate::app::AppState;
 pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let durable = *app.store.durable().borrow();
     let dir = app.config.backup_dir.clone();
-    let mut backup =
-        tokio::task::spawn_blocking(move || crate::backup::catalog::health_block(&dir))
-            .await
-            .unwrap_or_else(
-                |_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}),
-            );
-    backup["offsite"] = match &app.offsite {
-        Some(o) => o.health(),
-        None => json!({"enabled": false, "pending": 0, "lastCopiedAt": null, "lastError": null}),
-    };
+    let offsite = app.offsite.clone();
+    let backup = tokio::task::spawn_blocking(move || {
+        let mut b = crate::backup::catalog::health_block(&dir);
+        b["offsite"] = match &offsite {
+            Some(o) => o.health(),
+            None => {
+                json!({"enabled": false, "pending": 0, "lastCopiedAt": null, "lastError": null})
+            }
+        };
+        b
+    })
+    .await
+    .unwrap_or_else(
+        |_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}),
+    );
     Json(json!({
         "success": true,
         "message": "taskledger is running",
@@ -50,8 +55,10 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         } else {
             0
         });
-    if let Some(o) = &app.offsite {
-        let (pending, failing) = o.gauges();
+    if let Some(o) = app.offsite.clone() {
+        let (pending, failing) = tokio::task::spawn_blocking(move || o.gauges())
+            .await
+            .unwrap_or((0, false));
         app.metrics.offsite_pending.set(pending as i64);
         app.metrics.offsite_failing.set(i64::from(failing));
     }

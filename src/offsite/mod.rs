@@ -57,7 +57,6 @@ impl From<object_store::Error> for OffsiteError {
 
 #[derive(Debug, Default, Clone)]
 struct Status {
-    pending: u64,
     last_copied_ms: Option<i64>,
     last_error: Option<String>,
     failing: bool,
@@ -144,21 +143,21 @@ impl Offsite {
         }
     }
 
-    /// `/api/health`'s `backup.offsite`.
+    /// `/api/health`'s `backup.offsite` (blocking: counts what is pending now,
+    /// not at the copier's last pass, which may be a backoff ago).
     pub fn health(&self) -> serde_json::Value {
         let s = self.status();
         serde_json::json!({
             "enabled": true,
-            "pending": s.pending,
+            "pending": self.pending().len(),
             "lastCopiedAt": s.last_copied_ms.map(fmt_ms),
             "lastError": s.last_error,
         })
     }
 
-    /// (pending copies, copies failing) for the metrics.
+    /// (pending copies, copies failing) for the metrics (blocking, as `health`).
     pub fn gauges(&self) -> (u64, bool) {
-        let s = self.status();
-        (s.pending, s.failing)
+        (self.pending().len() as u64, self.status().failing)
     }
 
     /// `copied` when a copy of exactly this size was read back, else `pending`.
@@ -325,9 +324,7 @@ impl Offsite {
     /// One pass over the pending copies, oldest first; stops at the first failure.
     async fn pass(&self) -> bool {
         self.remove_rotated().await;
-        let pending = self.pending();
-        self.update(|s| s.pending = pending.len() as u64);
-        for name in pending {
+        for name in self.pending() {
             if !self.backup_dir.join(&name).is_file() {
                 continue; // rotated or deleted meanwhile
             }
@@ -339,7 +336,6 @@ impl Offsite {
                     }
                     let was_failing = self.status().failing;
                     self.update(|s| {
-                        s.pending = s.pending.saturating_sub(1);
                         s.last_copied_ms = Some(c.at_ms);
                         s.failing = false;
                         s.last_error = None;
