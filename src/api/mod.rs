@@ -168,7 +168,8 @@ const MAX_HEADERS: usize = 64 * 1024;
 /// over-long target or header set gets its 414/431 here, with the JSON error
 /// shape, before the HTTP library's own (bodyless) limits are reached.
 async fn refuse_large(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if req.uri().to_string().len() > MAX_URI {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI {
         return error::error_body(StatusCode::URI_TOO_LONG, "request target is too long");
     }
     let header_bytes: usize = req
