@@ -320,13 +320,13 @@ async fn a_fresh_machine_restores_the_newest_off_site_backup() {
     until("the copy", 30, async || s3.object(&name).await.is_some()).await;
     a.stop().await;
 
-    let fresh = TestServer::start_with(move |c| {
+    let latest = move |c: &mut Config| {
         c.offsite = Some(OffsiteConfig {
             restore_latest: true,
             ..offsite(port)
         })
-    })
-    .await;
+    };
+    let fresh = TestServer::start_with(latest).await;
     let t = fresh.admin_token().await;
     let (_, g) = fresh.get(&t, "/api/groups").await;
     assert_eq!(arr(&g, "groups")[0]["name"], "survives the machine");
@@ -335,13 +335,7 @@ async fn a_fresh_machine_restores_the_newest_off_site_backup() {
     fresh.create_group(&t, "local work").await;
     let dir = fresh.stop().await;
     // A store with events is never overwritten by it.
-    let again = TestServer::start_in(dir, move |c| {
-        c.offsite = Some(OffsiteConfig {
-            restore_latest: true,
-            ..offsite(port)
-        })
-    })
-    .await;
+    let again = TestServer::start_in(dir, latest).await;
     let t = again.admin_token().await;
     let (_, g) = again.get(&t, "/api/groups").await;
     assert_eq!(arr(&g, "groups").len(), 2);

@@ -107,7 +107,21 @@ pub struct CommentRec {
 // How events make and change records: shared by the live image and the past
 // one (`state.rs`, `past.rs`), so the two cannot drift apart.
 
-use super::event::{CommentAdded, GroupCreated, GroupUpdated, TaskCreated, TaskUpdated};
+use super::event::{
+    CommentAdded, GroupCreated, GroupUpdated, TaskCreated, TaskUpdated, UserCreated,
+};
+
+impl UserRec {
+    pub fn created(e: &UserCreated, ts: i64) -> UserRec {
+        UserRec {
+            id: e.user_id.clone(),
+            username: e.username.clone(),
+            role: e.role,
+            password_hash: e.password_hash.clone(),
+            created_ms: ts,
+        }
+    }
+}
 
 impl GroupRec {
     pub fn created(e: &GroupCreated, seq: u64, ts: i64) -> GroupRec {

@@ -31,12 +31,10 @@ impl Past {
         let ts = se.ts_ms;
         match &se.event {
             Event::UserCreated(e) => {
+                // Past images never carry password hashes.
                 let rec = UserRec {
-                    id: e.user_id.clone(),
-                    username: e.username.clone(),
-                    role: e.role,
                     password_hash: String::new(),
-                    created_ms: ts,
+                    ..UserRec::created(e, ts)
                 };
                 self.users.insert(e.username.clone(), rec);
             }

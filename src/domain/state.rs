@@ -180,13 +180,7 @@ impl State {
         let ts = se.ts_ms;
         match &se.event {
             Event::UserCreated(e) => {
-                let rec = UserRec {
-                    id: e.user_id.clone(),
-                    username: e.username.clone(),
-                    role: e.role,
-                    password_hash: e.password_hash.clone(),
-                    created_ms: ts,
-                };
+                let rec = UserRec::created(e, ts);
                 self.users.insert(e.username.clone(), Arc::new(rec));
             }
             Event::GroupCreated(e) => {
