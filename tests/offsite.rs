@@ -268,6 +268,24 @@ async fn a_bucket_that_is_down_loses_nothing_and_slows_nothing() {
         assert!(s3.object(n).await.is_some(), "{n} never copied");
     }
     assert!(offsite_health(&s).await["lastError"].is_null());
+    // In order: oldest first.
+    let t = s.admin_token().await;
+    let (_, remote) = s.get(&t, "/api/backup/list?source=offsite").await;
+    let mut copied: Vec<(String, String)> = arr(&remote, "backups")
+        .iter()
+        .map(|b| {
+            (
+                str_of(b, "name").to_string(),
+                str_of(b, "copiedAt").to_string(),
+            )
+        })
+        .collect();
+    copied.sort();
+    assert_eq!(copied.len(), 3, "{remote}");
+    assert!(
+        copied.windows(2).all(|w| w[0].1 <= w[1].1),
+        "not copied oldest first: {copied:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,14 +119,19 @@ pub async fn list(
             let local = all(&app).await?;
             let backups: Vec<serde_json::Value> = remote
                 .into_iter()
-                .map(|r| match local.iter().find(|l| l.name == r.name && l.size == r.size) {
-                    Some(l) => json!(l),
-                    None => json!({
-                        "name": r.name, "size": r.size, "sizeMB": crate::backup::catalog::mb(r.size),
-                        "created": r.created_ms.map(crate::domain::time::fmt_ms),
-                        "kind": null, "label": null, "events": null, "lastEventId": null,
-                        "sha256": r.sha256, "offsite": "copied",
-                    }),
+                .map(|r| {
+                    let copied_at = r.copied_ms.map(crate::domain::time::fmt_ms);
+                    let mut v = match local.iter().find(|l| l.name == r.name && l.size == r.size) {
+                        Some(l) => json!(l),
+                        None => json!({
+                            "name": r.name, "size": r.size, "sizeMB": crate::backup::catalog::mb(r.size),
+                            "created": r.created_ms.map(crate::domain::time::fmt_ms),
+                            "kind": null, "label": null, "events": null, "lastEventId": null,
+                            "sha256": r.sha256, "offsite": "copied",
+                        }),
+                    };
+                    v["copiedAt"] = json!(copied_at);
+                    v
                 })
                 .collect();
             Ok(Json(json!({"success": true, "backups": backups})))

@@ -71,6 +71,8 @@ pub struct RemoteBackup {
     pub created_ms: Option<i64>,
     /// SHA-256 as read back when this server copied it; `None` for other objects.
     pub sha256: Option<String>,
+    /// When this server confirmed its copy.
+    pub copied_ms: Option<i64>,
 }
 
 pub struct Offsite {
@@ -266,15 +268,16 @@ impl Offsite {
             if name.contains('/') || !catalog::is_backup_name(name) {
                 continue;
             }
-            let sha256 = match self.meta.offsite_confirmed(name) {
-                Ok(Some(c)) if c.size == meta.size => Some(c.sha256),
-                _ => None,
+            let (sha256, copied_ms) = match self.meta.offsite_confirmed(name) {
+                Ok(Some(c)) if c.size == meta.size => (Some(c.sha256), Some(c.at_ms)),
+                _ => (None, None),
             };
             out.push(RemoteBackup {
                 name: name.to_string(),
                 size: meta.size,
                 created_ms: catalog::created_from_name(name),
                 sha256,
+                copied_ms,
             });
         }
         out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.name.cmp(&a.name)));
