@@ -1,7 +1,6 @@
 //! The shared application state every handler and background component sees.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::backup::Backups;
 use crate::config::Config;
@@ -9,16 +8,15 @@ use crate::metrics::Metrics;
 use crate::mirror::RelayStatus;
 use crate::store::Store;
 
-pub struct App {
-    pub config: Config,
-    pub store: Arc<Store>,
-    pub metrics: Arc<Metrics>,
-    pub relay: Arc<RelayStatus>,
+pub(crate) struct App {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<Store>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) relay: Arc<RelayStatus>,
     /// The backup component's handle (scheduler, drop folder, restores).
-    pub backups: Arc<Backups>,
+    pub(crate) backups: Arc<Backups>,
     /// The off-site copier, when a bucket is configured.
-    pub offsite: Option<Arc<crate::offsite::Offsite>>,
-    pub started: Instant,
+    pub(crate) offsite: Option<Arc<crate::offsite::Offsite>>,
 }
 
-pub type AppState = Arc<App>;
+pub(crate) type AppState = Arc<App>;

@@ -46,7 +46,7 @@ pub struct Cli {
         default_value = "127.0.0.1:3001",
         global = true
     )]
-    pub addr: String,
+    pub(crate) addr: String,
     /// Where the event log and projections live.
     #[arg(
         long,
@@ -54,7 +54,7 @@ pub struct Cli {
         default_value = "./storage",
         global = true
     )]
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Where backups are written.
     #[arg(
         long,
@@ -62,7 +62,7 @@ pub struct Cli {
         default_value = "./backups",
         global = true
     )]
-    pub backup_dir: PathBuf,
+    pub(crate) backup_dir: PathBuf,
     /// Drop folder: a backup placed here is restored automatically.
     #[arg(
         long,
@@ -70,7 +70,7 @@ pub struct Cli {
         default_value = "./restore",
         global = true
     )]
-    pub restore_dir: PathBuf,
+    pub(crate) restore_dir: PathBuf,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
@@ -118,8 +118,8 @@ pub enum BackupCmd {
 pub struct KafkaConfig {
     pub enabled: bool,
     pub brokers: String,
-    pub topic: String,
-    pub partitions: i32,
+    pub(crate) topic: String,
+    pub(crate) partitions: i32,
 }
 
 /// Off-site copies (SPEC §9); present only when `S3_BUCKET_NAME` is set.
@@ -161,16 +161,16 @@ impl std::fmt::Debug for OffsiteConfig {
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    pub backup_dir: PathBuf,
-    pub restore_dir: PathBuf,
-    pub admin_password: Option<String>,
+    pub(crate) backup_dir: PathBuf,
+    pub(crate) restore_dir: PathBuf,
+    pub(crate) admin_password: Option<String>,
     pub token_ttl_secs: u64,
     pub auto_backup_enabled: bool,
     pub auto_backup_interval_ms: u64,
     pub max_backups: usize,
     pub auto_restore_enabled: bool,
     /// Largest accepted backup upload.
-    pub upload_limit_bytes: u64,
+    pub(crate) upload_limit_bytes: u64,
     pub kafka: KafkaConfig,
     pub offsite: Option<OffsiteConfig>,
     /// `CORS_ORIGIN`: origins allowed to call the API from a browser (`*`: any).
@@ -178,7 +178,7 @@ pub struct Config {
     /// Requests taking longer are answered 503 (SPEC §11: 30 s; streaming backup
     /// routes exempt). Not a setting; tests shorten it.
     pub request_timeout: std::time::Duration,
-    pub demo: bool,
+    pub(crate) demo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,8 +298,8 @@ fn offsite(env: &dyn Env) -> Result<Option<OffsiteConfig>, ConfigError> {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {setting}: {reason}")]
 pub struct ConfigError {
-    pub setting: String,
-    pub reason: String,
+    pub(crate) setting: String,
+    pub(crate) reason: String,
 }
 
 fn err(setting: &str, reason: impl Into<String>) -> ConfigError {
@@ -345,7 +345,7 @@ fn parse_positive(env: &dyn Env, key: &str, default: u64, what: &str) -> Result<
 }
 
 /// Creates the directory if missing and proves it is writable.
-pub fn ensure_dir(setting: &str, dir: &Path) -> Result<(), ConfigError> {
+pub(crate) fn ensure_dir(setting: &str, dir: &Path) -> Result<(), ConfigError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         err(
             setting,

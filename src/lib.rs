@@ -12,24 +12,29 @@
 //!
 //! [`run`] serves on a given listener until a shutdown future resolves, so tests
 //! bind port 0 and decide when to stop.
+//!
+//! Everything is `pub(crate)` unless another crate needs it: `run`, `cli` and
+//! `config` for the binary; the store's open/execute/close, the domain's
+//! commands and images, and `Metrics` for the tools in `examples/` (bulk fill,
+//! replay and memory probes) and the few integration tests that build a store
+//! without a server. Those tests otherwise speak HTTP only.
 #![forbid(unsafe_code)]
 
-pub mod api;
-pub mod app;
-pub mod backup;
+pub(crate) mod api;
+pub(crate) mod app;
+pub(crate) mod backup;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod metrics;
-pub mod mirror;
-pub mod offsite;
-pub mod seed;
+pub(crate) mod mirror;
+pub(crate) mod offsite;
+pub(crate) mod seed;
 mod serve;
 pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use app::App;
 use config::{Config, ConfigError};
@@ -254,7 +259,6 @@ pub async fn run(
         metrics,
         relay: Arc::new(RelayStatus::default()),
         backups,
-        started: Instant::now(),
     });
     if app.config.auto_restore_enabled {
         backup::dropfolder::initial_scan(&app.backups).await;

@@ -7,26 +7,26 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
-    pub requests: IntCounterVec,
-    pub events_appended: IntCounter,
-    pub append_seconds: Histogram,
-    pub batch_size: Histogram,
-    pub backups: IntCounterVec,
-    pub backup_seconds: HistogramVec,
-    pub restores: IntCounterVec,
-    pub restore_seconds: Histogram,
-    pub kafka_lag: IntGauge,
-    pub kafka_last_published: IntGauge,
-    pub kafka_connected: IntGauge,
-    pub kafka_published: IntCounter,
-    pub offsite_pending: IntGauge,
-    pub offsite_failing: IntGauge,
+    pub(crate) requests: IntCounterVec,
+    pub(crate) events_appended: IntCounter,
+    pub(crate) append_seconds: Histogram,
+    pub(crate) batch_size: Histogram,
+    pub(crate) backups: IntCounterVec,
+    pub(crate) backup_seconds: HistogramVec,
+    pub(crate) restores: IntCounterVec,
+    pub(crate) restore_seconds: Histogram,
+    pub(crate) kafka_lag: IntGauge,
+    pub(crate) kafka_last_published: IntGauge,
+    pub(crate) kafka_connected: IntGauge,
+    pub(crate) kafka_published: IntCounter,
+    pub(crate) offsite_pending: IntGauge,
+    pub(crate) offsite_failing: IntGauge,
     /// When a backup last held every event: one was written, or a scheduled run
     /// found nothing new since the newest (alerts compare it with the interval).
-    pub backup_current_at: IntGauge,
-    pub backup_interval_seconds: IntGauge,
-    pub writable: IntGauge,
-    pub kafka_enabled: IntGauge,
+    pub(crate) backup_current_at: IntGauge,
+    pub(crate) backup_interval_seconds: IntGauge,
+    pub(crate) writable: IntGauge,
+    pub(crate) kafka_enabled: IntGauge,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -210,7 +210,7 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut buf = Vec::new();
         let families = self.registry.gather();
         if TextEncoder::new().encode(&families, &mut buf).is_err() {

@@ -11,9 +11,9 @@ use crate::store::{Store, WriteError};
 
 /// The configuration seeding reads.
 #[derive(Clone)]
-pub struct Seeding {
-    pub admin_password: Option<String>,
-    pub demo: bool,
+pub(crate) struct Seeding {
+    pub(crate) admin_password: Option<String>,
+    pub(crate) demo: bool,
 }
 
 // The password never reaches a log line.
@@ -30,7 +30,7 @@ impl std::fmt::Debug for Seeding {
 }
 
 impl Seeding {
-    pub fn from_config(c: &Config) -> Seeding {
+    pub(crate) fn from_config(c: &Config) -> Seeding {
         Seeding {
             admin_password: c.admin_password.clone(),
             demo: c.demo,
@@ -39,14 +39,14 @@ impl Seeding {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SeedError {
+pub(crate) enum SeedError {
     #[error("hashing a password: {0}")]
     Hash(String),
     #[error(transparent)]
     Write(#[from] WriteError),
 }
 
-pub const DEMO_USERS: [&str; 5] = ["Avinash", "Dhaya", "Ashok", "Arun", "Cathrine"];
+pub(crate) const DEMO_USERS: [&str; 5] = ["Avinash", "Dhaya", "Ashok", "Arun", "Cathrine"];
 
 async fn ensure_user(
     store: &Store,
@@ -77,7 +77,7 @@ async fn ensure_user(
 }
 
 /// First start: an `admin`; with `--demo`, the demo members.
-pub async fn seed_users(store: &Store, config: &Seeding) -> Result<(), SeedError> {
+pub(crate) async fn seed_users(store: &Store, config: &Seeding) -> Result<(), SeedError> {
     if !store.gen().has_users() {
         let (password, generated) = match &config.admin_password {
             Some(p) => (p.clone(), false),

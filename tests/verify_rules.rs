@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use taskledger::backup::archive::{write_archive, ArchiveMeta};
 
 fn line(id: u64, ts: &str, kind: &str, data: Value) -> (u64, Vec<u8>) {
     let v = json!({"id": id, "eventId": uuid::Uuid::new_v4().to_string(), "type": kind,
@@ -34,18 +33,36 @@ fn task(id: u64, ts: &str, tid: &str, gid: &str) -> (u64, Vec<u8>) {
     )
 }
 
+/// A backup file written from SPEC §3 alone (not with the server's writer), so
+/// the refusals below are about the rules, not about a format both sides share.
 fn archive(events: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("backup_2025-01-01_000000_crafted.tar.gz");
-    let meta = ArchiveMeta {
-        created_at: "2025-01-01T00:00:00.000Z".into(),
-        created_unix_secs: 1_735_689_600,
-        kind: "manual".into(),
-        label: Some("crafted".into()),
-        app_version: "test".into(),
-    };
-    write_archive(&path, &meta, events.into_iter().map(Ok)).expect("write archive");
-    std::fs::read(&path).expect("read archive")
+    use sha2::Digest;
+    let mut ndjson = Vec::new();
+    for (_, line) in &events {
+        ndjson.extend_from_slice(line);
+        ndjson.push(b'\n');
+    }
+    let digest = hex::encode(sha2::Sha256::digest(&ndjson));
+    let manifest = json!({"format": "taskledger-backup", "version": 1,
+        "createdAt": "2025-01-01T00:00:00.000Z", "kind": "manual", "label": "crafted",
+        "appVersion": "test", "events": events.len(),
+        "firstEventId": events.first().map_or(0, |e| e.0),
+        "lastEventId": events.last().map_or(0, |e| e.0),
+        "files": {"events.ndjson": {"sha256": digest, "bytes": ndjson.len()}}})
+    .to_string();
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, body) in [
+        ("manifest.json", manifest.as_bytes()),
+        ("events.ndjson", &ndjson[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, body).expect("tar member");
+    }
+    tar.into_inner().expect("tar").finish().expect("gzip")
 }
 
 async fn upload(s: &TestServer, t: &str, bytes: Vec<u8>) -> (StatusCode, Value) {

@@ -26,7 +26,7 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy-password-never-matches").unwrap_or_default())
 }
 
-pub async fn hash_blocking(password: String) -> ApiResult<String> {
+pub(crate) async fn hash_blocking(password: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -35,14 +35,14 @@ pub async fn hash_blocking(password: String) -> ApiResult<String> {
 
 /// The caller, resolved from `Authorization: Bearer <token>`.
 #[derive(Debug, Clone)]
-pub struct Auth {
-    pub username: String,
-    pub role: Role,
-    pub token: String,
+pub(crate) struct Auth {
+    pub(crate) username: String,
+    pub(crate) role: Role,
+    pub(crate) token: String,
 }
 
 /// An authenticated admin.
-pub struct Admin(pub Auth);
+pub(crate) struct Admin(pub Auth);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
@@ -100,7 +100,7 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct UserView {
+pub(crate) struct UserView {
     #[serde(rename = "_id")]
     id: String,
     username: String,
@@ -117,7 +117,10 @@ impl From<&UserRec> for UserView {
     }
 }
 
-pub async fn login(State(app): State<AppState>, body: JsonObject) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn login(
+    State(app): State<AppState>,
+    body: JsonObject,
+) -> ApiResult<impl IntoResponse> {
     let username = body.req_str("username")?;
     let password = body.req_str("password")?;
     let user = app.store.gen().user(&username);
@@ -149,7 +152,10 @@ pub async fn login(State(app): State<AppState>, body: JsonObject) -> ApiResult<i
     ))
 }
 
-pub async fn logout(State(app): State<AppState>, auth: Auth) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn logout(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> ApiResult<impl IntoResponse> {
     let meta = app.store.meta.clone();
     tokio::task::spawn_blocking(move || meta.revoke(&auth.token))
         .await
@@ -157,12 +163,15 @@ pub async fn logout(State(app): State<AppState>, auth: Auth) -> ApiResult<impl I
     Ok(Json(json!({"success": true, "message": "logged out"})))
 }
 
-pub async fn list_users(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn list_users(
+    State(app): State<AppState>,
+    _auth: Auth,
+) -> ApiResult<impl IntoResponse> {
     let users: Vec<UserView> = app.store.gen().users().iter().map(UserView::from).collect();
     Ok(Json(json!({"success": true, "users": users})))
 }
 
-pub async fn create_user(
+pub(crate) async fn create_user(
     State(app): State<AppState>,
     Admin(admin): Admin,
     body: JsonObject,

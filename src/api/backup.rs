@@ -83,7 +83,7 @@ impl From<OffsiteError> for ApiError {
     }
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<AppState>,
     Admin(admin): Admin,
     MaybeJsonObject(body): MaybeJsonObject,
@@ -107,7 +107,7 @@ pub async fn create(
     ))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<AppState>,
     _admin: Admin,
     q: QueryMap,
@@ -142,7 +142,7 @@ pub async fn list(
     }
 }
 
-pub async fn export_metadata(
+pub(crate) async fn export_metadata(
     State(app): State<AppState>,
     _admin: Admin,
 ) -> ApiResult<impl IntoResponse> {
@@ -178,7 +178,7 @@ fn body_at(body: &JsonObject) -> ApiResult<Option<At>> {
     Ok(Some(at))
 }
 
-pub async fn restore_route(
+pub(crate) async fn restore_route(
     State(app): State<AppState>,
     Admin(admin): Admin,
     body: JsonObject,
@@ -273,7 +273,7 @@ async fn restore_offsite(
 
 /// `POST /api/backup/import`: a predecessor snapshot (raw JSON body) replaces
 /// the live state like a restore (SPEC §8).
-pub async fn import(
+pub(crate) async fn import(
     State(app): State<AppState>,
     Admin(admin): Admin,
     body: Body,
@@ -347,7 +347,7 @@ async fn receive(body: Body, path: &std::path::Path, limit: u64) -> ApiResult<u6
     written
 }
 
-pub async fn download(
+pub(crate) async fn download(
     State(app): State<AppState>,
     _admin: Admin,
     Path(name): Path<String>,
@@ -381,7 +381,7 @@ pub async fn download(
         .into_response())
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(app): State<AppState>,
     Admin(admin): Admin,
     Path(name): Path<String>,
@@ -390,7 +390,10 @@ pub async fn delete(
     Ok(Json(json!({"success": true})))
 }
 
-pub async fn audit(State(app): State<AppState>, _admin: Admin) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn audit(
+    State(app): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<impl IntoResponse> {
     let entries = app.store.meta.audit_entries(1000)?;
     Ok(Json(json!({"success": true, "audit": entries})))
 }
@@ -398,7 +401,7 @@ pub async fn audit(State(app): State<AppState>, _admin: Admin) -> ApiResult<impl
 /// Raw body upload: streamed to a temporary file under the size limit, verified
 /// completely (replay included), then given its name. `?name=` keeps a valid,
 /// unused backup file name; otherwise one is made up from the current time.
-pub async fn upload(
+pub(crate) async fn upload(
     State(app): State<AppState>,
     Admin(admin): Admin,
     Query(q): Query<HashMap<String, String>>,

@@ -10,7 +10,7 @@ use crate::domain::DomainError;
 use crate::store::{StoreError, WriteError};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -34,9 +34,9 @@ pub enum ApiError {
     Internal(String),
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-pub fn error_body(status: StatusCode, msg: &str) -> Response {
+pub(crate) fn error_body(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({"success": false, "error": msg}))).into_response()
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 
-pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let durable = *app.store.durable().borrow();
     let dir = app.config.backup_dir.clone();
     let offsite = app.offsite.clone();
@@ -38,7 +38,7 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     }))
 }
 
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let durable = app.store.durable().borrow().seq;
     let last = app
         .relay

@@ -249,7 +249,7 @@ fn snapshot_body(cut: &Cut, user: &str, r: &impl Records) -> ApiResult<Vec<u8>> 
 }
 
 /// `GET /api/snapshot?at=T`: now by default, straight from the live image then.
-pub async fn snapshot(
+pub(crate) async fn snapshot(
     State(app): State<AppState>,
     auth: Auth,
     q: QueryMap,
@@ -374,7 +374,7 @@ async fn load_stream(app: &AppState, raw: String) -> ApiResult<Option<Stream>> {
 }
 
 /// `GET /api/v1/snapshots/:streamId`: one snapshot per month with events.
-pub async fn stream_months(
+pub(crate) async fn stream_months(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(raw): PathId,
@@ -411,7 +411,7 @@ pub async fn stream_months(
 }
 
 /// `GET /api/v1/snapshots/:streamId/:month`.
-pub async fn stream_month(
+pub(crate) async fn stream_month(
     State(app): State<AppState>,
     _auth: Auth,
     axum::extract::Path((raw, month)): axum::extract::Path<(String, String)>,
@@ -443,7 +443,7 @@ pub async fn stream_month(
 }
 
 /// `GET /api/v1/snapshots/:streamId/archive`: activity older than 90 days.
-pub async fn stream_archive(
+pub(crate) async fn stream_archive(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(raw): PathId,

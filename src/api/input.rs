@@ -10,7 +10,7 @@ use super::error::ApiError;
 use crate::domain::Status;
 
 /// A JSON object body.
-pub struct JsonObject(pub Map<String, Value>);
+pub(crate) struct JsonObject(pub Map<String, Value>);
 
 fn read_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -97,7 +97,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 }
 
 /// A JSON object body that may also be left out entirely (empty body: `{}`).
-pub struct MaybeJsonObject(pub JsonObject);
+pub(crate) struct MaybeJsonObject(pub JsonObject);
 
 impl<S: Send + Sync> FromRequest<S> for MaybeJsonObject {
     type Rejection = ApiError;
@@ -114,7 +114,7 @@ impl<S: Send + Sync> FromRequest<S> for MaybeJsonObject {
 impl JsonObject {
     /// A string field that may be left out; `null` is a wrong type like any
     /// other (SPEC §2: only the dates may be `null`).
-    pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
+    pub(crate) fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -122,13 +122,13 @@ impl JsonObject {
         }
     }
 
-    pub fn req_str(&self, name: &str) -> Result<String, ApiError> {
+    pub(crate) fn req_str(&self, name: &str) -> Result<String, ApiError> {
         self.opt_str(name)?
             .ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))
     }
 
     /// Absent: `None`; `null`: `Some(None)`; a string: `Some(Some(s))`.
-    pub fn nullable_str(&self, name: &str) -> Result<Option<Option<String>>, ApiError> {
+    pub(crate) fn nullable_str(&self, name: &str) -> Result<Option<Option<String>>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
             Some(Value::Null) => Ok(Some(None)),
@@ -139,7 +139,7 @@ impl JsonObject {
         }
     }
 
-    pub fn opt_status(&self, name: &str) -> Result<Option<Status>, ApiError> {
+    pub(crate) fn opt_status(&self, name: &str) -> Result<Option<Status>, ApiError> {
         match self.opt_str(name)? {
             None => Ok(None),
             Some(s) => Status::parse(&s).map(Some).ok_or_else(|| {
@@ -152,13 +152,13 @@ impl JsonObject {
 }
 
 /// Path ids: anything that is not one of ours simply is not found.
-pub fn parse_id(raw: &str, what: &str) -> Result<Id, ApiError> {
+pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Id, ApiError> {
     Id::parse(raw).ok_or_else(|| ApiError::NotFound(format!("{what} not found")))
 }
 
 /// The `{id}` path segment as text. A segment that is not even valid UTF-8 is no
 /// id of ours: it reads as empty, which every route treats as "not found".
-pub struct PathId(pub String);
+pub(crate) struct PathId(pub String);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
     type Rejection = ApiError;

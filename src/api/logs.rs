@@ -18,7 +18,7 @@ use crate::domain::time::fmt_ms;
 use crate::domain::{describe, StoredEvent};
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct LogEntry {
+pub(crate) struct LogEntry {
     id: u64,
     timestamp: String,
     event_type: &'static str,
@@ -51,12 +51,12 @@ pub(crate) fn entry(seq: u64, se: StoredEvent) -> Option<LogEntry> {
     })
 }
 
-pub struct Paging {
-    pub limit: usize,
-    pub before: Option<u64>,
+pub(crate) struct Paging {
+    pub(crate) limit: usize,
+    pub(crate) before: Option<u64>,
 }
 
-pub fn paging(q: &HashMap<String, String>) -> ApiResult<Paging> {
+pub(crate) fn paging(q: &HashMap<String, String>) -> ApiResult<Paging> {
     let limit = match q.get("limit") {
         None => 100,
         Some(v) => match v.parse::<i64>() {
@@ -85,7 +85,10 @@ pub(crate) fn query(q: QueryMap) -> ApiResult<HashMap<String, String>> {
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
 }
 
-pub async fn groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn groups(
+    State(app): State<AppState>,
+    _auth: Auth,
+) -> ApiResult<impl IntoResponse> {
     let groups: Vec<_> = app
         .store
         .gen()
@@ -98,7 +101,7 @@ pub async fn groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl 
     Ok(super::success("groups", groups))
 }
 
-pub async fn group_logs(
+pub(crate) async fn group_logs(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,
@@ -118,7 +121,7 @@ pub async fn group_logs(
     Ok(super::success("logs", logs))
 }
 
-pub async fn group_tasks(
+pub(crate) async fn group_tasks(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,
@@ -138,7 +141,7 @@ pub async fn group_tasks(
     Ok(super::success("tasks", tasks))
 }
 
-pub async fn task_logs(
+pub(crate) async fn task_logs(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,

@@ -1,16 +1,16 @@
 //! The HTTP edge: one router, per-resource handlers, the auth extractors, and the
 //! mapping of every error (ours and axum's) to `{"success":false,"error":…}`.
 
-pub mod auth;
-pub mod backup;
-pub mod error;
-pub mod health;
-pub mod history;
-pub mod input;
-pub mod logs;
-pub mod openapi;
-pub mod tasks;
-pub mod ui;
+pub(crate) mod auth;
+pub(crate) mod backup;
+pub(crate) mod error;
+pub(crate) mod health;
+pub(crate) mod history;
+pub(crate) mod input;
+pub(crate) mod logs;
+pub(crate) mod openapi;
+pub(crate) mod tasks;
+pub(crate) mod ui;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -25,10 +25,10 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
 use crate::config::Cors;
-pub use error::{ApiError, ApiResult};
+pub(crate) use error::{ApiError, ApiResult};
 
 /// The JSON body limit of SPEC §2.
-pub const BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 
 /// `{"success": true, "<key>": value}`, serialized straight from `value` (no
 /// intermediate `serde_json::Value` tree: the hot read routes answer with it).
@@ -57,7 +57,7 @@ pub(crate) fn decode_record<T: DeserializeOwned>(record: Option<Vec<u8>>) -> Api
     bincode::deserialize(&bytes).map_err(|e| ApiError::Internal(format!("undecodable record: {e}")))
 }
 
-pub fn router(app: AppState) -> Router {
+pub(crate) fn router(app: AppState) -> Router {
     let api = Router::new()
         .route("/api/health", get(health::health))
         .route("/api/openapi.json", get(openapi::serve))

@@ -522,7 +522,7 @@ pub(crate) fn document() -> &'static str {
     })
 }
 
-pub async fn serve() -> impl axum::response::IntoResponse {
+pub(crate) async fn serve() -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         document(),

@@ -18,7 +18,7 @@ use crate::domain::{Command, CommentRec, GroupRec, Records, TaskRec};
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CommentView {
+pub(crate) struct CommentView {
     #[serde(rename = "_id")]
     id: String,
     task_id: String,
@@ -46,7 +46,7 @@ impl From<&CommentRec> for CommentView {
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskView {
+pub(crate) struct TaskView {
     #[serde(rename = "_id")]
     id: String,
     group_id: String,
@@ -63,7 +63,7 @@ pub struct TaskView {
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct GroupView {
+pub(crate) struct GroupView {
     #[serde(rename = "_id")]
     id: String,
     name: String,
@@ -106,7 +106,10 @@ pub(crate) fn group_view(r: &impl Records, g: &GroupRec) -> GroupView {
     }
 }
 
-pub async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn list_groups(
+    State(app): State<AppState>,
+    _auth: Auth,
+) -> ApiResult<impl IntoResponse> {
     let gen = app.store.gen();
     let groups: Vec<GroupView> = gen
         .state
@@ -116,7 +119,7 @@ pub async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<
     Ok(super::success("groups", groups))
 }
 
-pub async fn get_group(
+pub(crate) async fn get_group(
     State(app): State<AppState>,
     auth: Auth,
     PathId(id): PathId,
@@ -134,7 +137,7 @@ pub async fn get_group(
     Ok(super::success("group", group_view(&gen.state, g)).into_response())
 }
 
-pub async fn create_group(
+pub(crate) async fn create_group(
     State(app): State<AppState>,
     auth: Auth,
     body: JsonObject,
@@ -150,7 +153,7 @@ pub async fn create_group(
     Ok((StatusCode::CREATED, super::success("group", view)))
 }
 
-pub async fn update_group(
+pub(crate) async fn update_group(
     State(app): State<AppState>,
     auth: Auth,
     PathId(id): PathId,
@@ -167,7 +170,7 @@ pub async fn update_group(
     Ok(super::success("group", view))
 }
 
-pub async fn delete_group(
+pub(crate) async fn delete_group(
     State(app): State<AppState>,
     auth: Auth,
     PathId(id): PathId,
@@ -179,7 +182,7 @@ pub async fn delete_group(
     Ok(Json(json!({"success": true})))
 }
 
-pub async fn create_task(
+pub(crate) async fn create_task(
     State(app): State<AppState>,
     auth: Auth,
     PathId(group_id): PathId,
@@ -218,7 +221,7 @@ fn task_view_bare(t: &TaskRec) -> TaskView {
     }
 }
 
-pub async fn get_task(
+pub(crate) async fn get_task(
     State(app): State<AppState>,
     auth: Auth,
     PathId(id): PathId,
@@ -236,7 +239,7 @@ pub async fn get_task(
     Ok(super::success("task", task_view(&gen.state, t)).into_response())
 }
 
-pub async fn update_task(
+pub(crate) async fn update_task(
     State(app): State<AppState>,
     auth: Auth,
     PathId(id): PathId,
@@ -256,7 +259,7 @@ pub async fn update_task(
     Ok(super::success("task", view))
 }
 
-pub async fn change_status(
+pub(crate) async fn change_status(
     State(app): State<AppState>,
     auth: Auth,
     PathId(id): PathId,
@@ -275,7 +278,7 @@ pub async fn change_status(
     Ok(super::success("task", view))
 }
 
-pub async fn delete_task(
+pub(crate) async fn delete_task(
     State(app): State<AppState>,
     auth: Auth,
     PathId(id): PathId,
@@ -287,7 +290,7 @@ pub async fn delete_task(
     Ok(Json(json!({"success": true})))
 }
 
-pub async fn add_comment(
+pub(crate) async fn add_comment(
     State(app): State<AppState>,
     auth: Auth,
     PathId(id): PathId,
@@ -306,7 +309,7 @@ pub async fn add_comment(
     ))
 }
 
-pub async fn list_comments(
+pub(crate) async fn list_comments(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,

@@ -19,7 +19,7 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; 
                    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The router's fallback: assets and client routes for GET/HEAD, JSON 404 otherwise.
-pub async fn fallback(req: Request) -> Response {
+pub(crate) async fn fallback(req: Request) -> Response {
     let path = req.uri().path();
     let readable = req.method() == Method::GET || req.method() == Method::HEAD;
     if !readable || is_server_path(path) {

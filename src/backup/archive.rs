@@ -27,15 +27,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The `format` every manifest carries.
-pub const FORMAT: &str = "taskledger-backup";
+pub(crate) const FORMAT: &str = "taskledger-backup";
 /// The only format version this build reads and writes.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 /// Name of the first member.
-pub const MANIFEST_NAME: &str = "manifest.json";
+pub(crate) const MANIFEST_NAME: &str = "manifest.json";
 /// Name of the member holding the events.
-pub const EVENTS_NAME: &str = "events.ndjson";
+pub(crate) const EVENTS_NAME: &str = "events.ndjson";
 /// Every `kind` a manifest may carry.
-pub const KINDS: [&str; 4] = ["auto", "manual", "pre-restore", "uploaded"];
+pub(crate) const KINDS: [&str; 4] = ["auto", "manual", "pre-restore", "uploaded"];
 
 /// Events are small JSON objects (request bodies are capped well below this);
 /// the cap keeps a newline-free member from being buffered whole as one "line".
@@ -48,49 +48,49 @@ const IO_BUF: usize = 64 << 10;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    pub format: String,
-    pub version: u32,
-    pub created_at: String,
-    pub kind: String,
-    pub label: Option<String>,
-    pub app_version: String,
-    pub events: u64,
-    pub first_event_id: Option<u64>,
-    pub last_event_id: u64,
-    pub files: BTreeMap<String, FileEntry>,
+pub(crate) struct Manifest {
+    pub(crate) format: String,
+    pub(crate) version: u32,
+    pub(crate) created_at: String,
+    pub(crate) kind: String,
+    pub(crate) label: Option<String>,
+    pub(crate) app_version: String,
+    pub(crate) events: u64,
+    pub(crate) first_event_id: Option<u64>,
+    pub(crate) last_event_id: u64,
+    pub(crate) files: BTreeMap<String, FileEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FileEntry {
-    pub sha256: String,
-    pub bytes: u64,
+pub(crate) struct FileEntry {
+    pub(crate) sha256: String,
+    pub(crate) bytes: u64,
 }
 
 /// What the caller decides about a backup; the rest of the manifest is measured.
 #[derive(Debug, Clone)]
-pub struct ArchiveMeta {
+pub(crate) struct ArchiveMeta {
     /// RFC 3339, e.g. `2025-11-10T15:30:45.123Z`.
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// `created_at` in whole seconds; becomes the members' mtime.
-    pub created_unix_secs: u64,
-    pub kind: String,
-    pub label: Option<String>,
-    pub app_version: String,
+    pub(crate) created_unix_secs: u64,
+    pub(crate) kind: String,
+    pub(crate) label: Option<String>,
+    pub(crate) app_version: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct WrittenArchive {
-    pub path: PathBuf,
+pub(crate) struct WrittenArchive {
+    pub(crate) path: PathBuf,
     /// Size of the whole archive file.
-    pub size: u64,
+    pub(crate) size: u64,
     /// SHA-256 of the whole archive file, lowercase hex.
-    pub sha256: String,
-    pub manifest: Manifest,
+    pub(crate) sha256: String,
+    pub(crate) manifest: Manifest,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
+pub(crate) enum ArchiveError {
     #[error("backup i/o error: {0}")]
     Io(#[from] io::Error),
     /// The archive (or, when writing, the data given for it) fails verification.
@@ -103,10 +103,10 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T, ArchiveError> {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Cap on the members' content (manifest plus every listed file).
-    pub max_unpacked_bytes: u64,
-    pub max_manifest_bytes: u64,
+    pub(crate) max_unpacked_bytes: u64,
+    pub(crate) max_manifest_bytes: u64,
 }
 
 impl Default for Limits {
@@ -116,15 +116,6 @@ impl Default for Limits {
             max_manifest_bytes: 1 << 20,
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct Verified {
-    pub manifest: Manifest,
-    /// Size of the whole archive file as read.
-    pub size: u64,
-    /// SHA-256 of the whole archive file as read, lowercase hex.
-    pub sha256: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -246,14 +237,14 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
-type Stack = tar::Archive<Capped<GzDecoder<BufReader<Hashing<Source>>>>>;
+type Stack = tar::Archive<Capped<GzDecoder<BufReader<Source>>>>;
 
 fn open_stack(path: &Path, probe: &Rc<Probe>) -> Result<Stack, ArchiveError> {
     let file = File::open(path)?;
-    let source = Hashing::new(Source {
+    let source = Source {
         file,
         probe: Rc::clone(probe),
-    });
+    };
     let gz = GzDecoder::new(BufReader::with_capacity(IO_BUF, source));
     Ok(tar::Archive::new(Capped {
         inner: gz,
@@ -475,7 +466,7 @@ fn temp_name(name: &std::ffi::OsStr, suffix: &str) -> OsString {
 /// `Invalid`, as for a bad `meta` (unknown kind, `created_at` not RFC 3339 or not matching
 /// `created_unix_secs`). An `Err` from `events` is returned as is. An existing `final_path` is
 /// replaced. If only the final directory fsync fails, the archive is already in place.
-pub fn write_archive<I>(
+pub(crate) fn write_archive<I>(
     final_path: &Path,
     meta: &ArchiveMeta,
     events: I,
@@ -729,7 +720,7 @@ fn read_manifest_member<R: Read>(
 
 /// Reads only the manifest (first member) cheaply, for listing: checked as [`verify_archive`]
 /// checks it, but nothing after it is read. Invalid if the first member is not `manifest.json`.
-pub fn read_manifest(path: &Path, limits: &Limits) -> Result<Manifest, ArchiveError> {
+pub(crate) fn read_manifest(path: &Path, limits: &Limits) -> Result<Manifest, ArchiveError> {
     let probe = Rc::new(Probe::default());
     probe
         .cap
@@ -740,7 +731,7 @@ pub fn read_manifest(path: &Path, limits: &Limits) -> Result<Manifest, ArchiveEr
 }
 
 /// sha256 + size of a file (for listing backups).
-pub fn file_digest(path: &Path) -> io::Result<(u64, String)> {
+pub(crate) fn file_digest(path: &Path) -> io::Result<(u64, String)> {
     let mut reader = Hashing::new(File::open(path)?);
     io::copy(&mut reader, &mut io::sink())?;
     let (_, size, sha256) = reader.finish();
@@ -758,12 +749,12 @@ pub fn file_digest(path: &Path) -> io::Result<(u64, String)> {
 /// regular file with a plain name, listed, not repeated, of the listed size and SHA-256; every
 /// listed file present; decompressed bytes counted as they flow against the declared sizes and
 /// `max_unpacked_bytes`; event lines JSON objects with consecutive ids matching the manifest,
-/// each ending in '\n', none empty. Also measures the whole file. Nothing is written to disk.
-pub fn verify_archive<F>(
+/// each ending in '\n', none empty. Nothing is written to disk.
+pub(crate) fn verify_archive<F>(
     path: &Path,
     limits: &Limits,
     mut on_event: F,
-) -> Result<Verified, ArchiveError>
+) -> Result<Manifest, ArchiveError>
 where
     F: FnMut(u64, u64, &[u8]) -> Result<(), String>,
 {
@@ -807,12 +798,7 @@ where
     {
         return invalid("data after the end of the gzip stream");
     }
-    let (_, size, sha256) = compressed.into_inner().finish();
-    Ok(Verified {
-        manifest,
-        size,
-        sha256,
-    })
+    Ok(manifest)
 }
 
 /// Every member after the manifest; only `events.ndjson` can be listed in version 1.
@@ -1001,7 +987,7 @@ mod tests {
 
     type Seen = Vec<(u64, u64, Vec<u8>)>;
 
-    fn verify_collect(path: &Path, limits: &Limits) -> (Result<Verified, ArchiveError>, Seen) {
+    fn verify_collect(path: &Path, limits: &Limits) -> (Result<Manifest, ArchiveError>, Seen) {
         let mut seen = Vec::new();
         let result = verify_archive(path, limits, |n, id, bytes| {
             seen.push((n, id, bytes.to_vec()));
@@ -1010,7 +996,7 @@ mod tests {
         (result, seen)
     }
 
-    fn verify(path: &Path) -> Result<Verified, ArchiveError> {
+    fn verify(path: &Path) -> Result<Manifest, ArchiveError> {
         verify_collect(path, &Limits::default()).0
     }
 
@@ -1121,13 +1107,12 @@ mod tests {
         let verified = result.unwrap();
         let expected: Seen = (1..=1000).map(|i| (i, i, line(i))).collect();
         assert_eq!(seen, expected);
-        assert_eq!(verified.manifest, written.manifest);
+        assert_eq!(verified, written.manifest);
 
         let bytes = fs::read(&path).unwrap();
         let digest = file_digest(&path).unwrap();
         assert_eq!(digest, (bytes.len() as u64, sha_hex(&bytes)));
         assert_eq!((written.size, written.sha256.clone()), digest);
-        assert_eq!((verified.size, verified.sha256), digest);
         assert_eq!(
             read_manifest(&path, &Limits::default()).unwrap(),
             written.manifest
@@ -1210,7 +1195,7 @@ mod tests {
         );
 
         let (result, seen) = verify_collect(&path, &Limits::default());
-        assert_eq!(result.unwrap().manifest, written.manifest);
+        assert_eq!(result.unwrap(), written.manifest);
         assert!(seen.is_empty());
     }
 
@@ -1220,7 +1205,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let path = put_members(&dir, &good_members(1..=5));
         let (result, seen) = verify_collect(&path, &Limits::default());
-        assert_eq!(result.unwrap().manifest.events, 5);
+        assert_eq!(result.unwrap().events, 5);
         assert_eq!(seen.len(), 5);
 
         // Zero padding after the end marker is what other tar tools write.

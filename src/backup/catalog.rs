@@ -8,26 +8,26 @@ use serde_json::json;
 use crate::domain::time::fmt_ms;
 
 #[derive(Debug, Clone)]
-pub struct FileInfo {
-    pub name: String,
-    pub size: u64,
-    pub created_ms: i64,
+pub(crate) struct FileInfo {
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) created_ms: i64,
 }
 
 /// `backup_YYYY-MM-DD_HHMMSS[_label].tar.gz` → the UTC time in its name.
-pub fn created_from_name(name: &str) -> Option<i64> {
+pub(crate) fn created_from_name(name: &str) -> Option<i64> {
     let stamp = name.strip_prefix("backup_")?.get(..17)?;
     NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d_%H%M%S")
         .ok()
         .map(|t| t.and_utc().timestamp_millis())
 }
 
-pub fn is_backup_name(name: &str) -> bool {
+pub(crate) fn is_backup_name(name: &str) -> bool {
     name.starts_with("backup_") && name.ends_with(".tar.gz") && !name.starts_with('.')
 }
 
 /// Backup files in `dir`, newest first (by the time in their name, then by name).
-pub fn list_files(dir: &Path) -> Vec<FileInfo> {
+pub(crate) fn list_files(dir: &Path) -> Vec<FileInfo> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
         return out;
@@ -62,12 +62,12 @@ pub fn list_files(dir: &Path) -> Vec<FileInfo> {
     out
 }
 
-pub fn mb(bytes: u64) -> f64 {
+pub(crate) fn mb(bytes: u64) -> f64 {
     (bytes as f64 / (1024.0 * 1024.0) * 100.0).round() / 100.0
 }
 
 /// The `backup` block of `/api/health`.
-pub fn health_block(dir: &Path) -> serde_json::Value {
+pub(crate) fn health_block(dir: &Path) -> serde_json::Value {
     let files = list_files(dir);
     let total: u64 = files.iter().map(|f| f.size).sum();
     let latest = files

@@ -19,7 +19,7 @@ use super::Backups;
 use super::Turn;
 
 /// How long a file must stay unchanged before it counts as completely copied.
-pub const SETTLE: Duration = Duration::from_millis(1500);
+pub(crate) const SETTLE: Duration = Duration::from_millis(1500);
 const POLL: Duration = Duration::from_millis(1000);
 /// How long a file that ends early may stay unchanged before it counts as failed
 /// (SPEC §3: 60 s). `TASKLEDGER_DROP_STALL_MS` shortens it for tests.
@@ -49,7 +49,7 @@ fn wakes_scan(kind: &notify::EventKind) -> bool {
 }
 
 /// Whether a name in the drop folder is a restore candidate at all.
-pub fn is_candidate(name: &str) -> bool {
+pub(crate) fn is_candidate(name: &str) -> bool {
     !name.starts_with('.') && (name.ends_with(".tar.gz") || name.ends_with(".json"))
 }
 
@@ -103,14 +103,14 @@ struct Seen {
 }
 
 #[derive(Default)]
-pub struct Settling {
+pub(crate) struct Settling {
     seen: HashMap<String, Seen>,
 }
 
 impl Settling {
     /// Candidates that have been stable for `SETTLE`, in name order; a stalled
     /// file comes back only once it changed.
-    pub fn ready(&mut self, dir: &Path, settle: Duration) -> Vec<String> {
+    pub(crate) fn ready(&mut self, dir: &Path, settle: Duration) -> Vec<String> {
         let mut present = Vec::new();
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
@@ -165,7 +165,7 @@ impl Settling {
         self.seen.values().any(|s| s.stalled.is_none())
     }
 
-    pub fn forget(&mut self, name: &str) {
+    pub(crate) fn forget(&mut self, name: &str) {
         self.seen.remove(name);
     }
 
@@ -277,7 +277,7 @@ fn file_away(dir: &Path, name: &str, sub: &str, err: Option<String>) {
 /// A store that lost its tail may not be served: restores, offline, the first
 /// backup in the restore dir that passes verification (the others stay for the
 /// live watcher). Returns its name, or `None` when there is none.
-pub fn rescue(config: &crate::config::Config) -> Option<String> {
+pub(crate) fn rescue(config: &crate::config::Config) -> Option<String> {
     let dir = &config.restore_dir;
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .ok()?
@@ -309,7 +309,7 @@ pub fn rescue(config: &crate::config::Config) -> Option<String> {
 
 /// At start, before serving: restores every candidate already there. Files still
 /// growing are waited for (up to a minute, then left to the live watcher).
-pub async fn initial_scan(app: &Arc<Backups>) {
+pub(crate) async fn initial_scan(app: &Arc<Backups>) {
     let dir = app.settings.restore_dir.clone();
     let mut settling = Settling::default();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -323,7 +323,7 @@ pub async fn initial_scan(app: &Arc<Backups>) {
 }
 
 /// The live watcher: wakes on filesystem events, polls as a fallback.
-pub fn spawn_watcher(
+pub(crate) fn spawn_watcher(
     app: Arc<Backups>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {

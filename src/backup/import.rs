@@ -15,17 +15,17 @@ use crate::domain::{Id, Role, Status};
 
 /// Record counts of an imported file (the answer's `imported`).
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub struct Imported {
-    pub groups: u64,
-    pub tasks: u64,
-    pub comments: u64,
-    pub users: u64,
+pub(crate) struct Imported {
+    pub(crate) groups: u64,
+    pub(crate) tasks: u64,
+    pub(crate) comments: u64,
+    pub(crate) users: u64,
 }
 
 /// The events that recreate a snapshot, in log order, and what they hold.
-pub struct Plan {
-    pub events: Vec<StoredEvent>,
-    pub imported: Imported,
+pub(crate) struct Plan {
+    pub(crate) events: Vec<StoredEvent>,
+    pub(crate) imported: Imported,
 }
 
 type Obj = Map<String, Value>;
@@ -380,7 +380,10 @@ fn rank(e: &Event) -> u8 {
 /// Checks `bytes` and plans the import. `live_hash` gives this server's password
 /// hash for a user name: a user without a password in the file who also exists
 /// here keeps that password (so the admin importing is not locked out).
-pub fn plan(bytes: &[u8], live_hash: &dyn Fn(&str) -> Option<String>) -> Result<Plan, String> {
+pub(crate) fn plan(
+    bytes: &[u8],
+    live_hash: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, String> {
     let p = parse(bytes)?;
     let mut out: Vec<(i64, u8, usize, String, Event)> = Vec::new();
     let mut push = |ts: i64, user: &str, e: Event| {

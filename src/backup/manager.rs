@@ -19,10 +19,10 @@ use crate::domain::canonical::to_canonical;
 use crate::domain::time::fmt_ms;
 use crate::store::{Gen, Meta};
 
-pub const AUTO: &str = "auto";
-pub const MANUAL: &str = "manual";
-pub const PRE_RESTORE: &str = "pre-restore";
-pub const UPLOADED: &str = "uploaded";
+pub(crate) const AUTO: &str = "auto";
+pub(crate) const MANUAL: &str = "manual";
+pub(crate) const PRE_RESTORE: &str = "pre-restore";
+pub(crate) const UPLOADED: &str = "uploaded";
 
 /// A backup file name for now, `backup_YYYY-MM-DD_HHMMSS[_<label>].tar.gz`,
 /// not yet taken in `dir` (blocking: names carry the second, so a second backup
@@ -48,7 +48,7 @@ fn unused_name(dir: &Path, label: Option<&str>) -> (chrono::DateTime<Utc>, std::
 /// completely, names it (`wanted`, or now plus its label, else `uploaded`),
 /// records its kind, moves it in and fsyncs the directory. `tmp` is gone
 /// afterwards whatever happens.
-pub async fn adopt_upload(
+pub(crate) async fn adopt_upload(
     app: &Arc<Backups>,
     tmp: std::path::PathBuf,
     wanted: Option<String>,
@@ -96,7 +96,7 @@ pub async fn adopt_upload(
 }
 
 /// Writes a backup of `gen`'s log up to `upto` into `dir` (blocking).
-pub fn write_backup(
+pub(crate) fn write_backup(
     gen: &Gen,
     upto: u64,
     dir: &Path,
@@ -145,7 +145,7 @@ impl BackupState {
         Ok((size, sha))
     }
 
-    pub fn forget(&self, name: &str) {
+    pub(crate) fn forget(&self, name: &str) {
         if let Ok(mut cache) = self.digests.lock() {
             cache.remove(name);
         }
@@ -153,7 +153,7 @@ impl BackupState {
 }
 
 /// The API view of one backup file (blocking: reads the manifest, hashes once).
-pub fn view(
+pub(crate) fn view(
     state: &BackupState,
     meta: &Meta,
     dir: &Path,
@@ -181,7 +181,7 @@ pub fn view(
 }
 
 /// Every readable backup, newest first; unreadable files are logged and skipped.
-pub fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupView> {
+pub(crate) fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupView> {
     catalog::list_files(dir)
         .into_iter()
         .filter_map(|f| match view(state, meta, dir, &f.name) {
@@ -195,13 +195,13 @@ pub fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupView> {
 }
 
 /// The live generation with its durable end, consistent with each other.
-pub fn durable_prefix(app: &Arc<Backups>) -> (Arc<Gen>, u64) {
+pub(crate) fn durable_prefix(app: &Arc<Backups>) -> (Arc<Gen>, u64) {
     let snap = app.store.gen();
     (snap.gen.clone(), snap.last_seq())
 }
 
 /// Creates a backup; the caller must hold `app.state.busy`.
-pub async fn create_locked(
+pub(crate) async fn create_locked(
     app: &Arc<Backups>,
     kind: &str,
     label: Option<String>,
@@ -253,7 +253,7 @@ pub async fn create_locked(
 }
 
 /// Records an audit entry (a durable meta write: off the async threads).
-pub async fn audit(
+pub(crate) async fn audit(
     app: &Arc<Backups>,
     action: &str,
     backup: Option<&str>,
@@ -283,7 +283,7 @@ fn now_secs() -> i64 {
     crate::domain::time::now_ms() / 1000
 }
 
-pub async fn create(
+pub(crate) async fn create(
     app: &Arc<Backups>,
     kind: &str,
     label: Option<String>,
@@ -299,7 +299,7 @@ pub async fn create(
 }
 
 /// Keeps the newest `MAX_BACKUPS` automatic backups; never touches other kinds.
-pub async fn rotate(app: &Arc<Backups>) {
+pub(crate) async fn rotate(app: &Arc<Backups>) {
     let a = app.clone();
     let views = blocking(move || Ok(list(&a.state, &a.store.meta, &a.settings.backup_dir)))
         .await
@@ -333,7 +333,7 @@ pub async fn rotate(app: &Arc<Backups>) {
     }
 }
 
-pub async fn delete(app: &Arc<Backups>, name: &str, user: &str) -> Result<(), BackupError> {
+pub(crate) async fn delete(app: &Arc<Backups>, name: &str, user: &str) -> Result<(), BackupError> {
     super::check_name(name)?;
     let _busy = app.state.busy.lock().await;
     let path = app.settings.backup_dir.join(name);
@@ -355,7 +355,7 @@ pub async fn delete(app: &Arc<Backups>, name: &str, user: &str) -> Result<(), Ba
 }
 
 /// One scheduled run: a new automatic backup unless nothing changed since the newest backup.
-pub async fn auto_tick(app: &Arc<Backups>) -> Result<Option<BackupView>, BackupError> {
+pub(crate) async fn auto_tick(app: &Arc<Backups>) -> Result<Option<BackupView>, BackupError> {
     let (_, seq) = durable_prefix(app);
     let dir = app.settings.backup_dir.clone();
     let newest_last = blocking(move || {
@@ -381,7 +381,7 @@ pub async fn auto_tick(app: &Arc<Backups>) -> Result<Option<BackupView>, BackupE
 
 /// Runs `auto_tick` every `AUTO_BACKUP_INTERVAL` until `stop` flips; missed ticks are
 /// skipped, failures retried with capped backoff.
-pub fn spawn_scheduler(
+pub(crate) fn spawn_scheduler(
     app: Arc<Backups>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -415,12 +415,13 @@ pub fn spawn_scheduler(
                     }
                 }
             }
+            app.state.scheduled_runs.send_modify(|n| *n += 1);
         }
     })
 }
 
 /// Removes temporary files a crash or kill left in the backup dir.
-pub fn clean_temp_files(dir: &Path) {
+pub(crate) fn clean_temp_files(dir: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -430,5 +431,92 @@ pub fn clean_temp_files(dir: &Path) {
             tracing::info!(file = %name, "removing leftover temporary backup file");
             let _ = std::fs::remove_file(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::{BackupSettings, Backups, Turn};
+    use crate::domain::Command;
+    use crate::metrics::Metrics;
+    use crate::store::Store;
+
+    fn kinds(app: &Backups) -> Vec<String> {
+        list(&app.state, &app.store.meta, &app.settings.backup_dir)
+            .into_iter()
+            .map(|b| b.kind)
+            .collect()
+    }
+
+    async fn write(app: &Backups, n: usize) {
+        app.store
+            .execute(
+                "t",
+                Command::CreateGroup {
+                    id: uuid::Uuid::new_v4().into(),
+                    name: format!("g{n}"),
+                    discussion: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Lets an hour pass on the paused clock and waits for the scheduler to
+    /// finish the run that hour started (its work runs on real threads).
+    async fn one_hour(app: &Backups, runs: &mut tokio::sync::watch::Receiver<u64>) {
+        let before = *runs.borrow_and_update();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        runs.wait_for(|n| *n > before).await.unwrap();
+        assert_eq!(*runs.borrow(), before + 1, "one run per interval");
+        assert!(app.state.busy.try_lock().is_ok());
+    }
+
+    /// The schedule, with tokio's clock paused: a backup per interval when
+    /// something changed, none when nothing did, and only `MAX_BACKUPS`
+    /// automatic ones kept. Only the backup component's handle, no application.
+    #[tokio::test(start_paused = true)]
+    async fn schedule_skips_unchanged_and_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config::for_dir(dir.path());
+        cfg.auto_backup_interval_ms = 3_600_000;
+        cfg.max_backups = 2;
+        cfg.ensure_dirs().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let store = Arc::new(Store::open(&cfg.data_dir, metrics.clone()).unwrap());
+        let app = Arc::new(Backups::new(
+            store,
+            metrics,
+            BackupSettings::from_config(&cfg),
+        ));
+        let mut runs = app.state.scheduled_runs.subscribe();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sched = spawn_scheduler(app.clone(), stop_rx);
+
+        // Empty log: nothing to back up, hour after hour.
+        for _ in 0..3 {
+            one_hour(&app, &mut runs).await;
+        }
+        assert!(kinds(&app).is_empty());
+        write(&app, 1).await;
+        one_hour(&app, &mut runs).await;
+        assert_eq!(kinds(&app), vec!["auto"]);
+        // Nothing changed for five hours: still one.
+        for _ in 0..5 {
+            one_hour(&app, &mut runs).await;
+        }
+        assert_eq!(kinds(&app), vec!["auto"]);
+        create(&app, "manual", None, "t", Turn::Wait).await.unwrap();
+        for i in 0..3 {
+            write(&app, 2 + i).await;
+            one_hour(&app, &mut runs).await;
+        }
+        let k = kinds(&app);
+        assert_eq!(k.iter().filter(|k| *k == "auto").count(), 2, "{k:?}");
+        assert_eq!(k.iter().filter(|k| *k == "manual").count(), 1, "{k:?}");
+        let _ = stop_tx.send(true);
+        sched.await.unwrap();
+        app.store.close();
     }
 }

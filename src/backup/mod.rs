@@ -2,13 +2,13 @@
 //! (create, list, delete, schedule, rotation), restore (verify, scratch, swap) and
 //! the drop folder. One backup or restore runs at a time.
 
-pub mod archive;
-pub mod catalog;
+pub(crate) mod archive;
+pub(crate) mod catalog;
 
-pub mod dropfolder;
-pub mod import;
-pub mod manager;
-pub mod restore;
+pub(crate) mod dropfolder;
+pub(crate) mod import;
+pub(crate) mod manager;
+pub(crate) mod restore;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ use crate::store::{Store, StoreError};
 use archive::ArchiveError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum BackupError {
+pub(crate) enum BackupError {
     #[error("{0}")]
     BadName(String),
     #[error("{0}")]
@@ -65,46 +65,46 @@ impl From<std::io::Error> for BackupError {
 /// A backup as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct BackupView {
-    pub name: String,
-    pub size: u64,
+pub(crate) struct BackupView {
+    pub(crate) name: String,
+    pub(crate) size: u64,
     #[serde(rename = "sizeMB")]
-    pub size_mb: f64,
-    pub created: String,
-    pub kind: String,
-    pub label: Option<String>,
-    pub events: u64,
-    pub last_event_id: u64,
-    pub sha256: String,
+    pub(crate) size_mb: f64,
+    pub(crate) created: String,
+    pub(crate) kind: String,
+    pub(crate) label: Option<String>,
+    pub(crate) events: u64,
+    pub(crate) last_event_id: u64,
+    pub(crate) sha256: String,
     /// `copied` / `pending` with off-site copies on, `null` without (SPEC §9).
-    pub offsite: Option<&'static str>,
+    pub(crate) offsite: Option<&'static str>,
 }
 
 /// What the backup component may touch, and nothing else: the store (its
 /// command path, snapshots and meta), its settings, the metrics. The scheduler,
 /// the drop-folder watcher and the restore path all take this handle.
-pub struct Backups {
-    pub store: Arc<Store>,
-    pub metrics: Arc<Metrics>,
-    pub settings: BackupSettings,
-    pub state: BackupState,
+pub(crate) struct Backups {
+    pub(crate) store: Arc<Store>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) settings: BackupSettings,
+    pub(crate) state: BackupState,
 }
 
 /// The slice of the configuration the backup component reads.
 #[derive(Debug, Clone)]
-pub struct BackupSettings {
-    pub backup_dir: PathBuf,
-    pub restore_dir: PathBuf,
-    pub max_backups: usize,
-    pub auto_backup_interval_ms: u64,
+pub(crate) struct BackupSettings {
+    pub(crate) backup_dir: PathBuf,
+    pub(crate) restore_dir: PathBuf,
+    pub(crate) max_backups: usize,
+    pub(crate) auto_backup_interval_ms: u64,
     /// Off-site copies are on: rotation queues removals, views say `pending`.
-    pub offsite: bool,
+    pub(crate) offsite: bool,
     /// Who to re-create when a restored log has no users.
-    pub seeding: crate::seed::Seeding,
+    pub(crate) seeding: crate::seed::Seeding,
 }
 
 impl BackupSettings {
-    pub fn from_config(c: &crate::config::Config) -> BackupSettings {
+    pub(crate) fn from_config(c: &crate::config::Config) -> BackupSettings {
         BackupSettings {
             backup_dir: c.backup_dir.clone(),
             restore_dir: c.restore_dir.clone(),
@@ -117,7 +117,11 @@ impl BackupSettings {
 }
 
 impl Backups {
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, settings: BackupSettings) -> Backups {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        settings: BackupSettings,
+    ) -> Backups {
         Backups {
             store,
             metrics,
@@ -129,24 +133,30 @@ impl Backups {
 
 /// Shared state of the backup subsystem.
 #[derive(Default)]
-pub struct BackupState {
+pub(crate) struct BackupState {
     /// One backup or restore at a time.
-    pub busy: tokio::sync::Mutex<()>,
+    pub(crate) busy: tokio::sync::Mutex<()>,
     /// sha256 of archives by (name, size, mtime): hashing a large file per listing is wasteful.
     digests: Mutex<HashMap<String, (u64, i128, String)>>,
+    /// Scheduled runs finished (made a backup, skipped one, or gave up): lets a
+    /// caller wait for the scheduler's turn to end instead of guessing with sleeps.
+    pub(crate) scheduled_runs: tokio::sync::watch::Sender<u64>,
 }
 
 /// Whether a backup or restore waits for the one running (scheduled and
 /// drop-folder work) or is refused at once (requests, SPEC §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Turn {
+pub(crate) enum Turn {
     Wait,
     RefuseIfBusy,
 }
 
 impl BackupState {
     /// Takes the one backup-or-restore turn.
-    pub async fn turn(&self, how: Turn) -> Result<tokio::sync::MutexGuard<'_, ()>, BackupError> {
+    pub(crate) async fn turn(
+        &self,
+        how: Turn,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, BackupError> {
         match how {
             Turn::Wait => Ok(self.busy.lock().await),
             Turn::RefuseIfBusy => self.busy.try_lock().map_err(|_| BackupError::Busy),
@@ -155,7 +165,7 @@ impl BackupState {
 }
 
 /// Runs blocking backup work (archives, sled replays) off the async threads.
-pub async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
 ) -> Result<T, BackupError> {
     tokio::task::spawn_blocking(f)
@@ -164,7 +174,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// A name the API accepts: no path parts, the right suffix.
-pub fn check_name(name: &str) -> Result<(), BackupError> {
+pub(crate) fn check_name(name: &str) -> Result<(), BackupError> {
     if name.len() > 255 {
         return Err(BackupError::BadName(
             "backupName is longer than 255 bytes".into(),
@@ -186,7 +196,7 @@ pub fn check_name(name: &str) -> Result<(), BackupError> {
 }
 
 /// Label reduced to `[a-z0-9_-]`, at most 64 characters; `None` when nothing is left.
-pub fn clean_label(label: &str) -> Option<String> {
+pub(crate) fn clean_label(label: &str) -> Option<String> {
     let s: String = label
         .to_lowercase()
         .chars()

@@ -22,23 +22,23 @@ use crate::store::meta::RestoreNotice;
 use crate::store::{replay, retire_gen, Gen, Snapshot, Store, StoreError, SwapError};
 
 #[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
-pub struct Restored {
-    pub events: u64,
-    pub groups: u64,
-    pub tasks: u64,
-    pub comments: u64,
+pub(crate) struct Restored {
+    pub(crate) events: u64,
+    pub(crate) groups: u64,
+    pub(crate) tasks: u64,
+    pub(crate) comments: u64,
 }
 
 #[derive(Debug, Clone)]
-pub struct RestoreReport {
+pub(crate) struct RestoreReport {
     /// What was restored: a file name, or "the live log".
-    pub backup: String,
-    pub restored: Restored,
-    pub safety_backup: String,
+    pub(crate) backup: String,
+    pub(crate) restored: Restored,
+    pub(crate) safety_backup: String,
     /// For a point-in-time restore: the instant, RFC 3339.
-    pub at: Option<String>,
-    pub last_event_id: u64,
-    pub imported: Option<Imported>,
+    pub(crate) at: Option<String>,
+    pub(crate) last_event_id: u64,
+    pub(crate) imported: Option<Imported>,
 }
 
 /// Lines handed from the reading thread to the replaying one at a time.
@@ -50,7 +50,10 @@ type Lines = Vec<(u64, u64, Vec<u8>)>;
 /// `gen` when given (blocking). `gen` holds junk if this fails; the caller throws
 /// it away. Two threads: one inflates, untars, hashes and splits lines, the other
 /// parses and replays them (and writes the log) — both halves cost about the same.
-pub fn verify_into(path: &Path, gen: Option<&Gen>) -> Result<(Manifest, State), BackupError> {
+pub(crate) fn verify_into(
+    path: &Path,
+    gen: Option<&Gen>,
+) -> Result<(Manifest, State), BackupError> {
     verify_upto(path, gen, None).map(|(m, s, _)| (m, s))
 }
 
@@ -126,19 +129,19 @@ fn verify_upto(
             replayed.map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
         let verified = verified?;
         if let Some(At::Seq(n)) = upto {
-            if n > verified.manifest.last_event_id {
+            if n > verified.last_event_id {
                 return Err(BackupError::BadInstant(format!(
                     "at is past the end of the backup: its last event is {}",
-                    verified.manifest.last_event_id
+                    verified.last_event_id
                 )));
             }
         }
-        Ok((verified.manifest, state, cut))
+        Ok((verified, state, cut))
     })
 }
 
 /// Verifies a file as restore would, replaying into a scratch memory image (blocking).
-pub fn verify_file(path: &Path) -> Result<Manifest, BackupError> {
+pub(crate) fn verify_file(path: &Path) -> Result<Manifest, BackupError> {
     verify_into(path, None).map(|(m, _)| m)
 }
 
@@ -158,7 +161,7 @@ fn swap_error(e: SwapError) -> BackupError {
 
 /// What replaces the live log.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// A backup archive; with `upto`, only its prefix up to that instant.
     Archive { path: PathBuf, upto: Option<At> },
     /// The live log's own prefix up to the instant: "undo everything after".
@@ -169,7 +172,7 @@ pub enum Source {
 
 impl Source {
     /// The name the audit trail, the logs and the Kafka notice use.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Source::Archive { path, .. } | Source::Import { path } => path
                 .file_name()
@@ -250,7 +253,7 @@ fn import_into(path: &Path, live: &State, scratch: &Gen) -> Result<(State, Impor
 }
 
 /// Restores `source`, live. `origin` is `api`, `drop-folder` or `cli`.
-pub async fn restore(
+pub(crate) async fn restore(
     app: &Arc<Backups>,
     source: Source,
     origin: &str,
@@ -401,7 +404,7 @@ async fn restore_locked(
 }
 
 /// Offline restore for the CLI: same checks, then the new generation becomes CURRENT.
-pub fn restore_offline(
+pub(crate) fn restore_offline(
     data_dir: &Path,
     backup_dir: &Path,
     source: &Source,

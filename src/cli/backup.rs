@@ -26,7 +26,7 @@ fn audit(config: &Config, action: &str, backup: &str, details: serde_json::Value
     }
 }
 
-pub fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
+pub(crate) fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
     match cmd {
         BackupCmd::Create { label } => {
             config.ensure_dirs()?;
@@ -103,7 +103,7 @@ pub fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
 }
 
 /// `taskledger restore FILE [--at T]` and `taskledger import FILE`.
-pub fn restore(config: &Config, source: Source) -> Result<u8, RunError> {
+pub(crate) fn restore(config: &Config, source: Source) -> Result<u8, RunError> {
     config.ensure_dirs()?;
     let _lock = lock::acquire(&config.data_dir)?;
     let t = Instant::now();

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::event::{Event, StoredEvent, EVENT_VERSION};
 use super::time::{fmt_ms, parse_ms};
 
-pub const WORKSPACE: &str = "default";
+pub(crate) const WORKSPACE: &str = "default";
 
 /// Written straight from the event: no intermediate JSON tree (backups of a
 /// million events serialize a million of these).
@@ -67,7 +67,7 @@ struct CanonicalIn<'a> {
 }
 
 /// One line of `events.ndjson` (without the newline).
-pub fn to_canonical(seq: u64, ev: &StoredEvent) -> Vec<u8> {
+pub(crate) fn to_canonical(seq: u64, ev: &StoredEvent) -> Vec<u8> {
     let c = CanonicalOut {
         id: seq,
         event_id: ev.event_id,
@@ -83,7 +83,7 @@ pub fn to_canonical(seq: u64, ev: &StoredEvent) -> Vec<u8> {
 }
 
 /// Parses and checks one canonical line; the error says what is wrong.
-pub fn from_canonical(line: &[u8]) -> Result<(u64, StoredEvent), String> {
+pub(crate) fn from_canonical(line: &[u8]) -> Result<(u64, StoredEvent), String> {
     let c: CanonicalIn =
         serde_json::from_slice(line).map_err(|e| format!("bad event JSON: {e}"))?;
     if c.version != EVENT_VERSION {

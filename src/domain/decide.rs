@@ -7,11 +7,11 @@ use super::event::*;
 use super::model::{GroupRec, TaskRec, UserRec};
 use super::time::valid_date;
 
-pub const NAME_MAX: usize = 200;
-pub const TEXT_MAX: usize = 10_000;
-pub const USERNAME_MAX: usize = 64;
-pub const PASSWORD_MIN: usize = 8;
-pub const PASSWORD_MAX: usize = 256;
+pub(crate) const NAME_MAX: usize = 200;
+pub(crate) const TEXT_MAX: usize = 10_000;
+pub(crate) const USERNAME_MAX: usize = 64;
+pub(crate) const PASSWORD_MIN: usize = 8;
+pub(crate) const PASSWORD_MAX: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
@@ -24,7 +24,7 @@ pub enum DomainError {
 }
 
 /// What `decide` may look at: the current projections.
-pub trait View {
+pub(crate) trait View {
     fn user(&self, username: &str) -> Option<UserRec>;
     fn group(&self, id: &Id) -> Option<GroupRec>;
     fn task(&self, id: &Id) -> Option<TaskRec>;
@@ -90,7 +90,7 @@ fn check_range(start: &Option<String>, end: &Option<String>) -> Result<(), Domai
 
 /// Username rule, shared by user creation and login (a login with an
 /// impossible username simply fails to match).
-pub fn check_username(username: &str) -> Result<(), DomainError> {
+pub(crate) fn check_username(username: &str) -> Result<(), DomainError> {
     let n = username.chars().count();
     if n == 0 || n > USERNAME_MAX {
         return invalid(format!("username must be 1-{USERNAME_MAX} characters"));
@@ -105,7 +105,7 @@ pub fn check_username(username: &str) -> Result<(), DomainError> {
 }
 
 /// Checked before hashing, since `decide` only ever sees the hash.
-pub fn check_password(password: &str) -> Result<(), DomainError> {
+pub(crate) fn check_password(password: &str) -> Result<(), DomainError> {
     let n = password.chars().count();
     if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&n) {
         return invalid(format!(
@@ -125,7 +125,7 @@ fn task_of(view: &dyn View, id: &Id) -> Result<TaskRec, DomainError> {
         .ok_or_else(|| DomainError::NotFound("task not found".into()))
 }
 
-pub fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> {
+pub(crate) fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, DomainError> {
     match cmd {
         Command::CreateUser {
             id,

@@ -7,15 +7,15 @@ use super::event::Event;
 /// One activity line. `None` from [`describe`] means the event is not activity
 /// (user and auth events): never logged per group, never published.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Activity {
-    pub event_type: &'static str,
-    pub entity: &'static str,
-    pub entity_id: Id,
-    pub group_id: Id,
-    pub group_name: String,
-    pub task_id: Option<Id>,
-    pub task_name: Option<String>,
-    pub changes: String,
+pub(crate) struct Activity {
+    pub(crate) event_type: &'static str,
+    pub(crate) entity: &'static str,
+    pub(crate) entity_id: Id,
+    pub(crate) group_id: Id,
+    pub(crate) group_name: String,
+    pub(crate) task_id: Option<Id>,
+    pub(crate) task_name: Option<String>,
+    pub(crate) changes: String,
 }
 
 fn listed(changed: &[String]) -> String {
@@ -26,7 +26,7 @@ fn listed(changed: &[String]) -> String {
     }
 }
 
-pub fn describe(event: &Event) -> Option<Activity> {
+pub(crate) fn describe(event: &Event) -> Option<Activity> {
     let a = match event {
         Event::UserCreated(_) => return None,
         Event::GroupCreated(e) => Activity {
@@ -122,13 +122,13 @@ pub fn describe(event: &Event) -> Option<Activity> {
 /// name) and, for task events, the task (id, name). `None` for non-activity. What
 /// [`describe`] says without building the sentence — the memory image needs only
 /// this, once per event on every replay.
-pub struct ActivityKeys<'a> {
-    pub group_id: &'a Id,
-    pub group_name: &'a str,
-    pub task: Option<(&'a Id, &'a str)>,
+pub(crate) struct ActivityKeys<'a> {
+    pub(crate) group_id: &'a Id,
+    pub(crate) group_name: &'a str,
+    pub(crate) task: Option<(&'a Id, &'a str)>,
 }
 
-pub fn activity_keys(event: &Event) -> Option<ActivityKeys<'_>> {
+pub(crate) fn activity_keys(event: &Event) -> Option<ActivityKeys<'_>> {
     let k = match event {
         Event::UserCreated(_) => return None,
         Event::GroupCreated(e) => (&e.group_id, e.name.as_str(), None),

@@ -13,16 +13,16 @@ use super::id::Id;
 use super::model::{Role, Status};
 
 /// Schema version of the stored envelope; bumped when a payload changes shape.
-pub const EVENT_VERSION: u32 = 1;
+pub(crate) const EVENT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredEvent {
-    pub version: u32,
-    pub event_id: Uuid,
-    pub ts_ms: i64,
+    pub(crate) version: u32,
+    pub(crate) event_id: Uuid,
+    pub(crate) ts_ms: i64,
     /// Username of whoever caused it (`system` for the server itself).
-    pub user: String,
-    pub event: Event,
+    pub(crate) user: String,
+    pub(crate) event: Event,
 }
 
 /// The one list of event kinds: the enum, its canonical type names and the
@@ -32,20 +32,20 @@ pub struct StoredEvent {
 macro_rules! event_kinds {
     ($($kind:ident),+ $(,)?) => {
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        pub enum Event {
+        pub(crate) enum Event {
             $($kind($kind)),+
         }
 
         impl Event {
             /// The canonical type name (`"TaskCreated"`), as in backups.
-            pub fn type_name(&self) -> &'static str {
+            pub(crate) fn type_name(&self) -> &'static str {
                 match self {
                     $(Event::$kind(_) => stringify!($kind)),+
                 }
             }
 
             /// An event from its canonical type name and `data` JSON.
-            pub fn from_canonical_parts(kind: &str, data: &str) -> Result<Event, String> {
+            pub(crate) fn from_canonical_parts(kind: &str, data: &str) -> Result<Event, String> {
                 match kind {
                     $(stringify!($kind) => serde_json::from_str(data)
                         .map(Event::$kind)
@@ -71,7 +71,7 @@ event_kinds!(
 
 impl Event {
     /// The group an event belongs to (the Kafka key, the activity-log index).
-    pub fn group_id(&self) -> Option<Id> {
+    pub(crate) fn group_id(&self) -> Option<Id> {
         match self {
             Event::UserCreated(_) => None,
             Event::GroupCreated(e) => Some(e.group_id.clone()),
@@ -84,115 +84,100 @@ impl Event {
             Event::CommentAdded(e) => Some(e.group_id.clone()),
         }
     }
-
-    /// The task an event concerns, if any.
-    pub fn task_id(&self) -> Option<Id> {
-        match self {
-            Event::TaskCreated(e) => Some(e.task_id.clone()),
-            Event::TaskUpdated(e) => Some(e.task_id.clone()),
-            Event::TaskStatusChanged(e) => Some(e.task_id.clone()),
-            Event::TaskDeleted(e) => Some(e.task_id.clone()),
-            Event::CommentAdded(e) => Some(e.task_id.clone()),
-            Event::UserCreated(_)
-            | Event::GroupCreated(_)
-            | Event::GroupUpdated(_)
-            | Event::GroupDeleted(_) => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UserCreated {
-    pub user_id: Id,
-    pub username: String,
-    pub role: Role,
+pub(crate) struct UserCreated {
+    pub(crate) user_id: Id,
+    pub(crate) username: String,
+    pub(crate) role: Role,
     /// Argon2id PHC string; a backup must carry it or a restore would lock everyone out.
-    pub password_hash: String,
+    pub(crate) password_hash: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GroupCreated {
-    pub group_id: Id,
-    pub name: String,
-    pub discussion: String,
+pub(crate) struct GroupCreated {
+    pub(crate) group_id: Id,
+    pub(crate) name: String,
+    pub(crate) discussion: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GroupUpdated {
-    pub group_id: Id,
+pub(crate) struct GroupUpdated {
+    pub(crate) group_id: Id,
     /// Full new values, so the projection copies instead of merging.
-    pub name: String,
-    pub discussion: String,
+    pub(crate) name: String,
+    pub(crate) discussion: String,
     /// Names of the fields whose value changed, for the human-readable sentence.
-    pub changed: Vec<String>,
+    pub(crate) changed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GroupDeleted {
-    pub group_id: Id,
-    pub name: String,
+pub(crate) struct GroupDeleted {
+    pub(crate) group_id: Id,
+    pub(crate) name: String,
     /// Tasks removed with the group (their comments go with them).
-    pub task_ids: Vec<Id>,
+    pub(crate) task_ids: Vec<Id>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TaskCreated {
-    pub task_id: Id,
-    pub group_id: Id,
-    pub group_name: String,
-    pub name: String,
-    pub description: String,
-    pub status: Status,
-    pub start_date: Option<String>,
-    pub end_date: Option<String>,
+pub(crate) struct TaskCreated {
+    pub(crate) task_id: Id,
+    pub(crate) group_id: Id,
+    pub(crate) group_name: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) status: Status,
+    pub(crate) start_date: Option<String>,
+    pub(crate) end_date: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TaskUpdated {
-    pub task_id: Id,
-    pub group_id: Id,
-    pub group_name: String,
-    pub name: String,
-    pub description: String,
-    pub status: Status,
-    pub start_date: Option<String>,
-    pub end_date: Option<String>,
-    pub changed: Vec<String>,
+pub(crate) struct TaskUpdated {
+    pub(crate) task_id: Id,
+    pub(crate) group_id: Id,
+    pub(crate) group_name: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) status: Status,
+    pub(crate) start_date: Option<String>,
+    pub(crate) end_date: Option<String>,
+    pub(crate) changed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TaskStatusChanged {
-    pub task_id: Id,
-    pub group_id: Id,
-    pub group_name: String,
-    pub task_name: String,
-    pub from: Status,
-    pub to: Status,
+pub(crate) struct TaskStatusChanged {
+    pub(crate) task_id: Id,
+    pub(crate) group_id: Id,
+    pub(crate) group_name: String,
+    pub(crate) task_name: String,
+    pub(crate) from: Status,
+    pub(crate) to: Status,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TaskDeleted {
-    pub task_id: Id,
-    pub group_id: Id,
-    pub group_name: String,
-    pub name: String,
+pub(crate) struct TaskDeleted {
+    pub(crate) task_id: Id,
+    pub(crate) group_id: Id,
+    pub(crate) group_name: String,
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CommentAdded {
-    pub comment_id: Id,
-    pub task_id: Id,
-    pub group_id: Id,
-    pub group_name: String,
-    pub task_name: String,
-    pub text: String,
+pub(crate) struct CommentAdded {
+    pub(crate) comment_id: Id,
+    pub(crate) task_id: Id,
+    pub(crate) group_id: Id,
+    pub(crate) group_name: String,
+    pub(crate) task_name: String,
+    pub(crate) text: String,
 }

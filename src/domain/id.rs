@@ -17,7 +17,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 /// Longest id accepted from outside.
-pub const MAX_ID_BYTES: usize = 256;
+pub(crate) const MAX_ID_BYTES: usize = 256;
 
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Id {
@@ -33,7 +33,7 @@ impl Id {
 
     /// Any non-empty string of at most [`MAX_ID_BYTES`] without control
     /// characters. A canonical (lowercase, hyphenated) UUID is stored compactly.
-    pub fn parse(s: &str) -> Option<Id> {
+    pub(crate) fn parse(s: &str) -> Option<Id> {
         if s.is_empty() || s.len() > MAX_ID_BYTES || s.chars().any(char::is_control) {
             return None;
         }

@@ -11,14 +11,14 @@ use super::state::State;
 
 /// What the image alone does not index: comment ids, and the last timestamp.
 #[derive(Default)]
-pub struct Legality {
+pub(crate) struct Legality {
     comments: HashSet<Id>,
     last_ts: Option<i64>,
 }
 
 impl Legality {
     /// Whether `se` may follow the events that built `state`; the reason if not.
-    pub fn check(&mut self, state: &State, se: &StoredEvent) -> Result<(), String> {
+    pub(crate) fn check(&mut self, state: &State, se: &StoredEvent) -> Result<(), String> {
         if let Some(last) = self.last_ts {
             if se.ts_ms < last {
                 return Err("its timestamp is earlier than the event before it".into());

@@ -3,29 +3,30 @@
 //! Nothing in here knows about axum, sled or Kafka. The store applies the events
 //! `decide` returns; the API and the Kafka mirror describe them with [`describe`].
 
-pub mod canonical;
-pub mod command;
-pub mod decide;
-pub mod describe;
-pub mod event;
-pub mod id;
-pub mod legal;
-pub mod model;
-pub mod password;
+pub(crate) mod canonical;
+pub(crate) mod command;
+pub(crate) mod decide;
+pub(crate) mod describe;
+pub(crate) mod event;
+pub(crate) mod id;
+pub(crate) mod legal;
+pub(crate) mod model;
+pub(crate) mod password;
 pub mod past;
 pub mod state;
-pub mod time;
+pub(crate) mod time;
 
 pub use command::Command;
-pub use decide::{decide, DomainError, View};
-pub use describe::{describe, Activity};
-pub use event::{Event, StoredEvent};
+pub(crate) use decide::{decide, DomainError};
+pub(crate) use describe::describe;
+pub(crate) use event::StoredEvent;
 pub use id::Id;
-pub use model::{CommentRec, GroupRec, Role, Status, TaskRec, UserRec};
+pub(crate) use model::{CommentRec, GroupRec, TaskRec, UserRec};
+pub use model::{Role, Status};
 
 /// Read access to records shared by the live image and a past one, so one view
 /// renders both.
-pub trait Records {
+pub(crate) trait Records {
     /// Live tasks of a group, oldest first.
     fn tasks_of(&self, group: &Id) -> Vec<&TaskRec>;
     /// Comments of a task, oldest first.

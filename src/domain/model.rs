@@ -11,14 +11,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Member => "member",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Role> {
+    pub(crate) fn parse(s: &str) -> Option<Role> {
         match s {
             "admin" => Some(Role::Admin),
             "member" => Some(Role::Member),
@@ -46,7 +46,7 @@ impl Status {
         Status::Approved,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::New => "New",
             Status::Backlog => "Backlog",
@@ -56,52 +56,52 @@ impl Status {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Status> {
+    pub(crate) fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRec {
-    pub id: Id,
-    pub username: String,
-    pub role: Role,
-    pub password_hash: String,
-    pub created_ms: i64,
+pub(crate) struct UserRec {
+    pub(crate) id: Id,
+    pub(crate) username: String,
+    pub(crate) role: Role,
+    pub(crate) password_hash: String,
+    pub(crate) created_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupRec {
-    pub id: Id,
-    pub name: String,
-    pub discussion: String,
+pub(crate) struct GroupRec {
+    pub(crate) id: Id,
+    pub(crate) name: String,
+    pub(crate) discussion: String,
     /// Sequence of the creating event: lists are ordered by it ("oldest first").
-    pub created_seq: u64,
-    pub created_ms: i64,
-    pub updated_ms: i64,
+    pub(crate) created_seq: u64,
+    pub(crate) created_ms: i64,
+    pub(crate) updated_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskRec {
-    pub id: Id,
-    pub group_id: Id,
-    pub name: String,
-    pub description: String,
-    pub status: Status,
-    pub start_date: Option<String>,
-    pub end_date: Option<String>,
-    pub created_seq: u64,
-    pub created_ms: i64,
-    pub updated_ms: i64,
+pub(crate) struct TaskRec {
+    pub(crate) id: Id,
+    pub(crate) group_id: Id,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) status: Status,
+    pub(crate) start_date: Option<String>,
+    pub(crate) end_date: Option<String>,
+    pub(crate) created_seq: u64,
+    pub(crate) created_ms: i64,
+    pub(crate) updated_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommentRec {
-    pub id: Id,
-    pub task_id: Id,
-    pub text: String,
-    pub author: String,
-    pub created_ms: i64,
+pub(crate) struct CommentRec {
+    pub(crate) id: Id,
+    pub(crate) task_id: Id,
+    pub(crate) text: String,
+    pub(crate) author: String,
+    pub(crate) created_ms: i64,
 }
 
 // How events make and change records: shared by the live image and the past
@@ -112,7 +112,7 @@ use super::event::{
 };
 
 impl UserRec {
-    pub fn created(e: &UserCreated, ts: i64) -> UserRec {
+    pub(crate) fn created(e: &UserCreated, ts: i64) -> UserRec {
         UserRec {
             id: e.user_id.clone(),
             username: e.username.clone(),
@@ -124,7 +124,7 @@ impl UserRec {
 }
 
 impl GroupRec {
-    pub fn created(e: &GroupCreated, seq: u64, ts: i64) -> GroupRec {
+    pub(crate) fn created(e: &GroupCreated, seq: u64, ts: i64) -> GroupRec {
         GroupRec {
             id: e.group_id.clone(),
             name: e.name.clone(),
@@ -135,7 +135,7 @@ impl GroupRec {
         }
     }
 
-    pub fn update(&mut self, e: &GroupUpdated, ts: i64) {
+    pub(crate) fn update(&mut self, e: &GroupUpdated, ts: i64) {
         self.name.clone_from(&e.name);
         self.discussion.clone_from(&e.discussion);
         self.updated_ms = ts;
@@ -143,7 +143,7 @@ impl GroupRec {
 }
 
 impl TaskRec {
-    pub fn created(e: &TaskCreated, seq: u64, ts: i64) -> TaskRec {
+    pub(crate) fn created(e: &TaskCreated, seq: u64, ts: i64) -> TaskRec {
         TaskRec {
             id: e.task_id.clone(),
             group_id: e.group_id.clone(),
@@ -158,7 +158,7 @@ impl TaskRec {
         }
     }
 
-    pub fn update(&mut self, e: &TaskUpdated, ts: i64) {
+    pub(crate) fn update(&mut self, e: &TaskUpdated, ts: i64) {
         self.name.clone_from(&e.name);
         self.description.clone_from(&e.description);
         self.status = e.status;
@@ -167,14 +167,14 @@ impl TaskRec {
         self.updated_ms = ts;
     }
 
-    pub fn set_status(&mut self, to: Status, ts: i64) {
+    pub(crate) fn set_status(&mut self, to: Status, ts: i64) {
         self.status = to;
         self.updated_ms = ts;
     }
 }
 
 impl CommentRec {
-    pub fn added(e: &CommentAdded, author: &str, ts: i64) -> CommentRec {
+    pub(crate) fn added(e: &CommentAdded, author: &str, ts: i64) -> CommentRec {
         CommentRec {
             id: e.comment_id.clone(),
             task_id: e.task_id.clone(),

@@ -99,7 +99,7 @@ impl Past {
     }
 
     /// Oldest first (ties by name, as the live image lists them).
-    pub fn users(&self) -> Vec<&UserRec> {
+    pub(crate) fn users(&self) -> Vec<&UserRec> {
         let mut us: Vec<&UserRec> = self.users.values().collect();
         us.sort_by(|a, b| {
             a.created_ms
@@ -109,23 +109,23 @@ impl Past {
         us
     }
 
-    pub fn group_rec(&self, id: &Id) -> Option<&GroupRec> {
+    pub(crate) fn group_rec(&self, id: &Id) -> Option<&GroupRec> {
         self.groups.get(id)
     }
 
     /// Oldest first.
-    pub fn groups(&self) -> impl Iterator<Item = &GroupRec> + '_ {
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &GroupRec> + '_ {
         self.group_order
             .values()
             .filter_map(|id| self.groups.get(id))
     }
 
-    pub fn task_rec(&self, id: &Id) -> Option<&TaskRec> {
+    pub(crate) fn task_rec(&self, id: &Id) -> Option<&TaskRec> {
         self.tasks.get(id)
     }
 
     /// Tasks of a group, oldest first.
-    pub fn tasks_of_group(&self, group: &Id) -> Vec<&TaskRec> {
+    pub(crate) fn tasks_of_group(&self, group: &Id) -> Vec<&TaskRec> {
         self.group_tasks
             .get(group)
             .map(|l| l.values().filter_map(|id| self.tasks.get(id)).collect())
@@ -133,7 +133,7 @@ impl Past {
     }
 
     /// Comments of a task, oldest first.
-    pub fn comments(&self, task: &Id) -> Vec<&CommentRec> {
+    pub(crate) fn comments(&self, task: &Id) -> Vec<&CommentRec> {
         self.comments
             .get(task)
             .map(|c| c.iter().collect())

@@ -20,11 +20,11 @@ use super::model::{CommentRec, GroupRec, TaskRec, UserRec};
 
 /// Activity summary of a group or of a task within a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogSummary {
+pub(crate) struct LogSummary {
     /// The latest name seen in its events (kept after deletion).
-    pub name: String,
-    pub count: u64,
-    pub last_ms: i64,
+    pub(crate) name: String,
+    pub(crate) count: u64,
+    pub(crate) last_ms: i64,
 }
 
 /// Everything known about one group id: the live record (none once deleted) and
@@ -57,9 +57,9 @@ struct TaskNode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// Sequence of the last applied event (0: empty log).
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// Timestamp of the last applied event: new events never go back in time.
-    pub last_ts: i64,
+    pub(crate) last_ts: i64,
     users: OrdMap<String, Arc<UserRec>>,
     groups: HashMap<Id, Arc<GroupNode>>,
     /// Live groups by creating sequence: "oldest first".
@@ -73,7 +73,7 @@ pub struct State {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub events: u64,
-    pub users: u64,
+    pub(crate) users: u64,
     pub groups: u64,
     pub tasks: u64,
     pub comments: u64,
@@ -287,52 +287,52 @@ impl State {
         }
     }
 
-    pub fn user_rec(&self, username: &str) -> Option<&UserRec> {
+    pub(crate) fn user_rec(&self, username: &str) -> Option<&UserRec> {
         self.users.get(username).map(|u| &**u)
     }
 
     /// Oldest first.
-    pub fn users(&self) -> Vec<&UserRec> {
+    pub(crate) fn users(&self) -> Vec<&UserRec> {
         let mut us: Vec<&UserRec> = self.users.values().map(|u| &**u).collect();
         us.sort_by_key(|u| u.created_ms);
         us
     }
 
-    pub fn has_users(&self) -> bool {
+    pub(crate) fn has_users(&self) -> bool {
         !self.users.is_empty()
     }
 
     /// Whether the id ever named a group (live or deleted).
-    pub fn group_known(&self, id: &Id) -> bool {
+    pub(crate) fn group_known(&self, id: &Id) -> bool {
         self.groups
             .get(id)
             .is_some_and(|g| g.rec.is_some() || !g.log.is_empty())
     }
 
     /// Whether the id ever named a task (live or deleted).
-    pub fn task_known(&self, id: &Id) -> bool {
+    pub(crate) fn task_known(&self, id: &Id) -> bool {
         self.tasks
             .get(id)
             .is_some_and(|t| t.rec.is_some() || !t.log.is_empty())
     }
 
-    pub fn group_rec(&self, id: &Id) -> Option<&GroupRec> {
+    pub(crate) fn group_rec(&self, id: &Id) -> Option<&GroupRec> {
         self.groups.get(id).and_then(|g| g.rec.as_deref())
     }
 
     /// Oldest first.
-    pub fn groups(&self) -> impl Iterator<Item = &GroupRec> + '_ {
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &GroupRec> + '_ {
         self.group_order
             .values()
             .filter_map(|id| self.group_rec(id))
     }
 
-    pub fn task_rec(&self, id: &Id) -> Option<&TaskRec> {
+    pub(crate) fn task_rec(&self, id: &Id) -> Option<&TaskRec> {
         self.tasks.get(id).and_then(|t| t.rec.as_deref())
     }
 
     /// Tasks of a group, oldest first.
-    pub fn tasks_of_group(&self, group: &Id) -> Vec<&TaskRec> {
+    pub(crate) fn tasks_of_group(&self, group: &Id) -> Vec<&TaskRec> {
         match self.groups.get(group) {
             Some(g) => g
                 .tasks
@@ -344,19 +344,15 @@ impl State {
     }
 
     /// Comments of a task, oldest first.
-    pub fn comments(&self, task: &Id) -> Vec<&CommentRec> {
+    pub(crate) fn comments(&self, task: &Id) -> Vec<&CommentRec> {
         match self.tasks.get(task) {
             Some(t) => t.comments.iter().map(|c| &**c).collect(),
             None => Vec::new(),
         }
     }
 
-    pub fn comment_count(&self, task: &Id) -> usize {
-        self.tasks.get(task).map_or(0, |t| t.comments.len())
-    }
-
     /// The newest comment of a task: what an `AddComment` just created.
-    pub fn last_comment(&self, task: &Id) -> Option<&CommentRec> {
+    pub(crate) fn last_comment(&self, task: &Id) -> Option<&CommentRec> {
         self.tasks
             .get(task)
             .and_then(|t| t.comments.last())
@@ -376,16 +372,16 @@ impl State {
     }
 
     /// Activity of a group, newest first, strictly before `before` when given.
-    pub fn group_log(&self, group: &Id, before: Option<u64>, limit: usize) -> Vec<u64> {
+    pub(crate) fn group_log(&self, group: &Id, before: Option<u64>, limit: usize) -> Vec<u64> {
         Self::page(self.groups.get(group).map(|g| &g.log), before, limit)
     }
 
-    pub fn task_log(&self, task: &Id, before: Option<u64>, limit: usize) -> Vec<u64> {
+    pub(crate) fn task_log(&self, task: &Id, before: Option<u64>, limit: usize) -> Vec<u64> {
         Self::page(self.tasks.get(task).map(|t| &t.log), before, limit)
     }
 
     /// Most recently active first.
-    pub fn group_summaries(&self) -> Vec<(Id, &LogSummary)> {
+    pub(crate) fn group_summaries(&self) -> Vec<(Id, &LogSummary)> {
         let mut out: Vec<(Id, &LogSummary)> = self
             .groups
             .iter()
@@ -395,7 +391,7 @@ impl State {
         out
     }
 
-    pub fn task_summaries(&self, group: &Id) -> Vec<(Id, &LogSummary)> {
+    pub(crate) fn task_summaries(&self, group: &Id) -> Vec<(Id, &LogSummary)> {
         let mut out: Vec<(Id, &LogSummary)> = match self.groups.get(group) {
             Some(g) => g.task_sums.iter().map(|(k, v)| (k.clone(), v)).collect(),
             None => Vec::new(),

@@ -3,12 +3,12 @@
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 /// Milliseconds since the Unix epoch, the one clock every event uses.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
 /// `2025-11-10T15:30:45.123Z`.
-pub fn fmt_ms(ms: i64) -> String {
+pub(crate) fn fmt_ms(ms: i64) -> String {
     match DateTime::<Utc>::from_timestamp_millis(ms) {
         Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
         // Out-of-range values cannot come from our own clock; show the epoch rather than panic.
@@ -17,14 +17,14 @@ pub fn fmt_ms(ms: i64) -> String {
 }
 
 /// Parses an RFC 3339 timestamp back to milliseconds (used when importing backups).
-pub fn parse_ms(s: &str) -> Option<i64> {
+pub(crate) fn parse_ms(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc).timestamp_millis())
 }
 
 /// A calendar date in `YYYY-MM-DD` form, strictly.
-pub fn valid_date(s: &str) -> bool {
+pub(crate) fn valid_date(s: &str) -> bool {
     // chrono alone accepts signs, spaces and unpadded fields; the shape is checked first
     // (which also makes these dates compare correctly as strings).
     let b = s.as_bytes();

@@ -7,12 +7,12 @@ use crate::domain::canonical::WORKSPACE;
 use crate::domain::time::fmt_ms;
 use crate::domain::{describe, StoredEvent};
 
-pub const EVENT_ID_HEADER: &str = "taskledger-event-id";
+pub(crate) const EVENT_ID_HEADER: &str = "taskledger-event-id";
 /// Key of messages that belong to no group (the `restored` notice).
-pub const SYSTEM_KEY: &str = "taskledger-system";
+pub(crate) const SYSTEM_KEY: &str = "taskledger-system";
 
 /// (key, value) for an event; `None` for events never published (users, auth).
-pub fn seed_message(se: &StoredEvent) -> Option<(String, Vec<u8>)> {
+pub(crate) fn seed_message(se: &StoredEvent) -> Option<(String, Vec<u8>)> {
     let a = describe(&se.event)?;
     let ts = fmt_ms(se.ts_ms);
     let v: Value = json!({
@@ -38,7 +38,7 @@ pub fn seed_message(se: &StoredEvent) -> Option<(String, Vec<u8>)> {
 }
 
 /// The notice that the log was replaced: consumers resync from `lastEventId`.
-pub fn restored_message(backup: &str, last_event_id: u64, ts_ms: i64) -> Vec<u8> {
+pub(crate) fn restored_message(backup: &str, last_event_id: u64, ts_ms: i64) -> Vec<u8> {
     let ts = fmt_ms(ts_ms);
     let v = json!({
         "eventType": "restored",

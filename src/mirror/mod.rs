@@ -1,22 +1,22 @@
 //! The Kafka mirror: the event log is the outbox, a relay publishes it from a
 //! persisted cursor. This module owns the relay and the status it reports.
 
-pub mod message;
-pub mod relay;
+pub(crate) mod message;
+pub(crate) mod relay;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What `/api/health` and `/metrics` show about the relay.
 #[derive(Debug, Default)]
-pub struct RelayStatus {
-    pub enabled: AtomicBool,
-    pub connected: AtomicBool,
+pub(crate) struct RelayStatus {
+    pub(crate) enabled: AtomicBool,
+    pub(crate) connected: AtomicBool,
     /// Sequence of the last event the broker acknowledged (0: none yet).
-    pub last_published: AtomicU64,
+    pub(crate) last_published: AtomicU64,
 }
 
 impl RelayStatus {
-    pub fn snapshot(&self, durable_seq: u64) -> serde_json::Value {
+    pub(crate) fn snapshot(&self, durable_seq: u64) -> serde_json::Value {
         let enabled = self.enabled.load(Ordering::Relaxed);
         let last = self.last_published.load(Ordering::Relaxed);
         serde_json::json!({

@@ -36,7 +36,7 @@ const CURSOR_GEN: &str = "cursor_gen";
 /// (one line on disconnect, one on reconnect), so the library's own chatter goes
 /// to debug level.
 #[derive(Clone, Copy, Default)]
-pub struct QuietContext;
+pub(crate) struct QuietContext;
 
 impl ClientContext for QuietContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -50,7 +50,7 @@ impl ClientContext for QuietContext {
 
 type RelayProducer = FutureProducer<QuietContext>;
 
-pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
+pub(crate) fn producer_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers)
         .set("enable.idempotence", "true")
@@ -72,11 +72,11 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
 /// What the relay may touch: the store (snapshots, durable watermark, meta for
 /// its cursor and the restore notice), its Kafka settings, its status and the
 /// metrics. It never sees the rest of the application.
-pub struct RelayDeps {
-    pub store: Arc<Store>,
-    pub kafka: Kafka,
-    pub status: Arc<RelayStatus>,
-    pub metrics: Arc<Metrics>,
+pub(crate) struct RelayDeps {
+    pub(crate) store: Arc<Store>,
+    pub(crate) kafka: Kafka,
+    pub(crate) status: Arc<RelayStatus>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 struct Relay {
@@ -89,7 +89,7 @@ struct Relay {
     failures: u32,
 }
 
-pub fn spawn_relay(
+pub(crate) fn spawn_relay(
     app: RelayDeps,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, KafkaError> {

@@ -34,7 +34,7 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
-pub enum OffsiteError {
+pub(crate) enum OffsiteError {
     #[error("off-site storage: {0}")]
     Store(String),
     #[error("{0} is not in the bucket")]
@@ -64,18 +64,18 @@ struct Status {
 
 /// A backup as the bucket holds it.
 #[derive(Debug, Clone, Serialize)]
-pub struct RemoteBackup {
-    pub name: String,
-    pub size: u64,
+pub(crate) struct RemoteBackup {
+    pub(crate) name: String,
+    pub(crate) size: u64,
     /// From the name (`backup_YYYY-MM-DD_HHMMSS…`).
-    pub created_ms: Option<i64>,
+    pub(crate) created_ms: Option<i64>,
     /// SHA-256 as read back when this server copied it; `None` for other objects.
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
     /// When this server confirmed its copy.
-    pub copied_ms: Option<i64>,
+    pub(crate) copied_ms: Option<i64>,
 }
 
-pub struct Offsite {
+pub(crate) struct Offsite {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     backup_dir: PathBuf,
@@ -84,7 +84,7 @@ pub struct Offsite {
 }
 
 impl Offsite {
-    pub fn new(
+    pub(crate) fn new(
         cfg: &OffsiteConfig,
         backup_dir: &Path,
         meta: Meta,
@@ -125,7 +125,7 @@ impl Offsite {
     }
 
     /// Records an audit entry through the meta db this copier was given.
-    pub fn meta_audit(&self, action: &str, backup: &str, details: serde_json::Value) {
+    pub(crate) fn meta_audit(&self, action: &str, backup: &str, details: serde_json::Value) {
         if let Err(e) = self.meta.audit(action, Some(backup), "system", details) {
             tracing::warn!(error = %e, "could not record the audit entry");
         }
@@ -147,7 +147,7 @@ impl Offsite {
 
     /// `/api/health`'s `backup.offsite` (blocking: counts what is pending now,
     /// not at the copier's last pass, which may be a backoff ago).
-    pub fn health(&self) -> serde_json::Value {
+    pub(crate) fn health(&self) -> serde_json::Value {
         let s = self.status();
         serde_json::json!({
             "enabled": true,
@@ -158,12 +158,12 @@ impl Offsite {
     }
 
     /// (pending copies, copies failing) for the metrics (blocking, as `health`).
-    pub fn gauges(&self) -> (u64, bool) {
+    pub(crate) fn gauges(&self) -> (u64, bool) {
         (self.pending().len() as u64, self.status().failing)
     }
 
     /// `copied` when a copy of exactly this size was read back, else `pending`.
-    pub fn state_of(&self, name: &str, size: u64) -> &'static str {
+    pub(crate) fn state_of(&self, name: &str, size: u64) -> &'static str {
         match self.meta.offsite_confirmed(name) {
             Ok(Some(c)) if c.size == size => "copied",
             _ => "pending",
@@ -240,7 +240,7 @@ impl Offsite {
     }
 
     /// Downloads `name` from the bucket into `to` (fsync'd).
-    pub async fn download(&self, name: &str, to: &Path) -> Result<u64, OffsiteError> {
+    pub(crate) async fn download(&self, name: &str, to: &Path) -> Result<u64, OffsiteError> {
         use tokio::io::AsyncWriteExt;
         let mut stream = self.store.get(&self.key(name)).await?.into_stream();
         let mut f = tokio::fs::File::create(to).await?;
@@ -255,7 +255,7 @@ impl Offsite {
     }
 
     /// The backups in the bucket, newest first.
-    pub async fn list(&self) -> Result<Vec<RemoteBackup>, OffsiteError> {
+    pub(crate) async fn list(&self) -> Result<Vec<RemoteBackup>, OffsiteError> {
         let prefix = Key::from(self.prefix.trim_end_matches('/'));
         let mut stream = self.store.list(Some(&prefix));
         let mut out = Vec::new();
@@ -286,7 +286,7 @@ impl Offsite {
 
     /// The newest backup in the bucket that is not a pre-restore safety copy
     /// (those hold the state a restore replaced), else the newest of any kind.
-    pub async fn newest(&self) -> Result<Option<String>, OffsiteError> {
+    pub(crate) async fn newest(&self) -> Result<Option<String>, OffsiteError> {
         let all = self.list().await?;
         let real = all
             .iter()
@@ -370,7 +370,10 @@ impl Offsite {
     }
 
     /// The copier: runs until `stop` flips.
-    pub fn spawn(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn(
+        self: Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             loop {

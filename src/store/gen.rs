@@ -34,8 +34,8 @@ fn seq_of_key(k: &[u8]) -> Option<u64> {
 }
 
 pub struct Gen {
-    pub id: u64,
-    pub dir: PathBuf,
+    pub(crate) id: u64,
+    pub(crate) dir: PathBuf,
     pub db: sled::Db,
     /// sled's data file, opened once: the target of the fdatasync barrier.
     data_file: File,
@@ -51,7 +51,7 @@ pub(crate) fn encode_event(se: &StoredEvent) -> Vec<u8> {
 
 /// Opens a sled db, waiting out the moments after a close in this same process
 /// during which sled's background threads still hold the file lock.
-pub fn open_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
+pub(crate) fn open_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
     let mut tries = 0;
     loop {
         let r = sled::Config::new()
@@ -72,7 +72,7 @@ pub fn open_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
 }
 
 impl Gen {
-    pub fn open(id: u64, dir: &Path) -> Result<Gen, StoreError> {
+    pub(crate) fn open(id: u64, dir: &Path) -> Result<Gen, StoreError> {
         let db = open_db(dir, CACHE_BYTES)?;
         drop_legacy_keys(&db)?;
         let data_file = File::open(dir.join("db"))?;
@@ -87,7 +87,7 @@ impl Gen {
     /// The durability barrier: sled writes its buffers (its `flush` only calls
     /// `sync_file_range` on Linux), then the data file is fdatasync'd so the
     /// device cache and the file size are on stable storage too.
-    pub fn sync(&self) -> Result<(), StoreError> {
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         self.data_file.sync_data()?;
         Ok(())
@@ -95,7 +95,7 @@ impl Gen {
 
     /// The sequence of the last event in the log (0 when empty). May be ahead of
     /// what is durable while a batch is being synced: readers use the snapshot.
-    pub fn last_seq(&self) -> Result<u64, StoreError> {
+    pub(crate) fn last_seq(&self) -> Result<u64, StoreError> {
         match self.db.last()? {
             None => Ok(0),
             Some((k, _)) => {
@@ -104,7 +104,7 @@ impl Gen {
         }
     }
 
-    pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+    pub(crate) fn event(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         match self.db.get(event_key(seq))? {
             Some(v) => Ok(Some(decode_event(&v)?)),
             None => Ok(None),
@@ -137,18 +137,13 @@ impl Gen {
     }
 
     /// Adds encoded events to sled's memory (not yet durable: see [`Gen::sync`]).
-    pub fn append(&self, events: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+    pub(crate) fn append(&self, events: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
         for (seq, bytes) in events {
             b.insert(&event_key(*seq), bytes.as_slice());
         }
         self.db.apply_batch(b)?;
         Ok(())
-    }
-
-    /// Bytes sled reports for the data dir of this generation.
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
     }
 }
 

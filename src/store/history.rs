@@ -18,13 +18,13 @@ use super::StoreError;
 
 /// An instant as a client names it: an event id or a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum At {
+pub(crate) enum At {
     Seq(u64),
     Time(i64),
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
+pub(crate) enum HistoryError {
     #[error("{0}")]
     BadInstant(String),
     #[error(transparent)]
@@ -33,7 +33,7 @@ pub enum HistoryError {
 
 impl At {
     /// `T`: a positive integer (event id) or an RFC 3339 time.
-    pub fn parse(raw: &str) -> Result<At, HistoryError> {
+    pub(crate) fn parse(raw: &str) -> Result<At, HistoryError> {
         let raw = raw.trim();
         if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
             return match raw.parse::<u64>() {
@@ -53,13 +53,13 @@ impl At {
 
 /// Where an instant falls: the last event included and the instant as a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cut {
-    pub seq: u64,
-    pub at_ms: i64,
+pub(crate) struct Cut {
+    pub(crate) seq: u64,
+    pub(crate) at_ms: i64,
 }
 
 impl Cut {
-    pub fn at(&self) -> String {
+    pub(crate) fn at(&self) -> String {
         fmt_ms(self.at_ms)
     }
 }
@@ -89,7 +89,7 @@ fn event(gen: &Gen, seq: u64) -> Result<StoredEvent, StoreError> {
 }
 
 /// Resolves `at` against what is durable in `snap`; `now_ms` bounds "the future".
-pub fn resolve(snap: &Snapshot, at: At, now_ms: i64) -> Result<Cut, HistoryError> {
+pub(crate) fn resolve(snap: &Snapshot, at: At, now_ms: i64) -> Result<Cut, HistoryError> {
     let last = snap.last_seq();
     match at {
         At::Seq(n) if n > last => Err(HistoryError::BadInstant(format!(
@@ -173,13 +173,13 @@ pub fn past_at(gen: &Gen, upto: u64) -> Result<Past, StoreError> {
 
 /// One stream (a group or a task): its own events and the events that decide its
 /// state (a task's group can delete it, so a task replays its group's stream).
-pub struct Stream {
-    pub id: Id,
-    pub is_group: bool,
+pub(crate) struct Stream {
+    pub(crate) id: Id,
+    pub(crate) is_group: bool,
     /// Sequences of the stream's own events (its activity), ascending.
-    pub own: Vec<u64>,
+    pub(crate) own: Vec<u64>,
     /// The events to replay for its state, ascending, with their bodies.
-    pub events: Vec<(u64, StoredEvent)>,
+    pub(crate) events: Vec<(u64, StoredEvent)>,
 }
 
 fn ascending(mut newest_first: Vec<u64>) -> Vec<u64> {
@@ -188,7 +188,7 @@ fn ascending(mut newest_first: Vec<u64>) -> Vec<u64> {
 }
 
 /// Finds a stream by id (groups first) in what is durable; `None` if it has no history.
-pub fn stream(snap: &Snapshot, id: &Id) -> Result<Option<Stream>, StoreError> {
+pub(crate) fn stream(snap: &Snapshot, id: &Id) -> Result<Option<Stream>, StoreError> {
     let state = &snap.state;
     let group_own = ascending(state.group_log(id, None, usize::MAX));
     if !group_own.is_empty() {
@@ -223,14 +223,14 @@ fn bodies(gen: &Gen, seqs: &[u64]) -> Result<Vec<(u64, StoredEvent)>, StoreError
 
 impl Stream {
     /// The stream's state after every event with sequence ≤ `upto`.
-    pub fn past(&self, upto: u64) -> Past {
+    pub(crate) fn past(&self, upto: u64) -> Past {
         let mut past = Past::default();
         self.replay_onto(&mut past, upto);
         past
     }
 
     /// Continues `past` with the stream's events after `past.seq` up to `upto`.
-    pub fn replay_onto(&self, past: &mut Past, upto: u64) {
+    pub(crate) fn replay_onto(&self, past: &mut Past, upto: u64) {
         let from = self.events.partition_point(|(s, _)| *s <= past.seq);
         for (seq, se) in &self.events[from..] {
             if *seq > upto {
@@ -241,7 +241,7 @@ impl Stream {
     }
 
     /// Timestamp of one of its own events.
-    pub fn own_ts(&self, seq: u64) -> Option<i64> {
+    pub(crate) fn own_ts(&self, seq: u64) -> Option<i64> {
         self.events
             .binary_search_by_key(&seq, |(s, _)| *s)
             .ok()
@@ -250,7 +250,7 @@ impl Stream {
 }
 
 /// How many of `seqs` (ascending, timestamps ascending) have a timestamp ≤ `t`.
-pub fn count_until(gen: &Gen, seqs: &[u64], t: i64) -> Result<usize, StoreError> {
+pub(crate) fn count_until(gen: &Gen, seqs: &[u64], t: i64) -> Result<usize, StoreError> {
     partition(seqs.len(), t, |i| Ok(event(gen, seqs[i])?.ts_ms))
 }
 

@@ -25,12 +25,12 @@ pub enum LockError {
 /// Held while the process owns the data dir; dropping it removes the file and
 /// releases the lock.
 #[derive(Debug)]
-pub struct LockGuard {
+pub(crate) struct LockGuard {
     path: PathBuf,
     lock: Option<Flock<File>>,
 }
 
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
@@ -53,7 +53,7 @@ fn same_file(f: &File, path: &Path) -> bool {
     }
 }
 
-pub fn acquire(data_dir: &Path) -> Result<LockGuard, LockError> {
+pub(crate) fn acquire(data_dir: &Path) -> Result<LockGuard, LockError> {
     let path = data_dir.join("LOCK");
     let io = |source| LockError::Io {
         path: path.clone(),

@@ -28,7 +28,7 @@ fn encode(gen: u64, seq: u64) -> [u8; 24] {
 }
 
 /// The recorded mark `(generation, sequence)`, if there is a valid one.
-pub fn read(data_dir: &Path) -> Option<(u64, u64)> {
+pub(crate) fn read(data_dir: &Path) -> Option<(u64, u64)> {
     let bytes = std::fs::read(data_dir.join(FILE)).ok()?;
     let b: [u8; 24] = bytes.get(..24)?.try_into().ok()?;
     let gen = u64::from_le_bytes(b[..8].try_into().ok()?);
@@ -59,14 +59,14 @@ fn write(f: &File, gen: u64, seq: u64) -> std::io::Result<()> {
 }
 
 /// Hands durable points and checkpoint requests to the background threads.
-pub struct Marker {
+pub(crate) struct Marker {
     marks: Mutex<Option<mpsc::Sender<(u64, u64)>>>,
     checkpoints: Mutex<Option<mpsc::Sender<Arc<Snapshot>>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Marker {
-    pub fn start(data_dir: &Path) -> Result<Marker, StoreError> {
+    pub(crate) fn start(data_dir: &Path) -> Result<Marker, StoreError> {
         let file = open(data_dir)?;
         let (mtx, mrx) = mpsc::channel::<(u64, u64)>();
         let (ctx, crx) = mpsc::channel::<Arc<Snapshot>>();
@@ -83,7 +83,7 @@ impl Marker {
         })
     }
 
-    pub fn durable(&self, snap: &Snapshot) {
+    pub(crate) fn durable(&self, snap: &Snapshot) {
         if let Ok(g) = self.marks.lock() {
             if let Some(tx) = g.as_ref() {
                 let _ = tx.send((snap.id(), snap.last_seq()));
@@ -91,7 +91,7 @@ impl Marker {
         }
     }
 
-    pub fn checkpoint(&self, snap: Arc<Snapshot>) {
+    pub(crate) fn checkpoint(&self, snap: Arc<Snapshot>) {
         if let Ok(g) = self.checkpoints.lock() {
             if let Some(tx) = g.as_ref() {
                 let _ = tx.send(snap);
@@ -100,7 +100,7 @@ impl Marker {
     }
 
     /// Lets both threads finish what they were given, then stops them.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Ok(mut g) = self.marks.lock() {
             g.take();
         }
@@ -139,7 +139,7 @@ fn checkpoint_loop(rx: mpsc::Receiver<Arc<Snapshot>>) {
 }
 
 /// Writes the checkpoint of a snapshot, logging the outcome.
-pub fn write_checkpoint(snap: &Snapshot) {
+pub(crate) fn write_checkpoint(snap: &Snapshot) {
     let started = std::time::Instant::now();
     let dir: PathBuf = snap.gen.dir.clone();
     match checkpoint::write(&dir, snap.id(), &snap.state) {

@@ -11,23 +11,23 @@ use sha2::{Digest, Sha256};
 use super::StoreError;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Session {
-    pub username: String,
-    pub expires_ms: i64,
+pub(crate) struct Session {
+    pub(crate) username: String,
+    pub(crate) expires_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub id: u64,
-    pub timestamp: String,
-    pub action: String,
-    pub backup: Option<String>,
-    pub user: String,
-    pub details: serde_json::Value,
+pub(crate) struct AuditEntry {
+    pub(crate) id: u64,
+    pub(crate) timestamp: String,
+    pub(crate) action: String,
+    pub(crate) backup: Option<String>,
+    pub(crate) user: String,
+    pub(crate) details: serde_json::Value,
 }
 
 #[derive(Clone)]
-pub struct Meta {
+pub(crate) struct Meta {
     db: sled::Db,
     sessions: sled::Tree,
     audit: sled::Tree,
@@ -44,10 +44,10 @@ pub struct Meta {
 /// (written by the restore before its swap, read and cleared by the Kafka relay):
 /// the two never call each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreNotice {
-    pub gen: u64,
-    pub backup: String,
-    pub last_event_id: u64,
+pub(crate) struct RestoreNotice {
+    pub(crate) gen: u64,
+    pub(crate) backup: String,
+    pub(crate) last_event_id: u64,
 }
 
 /// Key of the notice in the relay tree (kept from earlier versions).
@@ -55,10 +55,10 @@ const RESTORE_NOTICE: &str = "pending_restore";
 
 /// What was read back from the bucket for a backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Confirmed {
-    pub size: u64,
-    pub sha256: String,
-    pub at_ms: i64,
+pub(crate) struct Confirmed {
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
+    pub(crate) at_ms: i64,
 }
 
 fn token_key(token: &str) -> [u8; 32] {
@@ -67,7 +67,7 @@ fn token_key(token: &str) -> [u8; 32] {
 }
 
 impl Meta {
-    pub fn open(dir: &Path) -> Result<Meta, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Meta, StoreError> {
         let db = super::gen::open_db(dir, 8 * 1024 * 1024)?;
         Ok(Meta {
             sessions: db.open_tree("sessions")?,
@@ -80,13 +80,17 @@ impl Meta {
         })
     }
 
-    pub fn flush(&self) -> Result<(), StoreError> {
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
 
     /// A new bearer token, durable before it is handed out.
-    pub fn create_session(&self, username: &str, expires_ms: i64) -> Result<String, StoreError> {
+    pub(crate) fn create_session(
+        &self,
+        username: &str,
+        expires_ms: i64,
+    ) -> Result<String, StoreError> {
         let mut raw = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut raw);
         let token = hex::encode(raw);
@@ -101,7 +105,7 @@ impl Meta {
     }
 
     /// The live session of a token; expired ones are dropped on sight.
-    pub fn session(&self, token: &str, now_ms: i64) -> Result<Option<Session>, StoreError> {
+    pub(crate) fn session(&self, token: &str, now_ms: i64) -> Result<Option<Session>, StoreError> {
         let key = token_key(token);
         let Some(v) = self.sessions.get(key)? else {
             return Ok(None);
@@ -115,14 +119,14 @@ impl Meta {
         Ok(Some(s))
     }
 
-    pub fn revoke(&self, token: &str) -> Result<bool, StoreError> {
+    pub(crate) fn revoke(&self, token: &str) -> Result<bool, StoreError> {
         let existed = self.sessions.remove(token_key(token))?.is_some();
         self.flush()?;
         Ok(existed)
     }
 
     /// Drops every expired session (run now and then, so the tree does not grow forever).
-    pub fn purge_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
+    pub(crate) fn purge_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut n = 0;
         for r in self.sessions.iter() {
             let (k, v) = r?;
@@ -137,7 +141,7 @@ impl Meta {
         Ok(n)
     }
 
-    pub fn audit(
+    pub(crate) fn audit(
         &self,
         action: &str,
         backup: Option<&str>,
@@ -160,7 +164,7 @@ impl Meta {
     }
 
     /// Newest first.
-    pub fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    pub(crate) fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let mut out = Vec::new();
         for r in self.audit.iter().rev().take(limit) {
             let (_, v) = r?;
@@ -169,14 +173,14 @@ impl Meta {
         Ok(out)
     }
 
-    pub fn backup_kind(&self, name: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn backup_kind(&self, name: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .kinds
             .get(name)?
             .map(|v| String::from_utf8_lossy(&v).to_string()))
     }
 
-    pub fn set_backup_kind(&self, name: &str, kind: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) fn set_backup_kind(&self, name: &str, kind: Option<&str>) -> Result<(), StoreError> {
         match kind {
             Some(k) => self.kinds.insert(name, k.as_bytes()).map(|_| ())?,
             None => self.kinds.remove(name).map(|_| ())?,
@@ -185,7 +189,7 @@ impl Meta {
         Ok(())
     }
 
-    pub fn relay_get(&self, key: &str) -> Result<Option<u64>, StoreError> {
+    pub(crate) fn relay_get(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
             .relay
             .get(key)?
@@ -193,30 +197,24 @@ impl Meta {
             .map(u64::from_be_bytes))
     }
 
-    pub fn relay_get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn relay_get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.relay.get(key)?.map(|v| v.to_vec()))
     }
 
-    pub fn relay_put_raw(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn relay_put_raw(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.relay.insert(key, value)?;
         self.db.flush()?;
         Ok(())
     }
 
-    pub fn relay_remove(&self, key: &str) -> Result<(), StoreError> {
+    pub(crate) fn relay_remove(&self, key: &str) -> Result<(), StoreError> {
         self.relay.remove(key)?;
         self.db.flush()?;
         Ok(())
     }
 
-    pub fn relay_set(&self, key: &str, value: u64) -> Result<(), StoreError> {
-        self.relay.insert(key, &value.to_be_bytes())?;
-        self.db.flush()?;
-        Ok(())
-    }
-
     /// Several relay values in one atomic batch and one flush.
-    pub fn relay_set_all(&self, values: &[(&str, u64)]) -> Result<(), StoreError> {
+    pub(crate) fn relay_set_all(&self, values: &[(&str, u64)]) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
         for (k, v) in values {
             b.insert(k.as_bytes(), &v.to_be_bytes());
@@ -226,7 +224,7 @@ impl Meta {
         Ok(())
     }
 
-    pub fn offsite_confirmed(&self, name: &str) -> Result<Option<Confirmed>, StoreError> {
+    pub(crate) fn offsite_confirmed(&self, name: &str) -> Result<Option<Confirmed>, StoreError> {
         match self.offsite.get(name.as_bytes())? {
             Some(v) => Ok(bincode::deserialize(&v).ok()),
             None => Ok(None),
@@ -234,19 +232,23 @@ impl Meta {
     }
 
     /// Records a confirmed copy (durably: it is what keeps it from being copied again).
-    pub fn set_offsite_confirmed(&self, name: &str, c: &Confirmed) -> Result<(), StoreError> {
+    pub(crate) fn set_offsite_confirmed(
+        &self,
+        name: &str,
+        c: &Confirmed,
+    ) -> Result<(), StoreError> {
         let v = bincode::serialize(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.offsite.insert(name.as_bytes(), v)?;
         self.flush()
     }
 
     /// A rotated backup whose off-site copy must go too (kept until it is gone).
-    pub fn queue_offsite_removal(&self, name: &str) -> Result<(), StoreError> {
+    pub(crate) fn queue_offsite_removal(&self, name: &str) -> Result<(), StoreError> {
         self.offsite_drop.insert(name.as_bytes(), &[])?;
         self.flush()
     }
 
-    pub fn offsite_removals(&self) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn offsite_removals(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for r in self.offsite_drop.iter() {
             let (k, _) = r?;
@@ -256,7 +258,7 @@ impl Meta {
     }
 
     /// The off-site copy of `name` is gone: forget both records.
-    pub fn offsite_removed(&self, name: &str) -> Result<(), StoreError> {
+    pub(crate) fn offsite_removed(&self, name: &str) -> Result<(), StoreError> {
         self.offsite_drop.remove(name.as_bytes())?;
         self.offsite.remove(name.as_bytes())?;
         self.flush()
@@ -264,19 +266,19 @@ impl Meta {
 
     /// Records a restore notice durably (before the swap, so a crash between the
     /// two cannot lose it).
-    pub fn record_restore_notice(&self, n: &RestoreNotice) -> Result<(), StoreError> {
+    pub(crate) fn record_restore_notice(&self, n: &RestoreNotice) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(n).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.relay_put_raw(RESTORE_NOTICE, &bytes)
     }
 
-    pub fn restore_notice(&self) -> Option<RestoreNotice> {
+    pub(crate) fn restore_notice(&self) -> Option<RestoreNotice> {
         self.relay_get_raw(RESTORE_NOTICE)
             .ok()
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
     }
 
-    pub fn clear_restore_notice(&self) -> Result<(), StoreError> {
+    pub(crate) fn clear_restore_notice(&self) -> Result<(), StoreError> {
         self.relay_remove(RESTORE_NOTICE)
     }
 }

@@ -12,15 +12,17 @@
 //! storage/meta/         sled: sessions, backup audit, Kafka cursor (survive restores)
 //! ```
 
-pub mod checkpoint;
-pub mod gen;
+pub(crate) mod checkpoint;
+pub(crate) mod gen;
 pub mod history;
-pub mod lock;
-pub mod mark;
-pub mod meta;
+pub(crate) mod lock;
+pub(crate) mod mark;
+pub(crate) mod meta;
+#[cfg(test)]
+mod model_check;
 pub mod replay;
-pub mod snapshot;
-pub mod writer;
+pub(crate) mod snapshot;
+pub(crate) mod writer;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,10 +31,10 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use gen::Gen;
-pub use meta::Meta;
-pub use snapshot::Snapshot;
-pub use writer::{Durable, Exclusive, Health, Outcome, SwapError, WriteError};
+pub(crate) use gen::Gen;
+pub(crate) use meta::Meta;
+pub(crate) use snapshot::Snapshot;
+pub(crate) use writer::{Durable, Exclusive, Health, Outcome, SwapError, WriteError};
 
 use crate::domain::Command;
 use crate::metrics::Metrics;
@@ -100,7 +102,7 @@ pub struct Store {
     shared: Arc<writer::Shared>,
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     durable: watch::Receiver<Durable>,
-    pub meta: Meta,
+    pub(crate) meta: Meta,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -193,13 +195,13 @@ pub fn open_offline(data_dir: &Path) -> Result<Gen, StoreError> {
 }
 
 /// The live generation id (CURRENT), without opening it.
-pub fn live_gen_id(data_dir: &Path) -> Result<u64, StoreError> {
+pub(crate) fn live_gen_id(data_dir: &Path) -> Result<u64, StoreError> {
     current_gen(data_dir)
 }
 
 /// Moves a damaged generation aside (kept for inspection, never deleted) once a
 /// restore has replaced it.
-pub fn set_aside(data_dir: &Path, id: u64) -> Result<PathBuf, StoreError> {
+pub(crate) fn set_aside(data_dir: &Path, id: u64) -> Result<PathBuf, StoreError> {
     let from = gen_dir(data_dir, id);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
     let to = data_dir.join(format!("damaged-gen-{id}-{stamp}"));
@@ -208,12 +210,12 @@ pub fn set_aside(data_dir: &Path, id: u64) -> Result<PathBuf, StoreError> {
 }
 
 /// The high-water mark recorded for generation `gen`, if any.
-pub fn recorded_mark(data_dir: &Path, gen: u64) -> Option<u64> {
+pub(crate) fn recorded_mark(data_dir: &Path, gen: u64) -> Option<u64> {
     mark::read(data_dir).and_then(|(g, s)| (g == gen).then_some(s))
 }
 
 /// A fresh generation directory next to `live_id`.
-pub fn next_gen(data_dir: &Path, live_id: u64) -> Result<Gen, StoreError> {
+pub(crate) fn next_gen(data_dir: &Path, live_id: u64) -> Result<Gen, StoreError> {
     let mut id = live_id + 1;
     while gen_dir(data_dir, id).exists() {
         id += 1;
@@ -275,17 +277,13 @@ impl Store {
         self.shared.live.load_full()
     }
 
-    pub fn durable(&self) -> watch::Receiver<Durable> {
+    pub(crate) fn durable(&self) -> watch::Receiver<Durable> {
         self.durable.clone()
     }
 
     /// False once a write barrier failed: writes are refused until restart.
-    pub fn writable(&self) -> bool {
+    pub(crate) fn writable(&self) -> bool {
         self.shared.health.writable()
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     fn sender(&self) -> Option<mpsc::Sender<Msg>> {
@@ -307,19 +305,19 @@ impl Store {
     }
 
     /// A fresh, empty generation directory for a restore to build into.
-    pub fn prepare_gen(&self) -> Result<Gen, StoreError> {
+    pub(crate) fn prepare_gen(&self) -> Result<Gen, StoreError> {
         next_gen(&self.data_dir, self.gen().id())
     }
 
     /// Throws away a generation that was built but not swapped in.
-    pub fn discard_gen(gen: Gen) {
+    pub(crate) fn discard_gen(gen: Gen) {
         let dir = gen.dir.clone();
         drop(gen);
         let _ = fs::remove_dir_all(dir);
     }
 
     /// Pauses the writer between batches; see [`Exclusive`].
-    pub async fn exclusive(&self) -> Result<Exclusive, SwapError> {
+    pub(crate) async fn exclusive(&self) -> Result<Exclusive, SwapError> {
         let tx = self.sender().ok_or(SwapError::Closed)?;
         let (reply, rx) = oneshot::channel();
         tx.send(Msg::Exclusive(ExclusiveReq { reply }))
@@ -360,7 +358,7 @@ pub(crate) fn join_all(threads: &Mutex<Vec<std::thread::JoinHandle<()>>>) {
 }
 
 /// Deletes a swapped-out generation once the last in-flight reader lets go of it.
-pub fn retire_gen(old: Arc<Gen>) {
+pub(crate) fn retire_gen(old: Arc<Gen>) {
     let spawned = std::thread::Builder::new()
         .name("tl-retire".into())
         .spawn(move || {

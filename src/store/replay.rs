@@ -70,7 +70,7 @@ pub fn load(gen: &Gen) -> Result<(State, Loaded), StoreError> {
 }
 
 /// Replays the whole log and writes a new checkpoint.
-pub fn rebuild(gen: &Gen) -> Result<Counts, StoreError> {
+pub(crate) fn rebuild(gen: &Gen) -> Result<Counts, StoreError> {
     let state = fresh(gen)?;
     checkpoint::write(&gen.dir, gen.id, &state)?;
     Ok(state.counts())
@@ -78,7 +78,7 @@ pub fn rebuild(gen: &Gen) -> Result<Counts, StoreError> {
 
 /// Builds a memory image (and, given a generation, its log) from events given in
 /// order; checks continuity as it goes.
-pub struct Importer<'a> {
+pub(crate) struct Importer<'a> {
     gen: Option<&'a Gen>,
     state: State,
     rules: Legality,
@@ -87,7 +87,7 @@ pub struct Importer<'a> {
 
 impl<'a> Importer<'a> {
     /// `gen`: the empty generation to write the log into; `None` only verifies.
-    pub fn new(gen: Option<&'a Gen>) -> Importer<'a> {
+    pub(crate) fn new(gen: Option<&'a Gen>) -> Importer<'a> {
         Importer {
             gen,
             state: State::default(),
@@ -96,7 +96,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    pub fn push(&mut self, seq: u64, se: StoredEvent) -> Result<(), StoreError> {
+    pub(crate) fn push(&mut self, seq: u64, se: StoredEvent) -> Result<(), StoreError> {
         let next = self.state.seq + 1;
         if seq != next {
             return Err(StoreError::Corrupt(format!(
@@ -118,7 +118,7 @@ impl<'a> Importer<'a> {
     }
 
     /// Makes the written log durable and hands back the memory image.
-    pub fn finish(mut self) -> Result<State, StoreError> {
+    pub(crate) fn finish(mut self) -> Result<State, StoreError> {
         if let Some(gen) = self.gen {
             gen.append(&self.pending)?;
             self.pending.clear();
@@ -131,7 +131,7 @@ impl<'a> Importer<'a> {
 /// Everything wrong with a generation, empty when it is consistent: continuity,
 /// a lost tail (the marks), and the start image (checkpoint + tail) equal to a
 /// fresh replay.
-pub fn check(gen: &Gen, mark: Option<u64>) -> Result<(Vec<String>, State), StoreError> {
+pub(crate) fn check(gen: &Gen, mark: Option<u64>) -> Result<(Vec<String>, State), StoreError> {
     // The start image (checkpoint + tail) is built on a second thread while this
     // one replays the whole log: the two halves of the comparison in parallel.
     let ck = checkpoint::peek_seq(&gen.dir, gen.id);

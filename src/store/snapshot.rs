@@ -10,16 +10,16 @@ use crate::domain::id::Id;
 use super::gen::Gen;
 use super::StoreError;
 use crate::domain::state::{LogSummary, State};
-use crate::domain::{CommentRec, GroupRec, StoredEvent, TaskRec, UserRec};
+use crate::domain::{StoredEvent, UserRec};
 
 pub struct Snapshot {
-    pub gen: Arc<Gen>,
-    pub state: State,
+    pub(crate) gen: Arc<Gen>,
+    pub(crate) state: State,
 }
 
 impl Snapshot {
     /// The generation id.
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.gen.id
     }
 
@@ -28,40 +28,16 @@ impl Snapshot {
         self.state.seq
     }
 
-    pub fn user(&self, username: &str) -> Option<UserRec> {
+    pub(crate) fn user(&self, username: &str) -> Option<UserRec> {
         self.state.user_rec(username).cloned()
     }
 
-    pub fn users(&self) -> Vec<UserRec> {
+    pub(crate) fn users(&self) -> Vec<UserRec> {
         self.state.users().into_iter().cloned().collect()
     }
 
-    pub fn has_users(&self) -> bool {
+    pub(crate) fn has_users(&self) -> bool {
         self.state.has_users()
-    }
-
-    pub fn group(&self, id: &Id) -> Option<GroupRec> {
-        self.state.group_rec(id).cloned()
-    }
-
-    pub fn groups(&self) -> Vec<GroupRec> {
-        self.state.groups().cloned().collect()
-    }
-
-    pub fn task(&self, id: &Id) -> Option<TaskRec> {
-        self.state.task_rec(id).cloned()
-    }
-
-    pub fn tasks_of_group(&self, group: &Id) -> Vec<TaskRec> {
-        self.state
-            .tasks_of_group(group)
-            .into_iter()
-            .cloned()
-            .collect()
-    }
-
-    pub fn comments(&self, task: &Id) -> Vec<CommentRec> {
-        self.state.comments(task).into_iter().cloned().collect()
     }
 
     fn bodies(&self, seqs: Vec<u64>) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
@@ -76,7 +52,7 @@ impl Snapshot {
     }
 
     /// Newest first, strictly before `before` when given.
-    pub fn group_logs(
+    pub(crate) fn group_logs(
         &self,
         g: Id,
         before: Option<u64>,
@@ -85,7 +61,7 @@ impl Snapshot {
         self.bodies(self.state.group_log(&g, before, limit))
     }
 
-    pub fn task_logs(
+    pub(crate) fn task_logs(
         &self,
         t: Id,
         before: Option<u64>,
@@ -94,7 +70,7 @@ impl Snapshot {
         self.bodies(self.state.task_log(&t, before, limit))
     }
 
-    pub fn group_summaries(&self) -> Vec<(Id, LogSummary)> {
+    pub(crate) fn group_summaries(&self) -> Vec<(Id, LogSummary)> {
         self.state
             .group_summaries()
             .into_iter()
@@ -102,7 +78,7 @@ impl Snapshot {
             .collect()
     }
 
-    pub fn task_summaries(&self, g: &Id) -> Vec<(Id, LogSummary)> {
+    pub(crate) fn task_summaries(&self, g: &Id) -> Vec<(Id, LogSummary)> {
         self.state
             .task_summaries(g)
             .into_iter()

@@ -36,26 +36,24 @@ const MAX_BATCH: usize = 1024;
 /// Free space a write must leave on the data dir's filesystem: sled needs room
 /// for its segment writes and compaction, and running it into ENOSPC mid-flush
 /// would turn a full disk into a fatal write failure.
-pub const SPACE_RESERVE: u64 = 32 * 1024 * 1024;
+pub(crate) const SPACE_RESERVE: u64 = 32 * 1024 * 1024;
 
 /// Take a checkpoint after this many events since the last one.
 const CHECKPOINT_EVERY: u64 = 200_000;
 
-pub const READ_ONLY: &str = "storage is read-only after a write failure; restart the server";
+pub(crate) const READ_ONLY: &str = "storage is read-only after a write failure; restart the server";
 
 /// The newest durable point of the live generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Durable {
-    pub gen: u64,
-    pub seq: u64,
+pub(crate) struct Durable {
+    pub(crate) gen: u64,
+    pub(crate) seq: u64,
 }
 
 #[derive(Debug)]
 pub struct Outcome {
-    /// Sequence of the last event this command appended (or the log end when it appended none).
-    pub last_seq: u64,
     /// The record the command created or changed, bincode-encoded, read after apply.
-    pub record: Option<Vec<u8>>,
+    pub(crate) record: Option<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +69,7 @@ pub enum WriteError {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SwapError {
+pub(crate) enum SwapError {
     #[error("storage failure: {0}")]
     Storage(String),
     #[error("the store is shutting down")]
@@ -80,7 +78,7 @@ pub enum SwapError {
 
 /// Whether writes are still accepted; false for good after a failed barrier.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     writable: AtomicBool,
 }
 
@@ -93,7 +91,7 @@ impl Default for Health {
 }
 
 impl Health {
-    pub fn writable(&self) -> bool {
+    pub(crate) fn writable(&self) -> bool {
         self.writable.load(Ordering::SeqCst)
     }
 
@@ -102,16 +100,16 @@ impl Health {
     }
 }
 
-pub struct WriteReq {
-    pub cmd: Command,
-    pub user: String,
-    pub reply: oneshot::Sender<Result<Outcome, WriteError>>,
+pub(crate) struct WriteReq {
+    pub(crate) cmd: Command,
+    pub(crate) user: String,
+    pub(crate) reply: oneshot::Sender<Result<Outcome, WriteError>>,
 }
 
 /// Asks the writer to pause between batches and hand over the log end; writes
 /// queue (they are not refused) until the returned [`Exclusive`] is used or dropped.
-pub struct ExclusiveReq {
-    pub reply: oneshot::Sender<Exclusive>,
+pub(crate) struct ExclusiveReq {
+    pub(crate) reply: oneshot::Sender<Exclusive>,
 }
 
 struct SwapReq {
@@ -121,8 +119,8 @@ struct SwapReq {
 }
 
 /// The writer is paused while this lives: the published snapshot is the whole log.
-pub struct Exclusive {
-    pub snapshot: Arc<Snapshot>,
+pub(crate) struct Exclusive {
+    pub(crate) snapshot: Arc<Snapshot>,
     end: Option<std_mpsc::Sender<ExclusiveEnd>>,
 }
 
@@ -134,7 +132,7 @@ enum ExclusiveEnd {
 impl Exclusive {
     /// Swaps `gen` (durable, with its memory image `state`) in and resumes the
     /// writer on it. Answers with the retired generation.
-    pub fn swap(
+    pub(crate) fn swap(
         mut self,
         gen: Arc<Gen>,
         state: State,
@@ -155,7 +153,7 @@ impl Drop for Exclusive {
     }
 }
 
-pub enum Msg {
+pub(crate) enum Msg {
     Write(WriteReq),
     Exclusive(ExclusiveReq),
 }
@@ -174,13 +172,13 @@ enum Job {
 }
 
 /// What the writer and flusher share with the store.
-pub struct Shared {
-    pub data_dir: PathBuf,
-    pub live: Arc<ArcSwap<Snapshot>>,
-    pub durable: watch::Sender<Durable>,
-    pub health: Arc<Health>,
-    pub metrics: Arc<Metrics>,
-    pub marks: mark::Marker,
+pub(crate) struct Shared {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) live: Arc<ArcSwap<Snapshot>>,
+    pub(crate) durable: watch::Sender<Durable>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) marks: mark::Marker,
 }
 
 struct Writer {
@@ -192,7 +190,7 @@ struct Writer {
 
 /// Starts both threads on the published snapshot; they end when every sender of
 /// `rx` is gone.
-pub fn spawn(
+pub(crate) fn spawn(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Msg>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, StoreError> {
@@ -219,7 +217,7 @@ pub fn spawn(
 }
 
 /// Bytes free for us on the filesystem of `dir`; `None` when it cannot be told.
-pub fn free_space(dir: &std::path::Path) -> Option<u64> {
+pub(crate) fn free_space(dir: &std::path::Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(dir).ok()?;
     Some((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
 }
@@ -293,13 +291,7 @@ impl Writer {
                 record = touched(&self.state, &se.event);
                 pending.push((seq, encode_event(&se)));
             }
-            replies.push((
-                req.reply,
-                Outcome {
-                    last_seq: self.state.seq,
-                    record,
-                },
-            ));
+            replies.push((req.reply, Outcome { record }));
         }
         if replies.is_empty() {
             return;
