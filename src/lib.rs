@@ -43,63 +43,88 @@ use mirror::RelayStatus;
 use store::lock::LockError;
 use store::Store;
 
-/// Why the server could not run. Config and lock problems are the user's to fix
-/// (exit code 2); the rest are faults.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the server or an offline command could not run. The caller (the binary)
+/// only tells the user's problems (exit code 2) from faults (exit 1); the cause
+/// is kept, not flattened to text, for its message and source chain.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Lock(#[from] LockError),
-    /// The store cannot be served as it is (a log that lost acknowledged events).
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Other(String),
+    /// The store cannot be served as it is (a log that lost acknowledged events,
+    /// damaged files, an unknown layout) or an argument names nothing: the user decides.
+    #[error(transparent)]
+    Refused(Cause),
+    #[error(transparent)]
+    Fault(Cause),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) | RunError::Lock(_) | RunError::Refused(_) => 2,
-            RunError::Other(_) => 1,
+            RunError::Fault(_) => 1,
+        }
+    }
+
+    fn fault(e: impl Into<Cause>) -> RunError {
+        RunError::Fault(e.into())
+    }
+}
+
+impl From<store::StoreError> for RunError {
+    fn from(e: store::StoreError) -> Self {
+        use store::StoreError as S;
+        match e {
+            S::Refused(_) | S::LostTail { .. } | S::Damaged { .. } => RunError::Refused(e.into()),
+            S::Sled(_) | S::Io(_) | S::Corrupt(_) => RunError::Fault(e.into()),
         }
     }
 }
 
-fn other(e: impl std::fmt::Display) -> RunError {
-    RunError::Other(e.to_string())
+/// Every other layer's error is a fault at this level.
+macro_rules! faults {
+    ($($t:ty),+) => {$(
+        impl From<$t> for RunError {
+            fn from(e: $t) -> Self {
+                RunError::Fault(e.into())
+            }
+        }
+    )+};
 }
+faults!(
+    backup::BackupError,
+    seed::SeedError,
+    offsite::OffsiteError,
+    mirror::relay::RelayError,
+    std::io::Error,
+    tokio::task::JoinError
+);
 
 /// Opens the store. A log that lost acknowledged events is never served: the
 /// first backup waiting in the restore dir is applied instead, or the start is refused.
 async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, RunError> {
     let data_dir = config.data_dir.clone();
     let m = metrics.clone();
-    let opened = tokio::task::spawn_blocking(move || Store::open(&data_dir, m))
-        .await
-        .map_err(other)?;
+    let opened = tokio::task::spawn_blocking(move || Store::open(&data_dir, m)).await?;
     let lost = match opened {
         Ok(s) => return Ok(s),
-        Err(e @ (store::StoreError::LostTail { .. } | store::StoreError::Damaged { .. })) => {
-            e.to_string()
-        }
-        Err(store::StoreError::Refused(why)) => return Err(RunError::Refused(why)),
-        Err(e) => return Err(other(e)),
+        Err(e @ (store::StoreError::LostTail { .. } | store::StoreError::Damaged { .. })) => e,
+        Err(e) => return Err(e.into()),
     };
     let cfg = config.clone();
-    let rescued = tokio::task::spawn_blocking(move || backup::dropfolder::rescue(&cfg))
-        .await
-        .map_err(other)?;
+    let rescued = tokio::task::spawn_blocking(move || backup::dropfolder::rescue(&cfg)).await?;
     match rescued {
         Some(name) => {
             tracing::warn!(problem = %lost, backup = %name, "the store could not be served as it was; restored from the restore dir before serving");
             let data_dir = config.data_dir.clone();
             let store = tokio::task::spawn_blocking(move || Store::open(&data_dir, metrics))
-                .await
-                .map_err(other)?
-                .map_err(other)?;
-            let details = serde_json::json!({"source": "restore-dir", "reason": lost});
+                .await?
+                .map_err(RunError::fault)?;
+            let details = serde_json::json!({"source": "restore-dir", "reason": lost.to_string()});
             if let Err(e) = store
                 .meta
                 .audit("BACKUP_RESTORED", Some(&name), "system", details)
@@ -108,7 +133,7 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, Run
             }
             Ok(store)
         }
-        None => Err(RunError::Refused(lost)),
+        None => Err(lost.into()),
     }
 }
 
@@ -151,22 +176,16 @@ async fn bootstrap_from_offsite(
     let events = tokio::task::spawn_blocking(move || {
         store::open_offline(&data_dir).and_then(|g| g.last_seq())
     })
-    .await
-    .map_err(other)?;
-    match events {
-        Ok(0) => {}
-        Ok(n) => {
-            tracing::info!(
-                events = n,
-                "RESTORE_FROM_OFFSITE=latest skipped: the store is not empty"
-            );
-            return Ok(());
-        }
-        Err(store::StoreError::Refused(why)) => return Err(RunError::Refused(why)),
-        Err(e) => return Err(other(e)),
+    .await??;
+    if events > 0 {
+        tracing::info!(
+            events,
+            "RESTORE_FROM_OFFSITE=latest skipped: the store is not empty"
+        );
+        return Ok(());
     }
-    let meta = store::Meta::open(&config.data_dir.join("meta")).map_err(other)?;
-    let client = offsite::Offsite::new(off, &config.backup_dir, meta).map_err(other)?;
+    let meta = store::Meta::open(&config.data_dir.join("meta"))?;
+    let client = offsite::Offsite::new(off, &config.backup_dir, meta)?;
     let name = match client.newest().await {
         Ok(Some(n)) => n,
         Ok(None) => {
@@ -176,7 +195,7 @@ async fn bootstrap_from_offsite(
             return Ok(());
         }
         Err(e) => {
-            return Err(RunError::Other(format!(
+            return Err(RunError::fault(format!(
                 "RESTORE_FROM_OFFSITE=latest: cannot list the bucket: {e}"
             )))
         }
@@ -184,7 +203,7 @@ async fn bootstrap_from_offsite(
     let dir = config
         .backup_dir
         .join(format!(".offsite-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).map_err(other)?;
+    std::fs::create_dir_all(&dir)?;
     let path = dir.join(&name);
     let fetched = client.download(&name, &path).await;
     let restored = match fetched {
@@ -192,12 +211,11 @@ async fn bootstrap_from_offsite(
             let (d, b) = (config.data_dir.clone(), config.backup_dir.clone());
             let source = backup::restore::Source::Archive { path, upto: None };
             tokio::task::spawn_blocking(move || backup::restore::restore_offline(&d, &b, &source))
-                .await
-                .map_err(other)?
+                .await?
                 .map(|(r, _)| r)
-                .map_err(|e| other(format!("RESTORE_FROM_OFFSITE=latest: {name}: {e}")))
+                .map_err(|e| RunError::fault(format!("RESTORE_FROM_OFFSITE=latest: {name}: {e}")))
         }
-        Err(e) => Err(other(format!(
+        Err(e) => Err(RunError::fault(format!(
             "RESTORE_FROM_OFFSITE=latest: downloading {name}: {e}"
         ))),
     };
@@ -223,9 +241,7 @@ pub async fn run(
         bootstrap_from_offsite(&config, off).await?;
     }
     let store = open_store(&config, metrics.clone()).await?;
-    seed::seed_users(&store, &seed::Seeding::from_config(&config))
-        .await
-        .map_err(other)?;
+    seed::seed_users(&store, &seed::Seeding::from_config(&config)).await?;
     match store.meta.purge_sessions(domain::time::now_ms()) {
         Ok(n) if n > 0 => tracing::info!(expired = n, "removed expired sessions"),
         Ok(_) => {}
@@ -288,16 +304,9 @@ pub async fn run(
             status: app.relay.clone(),
             metrics: app.metrics.clone(),
         };
-        match mirror::relay::spawn_relay(deps, stop_rx.clone()) {
-            Ok(h) => workers.push(h),
-            Err(e) => {
-                return Err(RunError::Other(format!(
-                    "cannot create the Kafka producer: {e}"
-                )))
-            }
-        }
+        workers.push(mirror::relay::spawn_relay(deps, stop_rx.clone())?);
     }
-    let addr = listener.local_addr().map_err(other)?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, events = app.store.durable().borrow().seq, "taskledger is serving");
     serve::serve(listener, api::router(app.clone()), shutdown).await;
     tracing::info!("shutting down: requests drained, stopping background work");
@@ -312,9 +321,7 @@ pub async fn run(
         }
     }
     let closing = app.clone();
-    tokio::task::spawn_blocking(move || closing.store.close())
-        .await
-        .map_err(other)?;
+    tokio::task::spawn_blocking(move || closing.store.close()).await?;
     drop(lock);
     Ok(())
 }

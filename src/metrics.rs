@@ -15,6 +15,8 @@ pub struct Metrics {
     pub(crate) backup_seconds: HistogramVec,
     pub(crate) restores: IntCounterVec,
     pub(crate) restore_seconds: Histogram,
+    pub(crate) restore_dir_scans: IntCounter,
+    pub(crate) restore_dir_waiting: IntGauge,
     pub(crate) kafka_lag: IntGauge,
     pub(crate) kafka_last_published: IntGauge,
     pub(crate) kafka_connected: IntGauge,
@@ -127,6 +129,22 @@ impl Metrics {
                 Histogram::with_opts(
                     HistogramOpts::new("taskledger_restore_seconds", "Restore duration")
                         .buckets(long),
+                )
+                .expect(ok),
+            ),
+            restore_dir_scans: reg(
+                &r,
+                IntCounter::new(
+                    "taskledger_restore_dir_scans_total",
+                    "Passes of the drop-folder watcher over the restore dir",
+                )
+                .expect(ok),
+            ),
+            restore_dir_waiting: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_restore_dir_waiting_files",
+                    "Files in the restore dir that end early, kept until their copy goes on",
                 )
                 .expect(ok),
             ),

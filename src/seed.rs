@@ -41,7 +41,9 @@ impl Seeding {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SeedError {
     #[error("hashing a password: {0}")]
-    Hash(String),
+    Hash(argon2::password_hash::Error),
+    #[error("seeding task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Write(#[from] WriteError),
 }
@@ -58,8 +60,7 @@ async fn ensure_user(
         return Ok(false);
     }
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| SeedError::Hash(e.to_string()))?
+        .await?
         .map_err(SeedError::Hash)?;
     let out = store
         .execute(

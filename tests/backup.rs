@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -435,14 +435,21 @@ async fn restore_under_load_shows_old_or_new_never_a_mix() {
 
     let done = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reads = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..3 {
-        let (s, done, old_set, new_set) =
-            (s.clone(), done.clone(), old_set.clone(), new_set.clone());
+        let (s, done, old_set, new_set, reads) = (
+            s.clone(),
+            done.clone(),
+            old_set.clone(),
+            new_set.clone(),
+            reads.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut seen = (0, 0);
             while !done.load(Ordering::Relaxed) {
                 let names: HashSet<String> = s.group_names().await.into_iter().collect();
+                reads.fetch_add(1, Ordering::Relaxed);
                 if names == old_set {
                     seen.0 += 1;
                 } else if names == new_set {
@@ -475,12 +482,25 @@ async fn restore_under_load_shows_old_or_new_never_a_mix() {
             (i, 0)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Readers and writers go on before and after the restore, for as long as it
+    // takes them to do some work on each side (not for a guessed time).
+    let progress = || (reads.load(Ordering::Relaxed), acked.lock().unwrap().len());
+    async fn until(progress: &dyn Fn() -> (usize, usize), from: (usize, usize)) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while {
+            let (r, w) = progress();
+            r < from.0 + 10 || w < from.1 + 20
+        } {
+            assert!(Instant::now() < deadline, "readers or writers stalled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    until(&progress, (0, 0)).await;
     let (st, r) = s
         .post("/api/backup/restore", json!({"backupName": b["name"]}))
         .await;
     assert_eq!(st, 200, "{r}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until(&progress, progress()).await;
     done.store(true, Ordering::Relaxed);
     let mut reads = (0, 0);
     for t in tasks.drain(..3) {
@@ -589,7 +609,10 @@ async fn drop_folder_live_slow_copy_and_failure() {
         .unwrap()
         .contains("invalid backup"));
     assert_eq!(s.group_names().await, vec!["Migrated"]);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Two more full passes of the watcher over the folder: it saw the names it ignores.
+    let scans = "taskledger_restore_dir_scans_total";
+    let seen = common::metric_at(&s.client, &s.base, scans).await;
+    common::until_metric(&s.client, &s.base, scans, |n| n >= seen + 2.0).await;
     assert!(
         restore_dir.join(".hidden.tar.gz").exists()
             && restore_dir.join("copying.tar.gz.part").exists()
@@ -607,7 +630,14 @@ async fn drop_folder_copy_that_stalls_is_applied_not_failed() {
     let mut f = std::fs::File::create(&target).unwrap();
     f.write_all(&bytes[..bytes.len() / 2]).unwrap();
     f.flush().unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The watcher tried the half file once it settled, found it ends early, and keeps it.
+    common::until_metric(
+        &s.client,
+        &s.base,
+        "taskledger_restore_dir_waiting_files",
+        |n| n == 1.0,
+    )
+    .await;
     assert!(
         !restore_dir.join("failed").join("stalls.tar.gz").exists(),
         "a stalled copy was failed"

@@ -191,6 +191,7 @@ async fn nothing_is_visible_before_its_fsync_returns() {
     let events = s.get("/api/health").await["events"].as_u64().unwrap();
 
     s.set("hold-sync", true);
+    let syncs_before = s.data_syncs();
     let (client, base, token) = (s.client.clone(), s.base.clone(), s.token.clone());
     let pending = tokio::spawn(async move {
         client
@@ -201,7 +202,13 @@ async fn nothing_is_visible_before_its_fsync_returns() {
             .await
             .map(|r| r.status().as_u16())
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The write reached sled and its fsync is now held: the shim logs each call
+    // before holding it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.data_syncs() <= syncs_before {
+        assert!(Instant::now() < deadline, "no fsync after the write");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert!(
         !pending.is_finished(),
         "the write was answered before its fsync"
@@ -333,6 +340,27 @@ async fn a_really_full_filesystem_answers_507() {
         assert_eq!(status, 507, "{body}");
     }
     assert_eq!(s.get("/api/health").await["writable"], true);
+    // Not one byte left: a backup cannot be written either, and says why.
+    let last = mnt.join("filler-last");
+    let free = nix::sys::statvfs::statvfs(&mnt).unwrap();
+    let rest = free.blocks_available() as u64 * free.fragment_size() as u64;
+    if rest > 0 {
+        let ok = std::process::Command::new("fallocate")
+            .args(["-l", &rest.to_string()])
+            .arg(&last)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let (status, body) = s.post("/api/backup/create", json!({})).await;
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(body["error"], "insufficient storage", "{body}");
+    let left: Vec<_> = std::fs::read_dir(mnt.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "no partial backup is left: {left:?}");
+    let _ = std::fs::remove_file(&last);
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(s.post("/api/groups", json!({"name": "again"})).await.0, 201);
     assert_eq!(s.group_names().await, vec!["fits", "again"]);
@@ -360,11 +388,18 @@ async fn kill_9_during_a_checkpoint_and_a_damaged_checkpoint_lose_nothing() {
     s.terminate();
     let deadline = Instant::now() + Duration::from_secs(10);
     let gen_dir = dir.path().join("storage/gen-1");
-    while !gen_dir.join(".checkpoint.tmp").exists() {
-        assert!(Instant::now() < deadline, "no checkpoint was started");
+    // Written and now held inside its fsync (the shim logs the call first).
+    let in_fsync = || {
+        std::fs::read_to_string(dir.path().join("shim/syncs.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.ends_with("/.checkpoint.tmp"))
+    };
+    while !in_fsync() {
+        assert!(Instant::now() < deadline, "no checkpoint reached its fsync");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(gen_dir.join(".checkpoint.tmp").exists());
     let root = s.kill();
     std::fs::remove_file(root.join("shim/hold-ckpt")).unwrap();
     assert!(!gen_dir.join("checkpoint").exists());

@@ -366,13 +366,26 @@ async fn a_truncated_file_that_never_grows_is_failed_after_the_stall_period() {
         &FIXTURE.as_bytes()[..FIXTURE.len() / 2],
     )
     .expect("write");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let written = std::time::Instant::now();
+    // Tried, found to end early, kept: not failed before the stall period.
+    until_metric(
+        &s.client,
+        &s.base,
+        "taskledger_restore_dir_waiting_files",
+        |n| n == 1.0,
+    )
+    .await;
     assert!(
         drop_dir.join("half.json").exists(),
         "failed before the stall period"
     );
     let note = drop_dir.join("failed").join("half.json.error.txt");
     wait_for(&note).await;
+    assert!(
+        written.elapsed() >= Duration::from_millis(3000),
+        "failed {:?} after it was written, before the 3 s stall period",
+        written.elapsed()
+    );
     let text = std::fs::read_to_string(&note).expect("note");
     assert!(
         text.contains("ends early") || text.contains("truncated"),

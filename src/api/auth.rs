@@ -30,7 +30,7 @@ pub(crate) async fn hash_blocking(password: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::Internal)
+        .map_err(|e| ApiError::Internal(format!("hashing a password: {e}")))
 }
 
 /// The caller, resolved from `Authorization: Bearer <token>`.

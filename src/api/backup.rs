@@ -51,7 +51,11 @@ impl From<BackupError> for ApiError {
             BackupError::Busy => ApiError::Conflict(e.to_string()),
             BackupError::Exists(m) => ApiError::Conflict(m),
             BackupError::BadInstant(m) => ApiError::BadRequest(m),
-            BackupError::Fault(m) => ApiError::Internal(m),
+            BackupError::NoSpace => ApiError::InsufficientStorage,
+            BackupError::Io(_)
+            | BackupError::Store(_)
+            | BackupError::Swap(_)
+            | BackupError::Task(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -226,6 +226,13 @@ async fn pass(app: &Arc<Backups>, dir: &Path, settling: &mut Settling) {
         );
         file_away(dir, &name, "failed", Some(why));
     }
+    let waiting = settling
+        .seen
+        .values()
+        .filter(|s| s.stalled.is_some())
+        .count();
+    app.metrics.restore_dir_waiting.set(waiting as i64);
+    app.metrics.restore_dir_scans.inc();
 }
 
 /// Text from a bad file (names, reasons quoting its bytes) with control

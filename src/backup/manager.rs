@@ -449,18 +449,25 @@ mod tests {
             .collect()
     }
 
-    async fn write(app: &Backups, n: usize) {
-        app.store
-            .execute(
+    /// A write on a blocking thread: while it is in flight, the paused clock may
+    /// not jump to the next tick (the writer thread is outside tokio's view), so
+    /// no scheduled run can see the log half way through the write.
+    async fn write(app: &Arc<Backups>, n: usize) {
+        let app = app.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            rt.block_on(app.store.execute(
                 "t",
                 Command::CreateGroup {
                     id: uuid::Uuid::new_v4().into(),
                     name: format!("g{n}"),
                     discussion: None,
                 },
-            )
-            .await
-            .unwrap();
+            ))
+        })
+        .await
+        .unwrap()
+        .unwrap();
     }
 
     /// Lets an hour pass on the paused clock and waits for the scheduler to

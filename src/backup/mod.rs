@@ -37,28 +37,34 @@ pub(crate) enum BackupError {
     /// An instant (`at`) that names no point of the log in question.
     #[error("{0}")]
     BadInstant(String),
-    #[error("{0}")]
-    Fault(String),
+    /// A full disk: nothing was changed, and it works again once space is freed.
+    #[error("insufficient storage")]
+    NoSpace,
+    #[error("backup i/o: {0}")]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("swap failed: {0}")]
+    Swap(#[from] crate::store::SwapError),
+    #[error("backup task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl From<ArchiveError> for BackupError {
     fn from(e: ArchiveError) -> Self {
         match e {
             ArchiveError::Invalid(m) => BackupError::Invalid(format!("invalid backup: {m}")),
-            ArchiveError::Io(e) => BackupError::Fault(format!("backup i/o: {e}")),
+            ArchiveError::Io(e) => e.into(),
         }
-    }
-}
-
-impl From<StoreError> for BackupError {
-    fn from(e: StoreError) -> Self {
-        BackupError::Fault(e.to_string())
     }
 }
 
 impl From<std::io::Error> for BackupError {
     fn from(e: std::io::Error) -> Self {
-        BackupError::Fault(format!("i/o: {e}"))
+        match e.kind() {
+            std::io::ErrorKind::StorageFull => BackupError::NoSpace,
+            _ => BackupError::Io(e),
+        }
     }
 }
 
@@ -168,9 +174,7 @@ impl BackupState {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
 ) -> Result<T, BackupError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BackupError::Fault(format!("backup task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await?
 }
 
 /// A name the API accepts: no path parts, the right suffix.

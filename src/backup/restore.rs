@@ -155,10 +155,6 @@ fn restored(state: &State) -> Restored {
     }
 }
 
-fn swap_error(e: SwapError) -> BackupError {
-    BackupError::Fault(format!("swap failed: {e}"))
-}
-
 /// What replaces the live log.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
@@ -332,7 +328,7 @@ async fn restore_locked(
         Ok(ex) => ex,
         Err(e) => {
             Store::discard_gen(scratch);
-            return Err(swap_error(e));
+            return Err(e.into());
         }
     };
     let safety = if ex.snapshot.last_seq() == upto && ex.snapshot.id() == gen_id {
@@ -377,8 +373,8 @@ async fn restore_locked(
     let restored = restored(&image);
     match ex.swap(Arc::new(scratch), image).await {
         Ok(Ok(old)) => retire_gen(old),
-        Ok(Err(e)) => return Err(swap_error(e)),
-        Err(_) => return Err(swap_error(SwapError::Closed)),
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Err(SwapError::Closed.into()),
     }
     let at = built.cut.map(|c| c.at());
     let mut details = json!({"source": origin, "events": restored.events, "lastEventId": last_event_id, "safetyBackup": safety_name});

@@ -11,10 +11,6 @@ use crate::config::{BackupCmd, Config};
 use crate::store::{self, lock, Meta};
 use crate::RunError;
 
-fn other(e: impl std::fmt::Display) -> RunError {
-    RunError::Other(e.to_string())
-}
-
 fn audit(config: &Config, action: &str, backup: &str, details: serde_json::Value) {
     match Meta::open(&config.data_dir.join("meta")) {
         Ok(meta) => {
@@ -31,11 +27,10 @@ pub(crate) fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
         BackupCmd::Create { label } => {
             config.ensure_dirs()?;
             let _lock = lock::acquire(&config.data_dir)?;
-            let gen = store::open_offline(&config.data_dir).map_err(other)?;
+            let gen = store::open_offline(&config.data_dir)?;
             let t = Instant::now();
-            let upto = gen.last_seq().map_err(other)?;
-            let w = write_backup(&gen, upto, &config.backup_dir, MANUAL, label.as_deref())
-                .map_err(other)?;
+            let upto = gen.last_seq()?;
+            let w = write_backup(&gen, upto, &config.backup_dir, MANUAL, label.as_deref())?;
             let name = w
                 .path
                 .file_name()
@@ -78,7 +73,7 @@ pub(crate) fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
             let t = Instant::now();
             match verify_file(&file) {
                 Ok(m) => {
-                    let (size, sha) = archive::file_digest(&file).map_err(other)?;
+                    let (size, sha) = archive::file_digest(&file)?;
                     println!(
                         "ok: {} — {} events (ids {}..{}), kind {}, created {}, {} bytes, sha256 {} ({:.2}s)",
                         file.display(),

@@ -10,29 +10,16 @@ use crate::config::{Cmd, Config};
 use crate::store::{self, lock, replay};
 use crate::RunError;
 
-fn other(e: impl std::fmt::Display) -> RunError {
-    RunError::Other(e.to_string())
-}
-
-/// Opening the store: a data dir it refuses to guess about is the user's to fix (exit 2).
-fn open_err(e: store::StoreError) -> RunError {
-    match e {
-        store::StoreError::Refused(why) => RunError::Refused(why),
-        e @ store::StoreError::Damaged { .. } => RunError::Refused(e.to_string()),
-        e => other(e),
-    }
-}
-
 /// Runs one offline command; returns the process exit code.
 pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
     match cmd {
-        Cmd::Serve { .. } => Err(RunError::Other("serve is not an offline command".into())),
+        Cmd::Serve { .. } => Err(RunError::fault("serve is not an offline command")),
         Cmd::Rebuild => {
             config.ensure_dirs()?;
             let _lock = lock::acquire(&config.data_dir)?;
-            let gen = store::open_offline(&config.data_dir).map_err(open_err)?;
+            let gen = store::open_offline(&config.data_dir)?;
             let t = Instant::now();
-            let c = replay::rebuild(&gen).map_err(other)?;
+            let c = replay::rebuild(&gen)?;
             println!(
                 "rebuilt the memory image from {} events (checkpoint written) in {:.2}s: {} users, {} groups, {} tasks, {} comments",
                 c.events,
@@ -47,9 +34,9 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
         Cmd::Check => {
             config.ensure_dirs()?;
             let _lock = lock::acquire(&config.data_dir)?;
-            let gen = store::open_offline(&config.data_dir).map_err(open_err)?;
+            let gen = store::open_offline(&config.data_dir)?;
             let mark = store::recorded_mark(&config.data_dir, gen.id);
-            let (problems, state) = replay::check(&gen, mark).map_err(other)?;
+            let (problems, state) = replay::check(&gen, mark)?;
             let c = state.counts();
             if problems.is_empty() {
                 println!(
@@ -70,7 +57,7 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
             let upto = match at.as_deref().map(crate::store::history::At::parse) {
                 None => None,
                 Some(Ok(at)) => Some(at),
-                Some(Err(e)) => return Err(RunError::Refused(format!("--at: {e}"))),
+                Some(Err(e)) => return Err(RunError::Refused(format!("--at: {e}").into())),
             };
             backup::restore(config, Source::Archive { path: file, upto })
         }

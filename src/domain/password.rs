@@ -6,12 +6,12 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 
-pub(crate) fn hash_password(password: &str) -> Result<String, String> {
+/// Fails only if the system's random source or the hasher itself fails.
+pub(crate) fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
 }
 
 pub(crate) fn verify_password(password: &str, hash: &str) -> bool {

@@ -18,11 +18,10 @@ use super::message::{restored_message, seed_message, EVENT_ID_HEADER, SYSTEM_KEY
 use std::sync::Arc;
 
 use super::RelayStatus;
-use crate::config::KafkaConfig as Kafka;
 use crate::config::KafkaConfig;
 use crate::domain::time::now_ms;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Events read and sent per round; acknowledged as a whole before the cursor moves.
 const BATCH: u64 = 10_000;
@@ -31,6 +30,25 @@ const PROBE_EVERY: Duration = Duration::from_secs(10);
 
 const CURSOR: &str = "cursor";
 const CURSOR_GEN: &str = "cursor_gen";
+
+/// Why a relay round failed. Every one is retried with backoff; the kind says
+/// whether the broker, the log or the relay itself was at fault.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RelayError {
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("creating topic {topic}: {code}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("no answer from the broker: {0}")]
+    NoAnswer(&'static str),
+    #[error("reading the log: {0}")]
+    Log(#[from] StoreError),
+    #[error("relay task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// librdkafka reports every failed retry; the relay logs state changes itself
 /// (one line on disconnect, one on reconnect), so the library's own chatter goes
@@ -74,7 +92,7 @@ pub(crate) fn producer_config(k: &KafkaConfig) -> ClientConfig {
 /// metrics. It never sees the rest of the application.
 pub(crate) struct RelayDeps {
     pub(crate) store: Arc<Store>,
-    pub(crate) kafka: Kafka,
+    pub(crate) kafka: KafkaConfig,
     pub(crate) status: Arc<RelayStatus>,
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -92,18 +110,14 @@ struct Relay {
 pub(crate) fn spawn_relay(
     app: RelayDeps,
     stop: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, KafkaError> {
+) -> Result<tokio::task::JoinHandle<()>, RelayError> {
     let producer: RelayProducer = producer_config(&app.kafka).create_with_context(QuietContext)?;
+    // An unreadable cursor is not "nothing published yet": republishing the
+    // whole log would flood consumers, so the relay does not start.
+    let cursor = app.store.meta.relay_get(CURSOR)?.unwrap_or(0);
+    let cursor_gen = app.store.meta.relay_get(CURSOR_GEN)?.unwrap_or(0);
     let status = &app.status;
     status.enabled.store(true, Ordering::Relaxed);
-    let cursor = app.store.meta.relay_get(CURSOR).ok().flatten().unwrap_or(0);
-    let cursor_gen = app
-        .store
-        .meta
-        .relay_get(CURSOR_GEN)
-        .ok()
-        .flatten()
-        .unwrap_or(0);
     status.last_published.store(cursor, Ordering::Relaxed);
     let relay = Relay {
         topic: app.kafka.topic.clone(),
@@ -118,32 +132,29 @@ pub(crate) fn spawn_relay(
 }
 
 /// Whether the topic exists, asked without triggering auto-creation.
-async fn topic_exists(producer: &RelayProducer, topic: &str) -> Result<bool, String> {
+async fn topic_exists(producer: &RelayProducer, topic: &str) -> Result<bool, RelayError> {
     let p = producer.clone();
     let t = topic.to_string();
     tokio::task::spawn_blocking(move || {
         let md = p
             .client()
-            .fetch_metadata(Some(&t), Duration::from_secs(5))
-            .map_err(|e| e.to_string())?;
+            .fetch_metadata(Some(&t), Duration::from_secs(5))?;
         Ok(md
             .topics()
             .iter()
             .any(|mt| mt.name() == t && mt.error().is_none() && !mt.partitions().is_empty()))
     })
-    .await
-    .map_err(|e| e.to_string())?
+    .await?
 }
 
-async fn ensure_topic(producer: &RelayProducer, k: &KafkaConfig) -> Result<(), String> {
+async fn ensure_topic(producer: &RelayProducer, k: &KafkaConfig) -> Result<(), RelayError> {
     if topic_exists(producer, &k.topic).await? {
         return Ok(());
     }
     let admin: AdminClient<QuietContext> = ClientConfig::new()
         .set("bootstrap.servers", &k.brokers)
         .set("socket.timeout.ms", "10000")
-        .create_with_context(QuietContext)
-        .map_err(|e| e.to_string())?;
+        .create_with_context(QuietContext)?;
     let topic = NewTopic::new(&k.topic, k.partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let res = tokio::time::timeout(
@@ -151,15 +162,14 @@ async fn ensure_topic(producer: &RelayProducer, k: &KafkaConfig) -> Result<(), S
         admin.create_topics([&topic], &opts),
     )
     .await
-    .map_err(|_| "create topic: no answer from the broker".to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|_| RelayError::NoAnswer("create topic"))??;
     for r in res {
         match r {
             Ok(_) => {
                 tracing::info!(topic = %k.topic, partitions = k.partitions, "created Kafka topic")
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(format!("create topic {t}: {code}")),
+            Err((topic, code)) => return Err(RelayError::CreateTopic { topic, code }),
         }
     }
     Ok(())
@@ -215,7 +225,7 @@ impl Relay {
             match ensure_topic(&self.producer, &self.app.kafka).await {
                 Ok(()) => break,
                 Err(e) => {
-                    self.set_connected(false, &e);
+                    self.set_connected(false, &e.to_string());
                     let wait = self.backoff();
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -250,7 +260,7 @@ impl Relay {
                 Ok(())
             };
             if let Err(e) = step {
-                self.set_connected(false, &e);
+                self.set_connected(false, &e.to_string());
                 // Start over with a fresh producer (new producer id): whatever state the
                 // old one was left in (fenced, fatal), the cursor says what to resend.
                 match producer_config(&self.app.kafka)
@@ -286,7 +296,7 @@ impl Relay {
     }
 
     /// The live log was replaced (restore, or a first start on an older cursor).
-    async fn after_swap(&mut self, gen: u64, durable_seq: u64) -> Result<(), String> {
+    async fn after_swap(&mut self, gen: u64, durable_seq: u64) -> Result<(), RelayError> {
         let first_run = self.cursor_gen == 0 && self.cursor == 0;
         if first_run {
             // Nothing published yet: the whole log is ours to publish.
@@ -319,11 +329,11 @@ impl Relay {
                 self.set_connected(true, "");
                 Ok(())
             }
-            Err((e, _)) => Err(format!("publishing the restore notice: {e}")),
+            Err((e, _)) => Err(e.into()),
         }
     }
 
-    async fn publish_batch(&mut self, gen: u64, durable_seq: u64) -> Result<(), String> {
+    async fn publish_batch(&mut self, gen: u64, durable_seq: u64) -> Result<(), RelayError> {
         let live = self.app.store.gen();
         if live.id() != gen {
             return Ok(()); // a swap is in progress; the next round sees it
@@ -333,9 +343,7 @@ impl Relay {
         let events = tokio::task::spawn_blocking(move || {
             live.gen.events(from, to).collect::<Result<Vec<_>, _>>()
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .await??;
         let mut inflight = Vec::with_capacity(events.len());
         for (seq, se) in &events {
             let Some((key, value)) = seed_message(se) else {
@@ -354,7 +362,7 @@ impl Relay {
                 Ok(f) => inflight.push((*seq, f)),
                 // Local queue full: publish what is queued, the rest next round.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => break,
-                Err((e, _)) => return Err(e.to_string()),
+                Err((e, _)) => return Err(e.into()),
             }
         }
         // Everything up to the first unsent publishable event, user events included.
@@ -385,11 +393,11 @@ impl Relay {
             match done {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
-                    failure.get_or_insert(e.to_string());
+                    failure.get_or_insert(RelayError::Kafka(e));
                     acked_until = acked_until.min(seq - 1);
                 }
                 Err(_) => {
-                    failure.get_or_insert("delivery future cancelled".to_string());
+                    failure.get_or_insert(RelayError::NoAnswer("delivery cancelled"));
                     acked_until = acked_until.min(seq - 1);
                 }
             }
@@ -401,7 +409,7 @@ impl Relay {
             self.app.metrics.kafka_published.inc_by(n);
         }
         match failure {
-            Some(e) => Err(format!("delivery failed: {e}")),
+            Some(e) => Err(e),
             None => {
                 self.failures = 0;
                 self.set_connected(true, "");

@@ -35,8 +35,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OffsiteError {
+    /// The bucket refused or could not be reached (its messages name the
+    /// bucket and key, never the credentials).
     #[error("off-site storage: {0}")]
-    Store(String),
+    Store(object_store::Error),
     #[error("{0} is not in the bucket")]
     NotFound(String),
     #[error("off-site copy of {name} differs after upload: {detail}")]
@@ -49,8 +51,7 @@ impl From<object_store::Error> for OffsiteError {
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::NotFound { path, .. } => OffsiteError::NotFound(path),
-            // The client's messages name the bucket and key, never the credentials.
-            e => OffsiteError::Store(e.to_string()),
+            e => OffsiteError::Store(e),
         }
     }
 }

@@ -70,8 +70,9 @@ pub enum WriteError {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SwapError {
-    #[error("storage failure: {0}")]
-    Storage(String),
+    /// CURRENT could not be pointed at the new generation; the old one stays live.
+    #[error("storage failure writing CURRENT: {0}")]
+    Current(super::StoreError),
     #[error("the store is shutting down")]
     Closed,
 }
@@ -356,9 +357,7 @@ impl Writer {
         // CURRENT names the new generation before anything can be acknowledged from it,
         // so a crash right after the swap restarts on the new state.
         if let Err(e) = super::write_current(&self.shared.data_dir, req.gen.id) {
-            let _ = req
-                .reply
-                .send(Err(SwapError::Storage(format!("CURRENT: {e}"))));
+            let _ = req.reply.send(Err(SwapError::Current(e)));
             return;
         }
         let mut state = req.state;

@@ -516,3 +516,40 @@ pub async fn admin_login_at(client: &reqwest::Client, base: &str) -> String {
     let r = post_json(client, &format!("{base}/api/auth/login"), None, body).await;
     r["token"].as_str().expect("token").to_string()
 }
+
+/// The value of an unlabelled metric on a server's `/metrics` page.
+pub async fn metric_at(client: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics request")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not on /metrics"))
+}
+
+/// Waits (polling, with a deadline) until a metric satisfies `ok`: how a test
+/// learns that background work took its turn, instead of sleeping and hoping.
+pub async fn until_metric(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    ok: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = metric_at(client, base, name).await;
+        if ok(v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} stayed at {v} for 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
