@@ -398,7 +398,8 @@ pub(crate) async fn audit(
     State(app): State<AppState>,
     _admin: Admin,
 ) -> ApiResult<impl IntoResponse> {
-    let entries = app.store.meta.audit_entries(1000)?;
+    let meta = app.store.meta.clone();
+    let entries = blocking(move || Ok(meta.audit_entries(1000)?)).await?;
     Ok(Json(json!({"success": true, "audit": entries})))
 }
 

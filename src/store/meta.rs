@@ -2,7 +2,9 @@
 //! backup audit trail and the Kafka relay cursor. A small sled database of its own
 //! beside the generations, so swapping the log never touches it.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -26,10 +28,16 @@ pub(crate) struct AuditEntry {
     pub(crate) details: serde_json::Value,
 }
 
+/// Live sessions by token digest: every authenticated request asks, so the
+/// answer comes from memory, never from a disk read on an async thread. The
+/// tree is the durable copy; this process is its only writer (the LOCK).
+type SessionCache = Arc<RwLock<HashMap<[u8; 32], Session>>>;
+
 #[derive(Clone)]
 pub(crate) struct Meta {
     db: sled::Db,
     sessions: sled::Tree,
+    live_sessions: SessionCache,
     audit: sled::Tree,
     relay: sled::Tree,
     /// Kind of a backup when its manifest does not tell (uploads keep their bytes).
@@ -69,8 +77,18 @@ fn token_key(token: &str) -> [u8; 32] {
 impl Meta {
     pub(crate) fn open(dir: &Path) -> Result<Meta, StoreError> {
         let db = super::gen::open_db(dir, 8 * 1024 * 1024)?;
+        let sessions = db.open_tree("sessions")?;
+        let mut live = HashMap::new();
+        for r in sessions.iter() {
+            let (k, v) = r?;
+            // An unreadable entry is no session; the purge removes it.
+            if let (Ok(key), Ok(s)) = (<[u8; 32]>::try_from(k.as_ref()), bincode::deserialize(&v)) {
+                live.insert(key, s);
+            }
+        }
         Ok(Meta {
-            sessions: db.open_tree("sessions")?,
+            sessions,
+            live_sessions: Arc::new(RwLock::new(live)),
             audit: db.open_tree("audit")?,
             relay: db.open_tree("relay")?,
             kinds: db.open_tree("backup_kinds")?,
@@ -99,28 +117,39 @@ impl Meta {
             expires_ms,
         };
         let v = bincode::serialize(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.sessions.insert(token_key(&token), v)?;
+        let key = token_key(&token);
+        self.sessions.insert(key, v)?;
         self.flush()?;
+        self.cache().insert(key, s);
         Ok(token)
     }
 
-    /// The live session of a token; expired ones are dropped on sight.
-    pub(crate) fn session(&self, token: &str, now_ms: i64) -> Result<Option<Session>, StoreError> {
-        let key = token_key(token);
-        let Some(v) = self.sessions.get(key)? else {
-            return Ok(None);
-        };
-        let s: Session =
-            bincode::deserialize(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if s.expires_ms <= now_ms {
-            self.sessions.remove(key)?;
-            return Ok(None);
-        }
-        Ok(Some(s))
+    /// The live session of a token, from memory (no disk access). Expired ones
+    /// are not answered; the periodic purge removes them.
+    pub(crate) fn session(&self, token: &str, now_ms: i64) -> Option<Session> {
+        let live = self
+            .live_sessions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        live.get(&token_key(token))
+            .filter(|s| s.expires_ms > now_ms)
+            .cloned()
     }
 
+    fn cache(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; 32], Session>> {
+        // A panic while holding the lock cannot leave the map half-changed
+        // (single inserts and removes), so a poisoned lock is still usable.
+        self.live_sessions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Dead in memory first: a logged-out token stops working at once, even if
+    /// the durable removal then fails.
     pub(crate) fn revoke(&self, token: &str) -> Result<bool, StoreError> {
-        let existed = self.sessions.remove(token_key(token))?.is_some();
+        let key = token_key(token);
+        self.cache().remove(&key);
+        let existed = self.sessions.remove(key)?.is_some();
         self.flush()?;
         Ok(existed)
     }
@@ -134,6 +163,9 @@ impl Meta {
                 .map(|s| s.expires_ms <= now_ms)
                 .unwrap_or(true);
             if expired {
+                if let Ok(key) = <[u8; 32]>::try_from(k.as_ref()) {
+                    self.cache().remove(&key);
+                }
                 self.sessions.remove(k)?;
                 n += 1;
             }
@@ -280,5 +312,35 @@ impl Meta {
 
     pub(crate) fn clear_restore_notice(&self) -> Result<(), StoreError> {
         self.relay_remove(RESTORE_NOTICE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_answered_from_memory_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, short, gone) = {
+            let m = Meta::open(dir.path()).unwrap();
+            let live = m.create_session("ann", 10_000).unwrap();
+            let short = m.create_session("bob", 1_000).unwrap();
+            let gone = m.create_session("cy", 10_000).unwrap();
+            assert_eq!(m.session(&live, 5_000).unwrap().username, "ann");
+            assert!(m.session(&short, 1_000).is_none(), "expired at its end");
+            assert!(m.revoke(&gone).unwrap());
+            assert!(m.session(&gone, 0).is_none(), "revoked at once");
+            assert!(m.session("not-a-token", 0).is_none());
+            (live, short, gone)
+        };
+        // A new process: the cache is rebuilt from the durable tree.
+        let m = Meta::open(dir.path()).unwrap();
+        assert_eq!(m.session(&live, 5_000).unwrap().username, "ann");
+        assert_eq!(m.session(&short, 500).unwrap().username, "bob");
+        assert!(m.session(&gone, 0).is_none(), "a revoke is durable");
+        assert_eq!(m.purge_sessions(5_000).unwrap(), 1);
+        assert!(m.session(&short, 500).is_none(), "purged from memory too");
+        assert!(m.session(&live, 5_000).is_some());
     }
 }
