@@ -323,16 +323,21 @@ async fn a_really_full_filesystem_answers_507() {
     let s = Server::start_on(dir.path(), &mnt).await;
     assert_eq!(s.post("/api/groups", json!({"name": "fits"})).await.0, 201);
     // Fill the filesystem up to its last few hundred KB.
-    let filler = mnt.join("filler");
-    let free = nix::sys::statvfs::statvfs(&mnt).unwrap();
-    let bytes =
-        (free.blocks_available() as u64 * free.fragment_size() as u64).saturating_sub(256 * 1024);
-    let ok = std::process::Command::new("fallocate")
-        .args(["-l", &bytes.to_string()])
-        .arg(&filler)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let fill = |name: &str, keep: u64| {
+        let free = nix::sys::statvfs::statvfs(&mnt).unwrap();
+        let bytes =
+            (free.blocks_available() as u64 * free.fragment_size() as u64).saturating_sub(keep);
+        if bytes > 0 {
+            let ok = std::process::Command::new("fallocate")
+                .args(["-l", &bytes.to_string()])
+                .arg(mnt.join(name))
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        mnt.join(name)
+    };
+    let filler = fill("filler", 256 * 1024);
     for i in 0..5 {
         let (status, body) = s
             .post("/api/groups", json!({"name": format!("x{i}")}))
@@ -341,17 +346,7 @@ async fn a_really_full_filesystem_answers_507() {
     }
     assert_eq!(s.get("/api/health").await["writable"], true);
     // Not one byte left: a backup cannot be written either, and says why.
-    let last = mnt.join("filler-last");
-    let free = nix::sys::statvfs::statvfs(&mnt).unwrap();
-    let rest = free.blocks_available() as u64 * free.fragment_size() as u64;
-    if rest > 0 {
-        let ok = std::process::Command::new("fallocate")
-            .args(["-l", &rest.to_string()])
-            .arg(&last)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
+    let last = fill("filler-last", 0);
     let (status, body) = s.post("/api/backup/create", json!({})).await;
     assert_eq!(status, 507, "{body}");
     assert_eq!(body["error"], "insufficient storage", "{body}");
