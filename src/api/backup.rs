@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::auth::Admin;
+use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::input::{JsonObject, MaybeJsonObject};
 use super::logs::{query, QueryMap};
@@ -23,12 +24,6 @@ use crate::backup::{check_name, restore, BackupError, BackupView, Turn};
 use crate::domain::time::now_ms;
 use crate::offsite::OffsiteError;
 use crate::store::history::At;
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
-) -> ApiResult<T> {
-    Ok(crate::backup::blocking(f).await?)
-}
 
 async fn all(app: &AppState) -> ApiResult<Vec<BackupView>> {
     let a = app.clone();

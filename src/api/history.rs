@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::auth::Auth;
+use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::input::PathId;
 use super::logs::{entry, paging, query, LogEntry, QueryMap};
@@ -40,14 +41,6 @@ pub(crate) fn at_param(q: QueryMap) -> ApiResult<Option<At>> {
         None => Ok(None),
         Some(raw) => Ok(Some(At::parse(raw)?)),
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("time travel task failed: {e}")))?
 }
 
 fn did_not_exist(what: &str, cut: &Cut) -> ApiError {

@@ -101,24 +101,56 @@ pub(crate) async fn groups(
     Ok(super::success("groups", groups))
 }
 
+/// Which activity index a page is read from.
+#[derive(Clone, Copy)]
+enum LogOf {
+    Group,
+    Task,
+}
+
+/// A page of a group's or a task's activity, newest first. The index is in
+/// memory; the event bodies are read from the log, off the async threads.
+async fn log_page(
+    app: AppState,
+    of: LogOf,
+    id: String,
+    q: QueryMap,
+) -> ApiResult<impl IntoResponse> {
+    let p = paging(&query(q)?)?;
+    let Some(id) = Id::parse(&id) else {
+        return Ok(super::success("logs", Vec::new()));
+    };
+    let snap = app.store.gen();
+    let logs: Vec<LogEntry> = super::blocking(move || {
+        let seqs = match of {
+            LogOf::Group => snap.state.group_log(&id, p.before, p.limit),
+            LogOf::Task => snap.state.task_log(&id, p.before, p.limit),
+        };
+        Ok(snap.bodies(seqs)?)
+    })
+    .await?
+    .into_iter()
+    .filter_map(|(seq, se)| entry(seq, se))
+    .collect();
+    Ok(super::success("logs", logs))
+}
+
 pub(crate) async fn group_logs(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,
     q: QueryMap,
 ) -> ApiResult<impl IntoResponse> {
-    let p = paging(&query(q)?)?;
-    let logs: Vec<LogEntry> = match Id::parse(&id).ok_or(()) {
-        Ok(gid) => app
-            .store
-            .gen()
-            .group_logs(gid, p.before, p.limit)?
-            .into_iter()
-            .filter_map(|(seq, se)| entry(seq, se))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    Ok(super::success("logs", logs))
+    log_page(app, LogOf::Group, id, q).await
+}
+
+pub(crate) async fn task_logs(
+    State(app): State<AppState>,
+    _auth: Auth,
+    PathId(id): PathId,
+    q: QueryMap,
+) -> ApiResult<impl IntoResponse> {
+    log_page(app, LogOf::Task, id, q).await
 }
 
 pub(crate) async fn group_tasks(
@@ -139,24 +171,4 @@ pub(crate) async fn group_tasks(
         Err(_) => Vec::new(),
     };
     Ok(super::success("tasks", tasks))
-}
-
-pub(crate) async fn task_logs(
-    State(app): State<AppState>,
-    _auth: Auth,
-    PathId(id): PathId,
-    q: QueryMap,
-) -> ApiResult<impl IntoResponse> {
-    let p = paging(&query(q)?)?;
-    let logs: Vec<LogEntry> = match Id::parse(&id).ok_or(()) {
-        Ok(tid) => app
-            .store
-            .gen()
-            .task_logs(tid, p.before, p.limit)?
-            .into_iter()
-            .filter_map(|(seq, se)| entry(seq, se))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    Ok(super::success("logs", logs))
 }

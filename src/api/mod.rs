@@ -51,6 +51,16 @@ pub(crate) fn success<T: serde::Serialize>(key: &'static str, value: T) -> axum:
     axum::Json(Success { key, value })
 }
 
+/// Runs disk-bound work (log reads, replays, directory scans) off the async
+/// threads; its error becomes the API's.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}
+
 /// Decodes the record the writer handed back for a command.
 pub(crate) fn decode_record<T: DeserializeOwned>(record: Option<Vec<u8>>) -> ApiResult<T> {
     let bytes = record.ok_or_else(|| ApiError::Internal("command returned no record".into()))?;

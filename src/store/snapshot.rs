@@ -40,7 +40,8 @@ impl Snapshot {
         self.state.has_users()
     }
 
-    fn bodies(&self, seqs: Vec<u64>) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
+    /// The stored events at these sequences (an activity page), read from the log.
+    pub(crate) fn bodies(&self, seqs: Vec<u64>) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
         seqs.into_iter()
             .map(|seq| match self.gen.event(seq)? {
                 Some(e) => Ok((seq, e)),
@@ -49,25 +50,6 @@ impl Snapshot {
                 ))),
             })
             .collect()
-    }
-
-    /// Newest first, strictly before `before` when given.
-    pub(crate) fn group_logs(
-        &self,
-        g: Id,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
-        self.bodies(self.state.group_log(&g, before, limit))
-    }
-
-    pub(crate) fn task_logs(
-        &self,
-        t: Id,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<(u64, StoredEvent)>, StoreError> {
-        self.bodies(self.state.task_log(&t, before, limit))
     }
 
     pub(crate) fn group_summaries(&self) -> Vec<(Id, LogSummary)> {
