@@ -195,7 +195,7 @@ async fn body_over_1_mib_is_413_and_changes_nothing() {
     for (m, p, body) in big {
         let body = serde_json::to_vec(&body).expect("JSON");
         assert_error(
-            s.send_raw_unpooled(m.clone(), &p, Some(&auth), body).await,
+            s.send_raw(m.clone(), &p, Some(&auth), body).await,
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("{m} {p} with 1 MiB+"),
         );
@@ -240,7 +240,7 @@ async fn body_of_exactly_1_mib_is_read_and_one_byte_more_is_413() {
         let body = format!("{prefix}{fill}{suffix}").into_bytes();
         assert_eq!(body.len(), total);
         assert_error(
-            s.send_raw_unpooled(Method::POST, "/api/groups", Some(&auth), body)
+            s.send_raw(Method::POST, "/api/groups", Some(&auth), body)
                 .await,
             want,
             &format!("body of {total} bytes"),
@@ -256,7 +256,7 @@ async fn login_body_over_1_mib_is_413() {
     let s = TestServer::start().await;
     let body = json!({"username": "admin", "password": "h".repeat(BIG)});
     assert_error(
-        s.send_raw_unpooled(
+        s.send_raw(
             Method::POST,
             "/api/auth/login",
             None,
@@ -572,4 +572,78 @@ async fn mutation_without_a_valid_token_is_401_and_changes_nothing() {
     );
     assert_unchanged(observe(&k.s, &k.t, &k.gid).await, &before);
     k.s.stop().await;
+}
+
+/// Reads one HTTP/1.1 answer (head and its Content-Length body) off a socket.
+async fn read_answer(sock: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&raw).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), sock.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .expect("read");
+        assert!(n > 0, "connection closed mid-answer: {text:?}");
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A client that sends a whole over-limit body before reading gets its 413 (not
+/// a reset), and the connection stays usable: the server read the overshoot
+/// and threw it away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_somewhat_over_the_limit_gets_413_and_the_connection_lives_on() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start().await;
+    let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {BIG}\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.expect("head");
+    sock.write_all(&vec![b' '; BIG])
+        .await
+        .expect("the whole body is accepted");
+    let answer = read_answer(&mut sock).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("request body is too large"), "{answer}");
+    sock.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("second request");
+    let answer = read_answer(&mut sock).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    s.stop().await;
+}
+
+/// A body declared far too big is not waited for: 413 at once, and the answer
+/// says the connection closes (the body was never read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_declared_body_gets_413_at_once_with_connection_close() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start().await;
+    let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = "POST /api/groups HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1099511627776\r\n\r\n";
+    sock.write_all(head.as_bytes()).await.expect("head");
+    let answer = read_answer(&mut sock).await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    s.stop().await;
 }

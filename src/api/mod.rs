@@ -206,10 +206,48 @@ async fn refuse_large(State(app): State<AppState>, req: Request, next: Next) -> 
             BODY_LIMIT as u64
         };
         if len > limit {
-            return ApiError::TooLarge.into_response();
+            // A client that sends its whole body before reading the answer gets
+            // a reset instead of the 413 if the socket is closed with the body
+            // unread. Moderate overshoots are read and thrown away so the answer
+            // arrives and the connection stays usable; huge ones are not waited for.
+            if len - limit <= DRAIN_MAX && drain(req.into_body()).await {
+                return ApiError::TooLarge.into_response();
+            }
+            return closing(ApiError::TooLarge.into_response());
         }
     }
-    next.run(req).await
+    let resp = next.run(req).await;
+    // A body refused while being read (chunked, over the limit) is unread too.
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return closing(resp);
+    }
+    resp
+}
+
+/// How far past its limit a declared body is still read (and discarded) to
+/// answer 413 cleanly.
+const DRAIN_MAX: u64 = 16 * 1024 * 1024;
+
+/// Reads a body to its end and discards it; false if it broke off.
+async fn drain(body: axum::body::Body) -> bool {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        if chunk.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The connection cannot be reused when the request body was left unread; say
+/// so, or a keep-alive client sends its next request into a closing socket.
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    resp
 }
 
 /// Metric label for a method: the known ones, everything else `other` (labels

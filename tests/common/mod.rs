@@ -177,33 +177,6 @@ impl TestServer {
         Self::json_of(&method, path, resp).await
     }
 
-    /// Like [`TestServer::send_raw`], on a connection no later request reuses.
-    /// For bodies the server refuses before reading them (an early 413): it
-    /// then drops the connection without a `Connection: close`, and a pooled
-    /// connection would fail the next request with `IncompleteMessage`.
-    pub async fn send_raw_unpooled(
-        &self,
-        method: Method,
-        path: &str,
-        authorization: Option<&str>,
-        body: Vec<u8>,
-    ) -> (StatusCode, Value) {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("http client");
-        let mut req = client
-            .request(method.clone(), self.url(path))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(a) = authorization {
-            req = req.header(reqwest::header::AUTHORIZATION, a);
-        }
-        let resp = req.send().await.expect("request failed");
-        Self::json_of(&method, path, resp).await
-    }
-
     async fn json_of(method: &Method, path: &str, resp: reqwest::Response) -> (StatusCode, Value) {
         let status = resp.status();
         let ctype = resp
