@@ -9,6 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
+use serde::Serialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -19,20 +20,88 @@ use super::input::{JsonObject, MaybeJsonObject};
 use super::logs::{query, QueryMap};
 use crate::app::AppState;
 use crate::backup::manager::{self, MANUAL};
+use crate::backup::restore::Restored;
 use crate::backup::restore::Source;
-use crate::backup::{check_name, restore, BackupError, BackupView, Turn};
+use crate::backup::{check_name, restore, BackupError, BackupInfo, Turn};
 use crate::domain::time::now_ms;
 use crate::offsite::OffsiteError;
 use crate::store::history::At;
 
+/// A backup as the API shows it (SPEC §3 `Backup`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BackupView {
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    #[serde(rename = "sizeMB")]
+    pub(crate) size_mb: f64,
+    pub(crate) created: String,
+    pub(crate) kind: String,
+    pub(crate) label: Option<String>,
+    pub(crate) events: u64,
+    pub(crate) last_event_id: u64,
+    pub(crate) sha256: String,
+    /// `copied` / `pending` with off-site copies on, `null` without (SPEC §9).
+    pub(crate) offsite: Option<&'static str>,
+}
+
+impl BackupView {
+    fn new(b: BackupInfo, offsite: Option<&'static str>) -> BackupView {
+        BackupView {
+            size_mb: crate::backup::catalog::mb(b.size),
+            name: b.name,
+            size: b.size,
+            created: b.created,
+            kind: b.kind,
+            label: b.label,
+            events: b.events,
+            last_event_id: b.last_event_id,
+            sha256: b.sha256,
+            offsite,
+        }
+    }
+
+    /// A backup listed: its copy's state when copies are on (reads meta: call
+    /// it off the async threads).
+    fn listed(app: &AppState, b: BackupInfo) -> BackupView {
+        let state = app.offsite.as_ref().map(|o| o.state_of(&b.name, b.size));
+        BackupView::new(b, state)
+    }
+
+    /// A backup just written: not yet copied anywhere.
+    fn fresh(app: &AppState, b: BackupInfo) -> BackupView {
+        BackupView::new(b, app.offsite.is_some().then_some("pending"))
+    }
+}
+
+/// What a restore put in place, as the answer counts it.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub(crate) struct RestoredView {
+    events: u64,
+    groups: u64,
+    tasks: u64,
+    comments: u64,
+}
+
+impl From<Restored> for RestoredView {
+    fn from(r: Restored) -> Self {
+        RestoredView {
+            events: r.events,
+            groups: r.groups,
+            tasks: r.tasks,
+            comments: r.comments,
+        }
+    }
+}
+
 async fn all(app: &AppState) -> ApiResult<Vec<BackupView>> {
     let a = app.clone();
     blocking(move || {
-        let mut views = manager::list(&a.backups.state, &a.store.meta, &a.config.backup_dir);
-        for v in &mut views {
-            mark_offsite(&a, v);
-        }
-        Ok(views)
+        let infos = manager::list(&a.backups.state, &a.store.meta, &a.config.backup_dir);
+        Ok(infos
+            .into_iter()
+            .map(|b| BackupView::listed(&a, b))
+            .collect())
     })
     .await
 }
@@ -53,11 +122,6 @@ impl From<BackupError> for ApiError {
             | BackupError::Task(_) => ApiError::Internal(e.to_string()),
         }
     }
-}
-
-/// The `offsite` field of a backup: its copy's state when copies are on.
-fn mark_offsite(app: &AppState, v: &mut BackupView) {
-    v.offsite = app.offsite.as_ref().map(|o| o.state_of(&v.name, v.size));
 }
 
 fn offsite_of(app: &AppState) -> ApiResult<&crate::offsite::Offsite> {
@@ -102,7 +166,7 @@ pub(crate) async fn create(
     .map_err(|e| ApiError::Internal(format!("backup task failed: {e}")))??;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"success": true, "backup": v})),
+        Json(json!({"success": true, "backup": BackupView::fresh(&app, v)})),
     ))
 }
 
@@ -226,7 +290,7 @@ fn restore_answer(r: &restore::RestoreReport) -> serde_json::Value {
     let mut answer = json!({
         "success": true,
         "message": format!("restored {} ({} events)", r.backup, r.restored.events),
-        "restored": r.restored,
+        "restored": RestoredView::from(r.restored),
         "safetyBackup": r.safety_backup,
     });
     if let Some(at) = &r.at {
@@ -307,7 +371,7 @@ pub(crate) async fn import(
     Ok(Json(json!({
         "success": true,
         "imported": r.imported.unwrap_or_default(),
-        "restored": r.restored,
+        "restored": RestoredView::from(r.restored),
         "safetyBackup": r.safety_backup,
     })))
 }
@@ -429,9 +493,9 @@ pub(crate) async fn upload(
             return Err(e.into());
         }
     };
-    let view = manager::adopt_upload(&app.backups, tmp, wanted, &admin.username).await?;
+    let info = manager::adopt_upload(&app.backups, tmp, wanted, &admin.username).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"success": true, "backup": view})),
+        Json(json!({"success": true, "backup": BackupView::fresh(&app, info)})),
     ))
 }

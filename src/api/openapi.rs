@@ -10,10 +10,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::auth::UserView;
+use super::backup::{BackupView, RestoredView};
 use super::logs::LogEntry;
 use super::tasks::{CommentView, GroupView, TaskView};
-use crate::backup::restore::Restored;
-use crate::backup::BackupView;
 
 // ---- request bodies -------------------------------------------------------
 
@@ -200,7 +199,7 @@ pub(crate) struct MetadataDoc {
 pub(crate) struct RestoreAnswer {
     success: bool,
     message: String,
-    restored: Restored,
+    restored: RestoredView,
     safety_backup: String,
     /// Point-in-time restores only.
     at: Option<String>,
@@ -222,7 +221,7 @@ pub(crate) struct ImportCounts {
 pub(crate) struct ImportAnswer {
     success: bool,
     imported: ImportCounts,
-    restored: Restored,
+    restored: RestoredView,
     safety_backup: String,
 }
 

@@ -12,9 +12,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::archive::{self, ArchiveError, ArchiveMeta, Limits, WrittenArchive};
-use super::catalog::{self, mb};
+use super::catalog;
 use super::Backups;
-use super::{blocking, clean_label, BackupError, BackupState, BackupView};
+use super::{blocking, clean_label, BackupError, BackupInfo, BackupState};
 use crate::domain::canonical::to_canonical;
 use crate::domain::time::fmt_ms;
 use crate::store::{Gen, Meta};
@@ -53,7 +53,7 @@ pub(crate) async fn adopt_upload(
     tmp: std::path::PathBuf,
     wanted: Option<String>,
     user: &str,
-) -> Result<BackupView, BackupError> {
+) -> Result<BackupInfo, BackupError> {
     let a = app.clone();
     let t = tmp.clone();
     let adopted = blocking(move || {
@@ -82,8 +82,7 @@ pub(crate) async fn adopt_upload(
     })
     .await;
     let _ = tokio::fs::remove_file(&tmp).await;
-    let mut v = adopted?;
-    v.offsite = app.settings.offsite.then_some("pending");
+    let v = adopted?;
     audit(
         app,
         "BACKUP_CREATED",
@@ -152,13 +151,13 @@ impl BackupState {
     }
 }
 
-/// The API view of one backup file (blocking: reads the manifest, hashes once).
+/// One backup file as it is on disk (blocking: reads the manifest, hashes once).
 pub(crate) fn view(
     state: &BackupState,
     meta: &Meta,
     dir: &Path,
     name: &str,
-) -> Result<BackupView, BackupError> {
+) -> Result<BackupInfo, BackupError> {
     let path = dir.join(name);
     if !path.is_file() {
         return Err(BackupError::NotFound(format!("backup {name} not found")));
@@ -166,22 +165,20 @@ pub(crate) fn view(
     let manifest = archive::read_manifest(&path, &Limits::default())?;
     let (size, sha256) = state.digest(&path, name)?;
     let kind = meta.backup_kind(name)?.unwrap_or(manifest.kind);
-    Ok(BackupView {
+    Ok(BackupInfo {
         name: name.to_string(),
         size,
-        size_mb: mb(size),
         created: manifest.created_at,
         kind,
         label: manifest.label,
         events: manifest.events,
         last_event_id: manifest.last_event_id,
         sha256,
-        offsite: None,
     })
 }
 
 /// Every readable backup, newest first; unreadable files are logged and skipped.
-pub(crate) fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupView> {
+pub(crate) fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupInfo> {
     catalog::list_files(dir)
         .into_iter()
         .filter_map(|f| match view(state, meta, dir, &f.name) {
@@ -206,7 +203,7 @@ pub(crate) async fn create_locked(
     kind: &str,
     label: Option<String>,
     user: &str,
-) -> Result<BackupView, BackupError> {
+) -> Result<BackupInfo, BackupError> {
     let started = Instant::now();
     let (gen, upto) = durable_prefix(app);
     let dir = app.settings.backup_dir.clone();
@@ -227,18 +224,15 @@ pub(crate) async fn create_locked(
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let view = BackupView {
+    let view = BackupInfo {
         name: name.clone(),
         size: written.size,
-        size_mb: mb(written.size),
         created: written.manifest.created_at.clone(),
         kind: kind.to_string(),
         label: written.manifest.label.clone(),
         events: written.manifest.events,
         last_event_id: written.manifest.last_event_id,
         sha256: written.sha256.clone(),
-        // Just written: not yet copied anywhere.
-        offsite: app.settings.offsite.then_some("pending"),
     };
     tracing::info!(backup = %name, events = view.events, size = view.size, ms = started.elapsed().as_millis() as u64, "backup written");
     audit(
@@ -289,7 +283,7 @@ pub(crate) async fn create(
     label: Option<String>,
     user: &str,
     turn: super::Turn,
-) -> Result<BackupView, BackupError> {
+) -> Result<BackupInfo, BackupError> {
     let _busy = app.state.turn(turn).await?;
     let v = create_locked(app, kind, label, user).await?;
     if kind == AUTO {
@@ -355,7 +349,7 @@ pub(crate) async fn delete(app: &Arc<Backups>, name: &str, user: &str) -> Result
 }
 
 /// One scheduled run: a new automatic backup unless nothing changed since the newest backup.
-pub(crate) async fn auto_tick(app: &Arc<Backups>) -> Result<Option<BackupView>, BackupError> {
+pub(crate) async fn auto_tick(app: &Arc<Backups>) -> Result<Option<BackupInfo>, BackupError> {
     let (_, seq) = durable_prefix(app);
     let dir = app.settings.backup_dir.clone();
     let newest_last = blocking(move || {

@@ -14,8 +14,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use archive::ArchiveError;
@@ -68,22 +66,17 @@ impl From<std::io::Error> for BackupError {
     }
 }
 
-/// A backup as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct BackupView {
+/// One backup file as the backup component knows it; the API renders it.
+#[derive(Debug, Clone)]
+pub(crate) struct BackupInfo {
     pub(crate) name: String,
     pub(crate) size: u64,
-    #[serde(rename = "sizeMB")]
-    pub(crate) size_mb: f64,
     pub(crate) created: String,
     pub(crate) kind: String,
     pub(crate) label: Option<String>,
     pub(crate) events: u64,
     pub(crate) last_event_id: u64,
     pub(crate) sha256: String,
-    /// `copied` / `pending` with off-site copies on, `null` without (SPEC §9).
-    pub(crate) offsite: Option<&'static str>,
 }
 
 /// What the backup component may touch, and nothing else: the store (its

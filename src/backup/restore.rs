@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
 use serde_json::json;
 
 use super::archive::{self, Limits, Manifest};
@@ -21,7 +20,7 @@ use crate::store::history::{self, At, Cut, HistoryError};
 use crate::store::meta::RestoreNotice;
 use crate::store::{replay, retire_gen, Gen, Snapshot, Store, StoreError, SwapError};
 
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Restored {
     pub(crate) events: u64,
     pub(crate) groups: u64,
