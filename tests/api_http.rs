@@ -603,6 +603,19 @@ async fn read_answer(sock: &mut tokio::net::TcpStream) -> String {
     }
 }
 
+/// A socket with a POST head declaring `length` body bytes already sent.
+async fn post_head(s: &TestServer, path: &str, length: u64) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.expect("head");
+    sock
+}
+
 /// A client that sends a whole over-limit body before reading gets its 413 (not
 /// a reset), and the connection stays usable: the server read the overshoot
 /// and threw it away.
@@ -610,13 +623,7 @@ async fn read_answer(sock: &mut tokio::net::TcpStream) -> String {
 async fn a_body_somewhat_over_the_limit_gets_413_and_the_connection_lives_on() {
     use tokio::io::AsyncWriteExt;
     let s = TestServer::start().await;
-    let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {BIG}\r\n\r\n"
-    );
-    sock.write_all(head.as_bytes()).await.expect("head");
+    let mut sock = post_head(&s, "/api/auth/login", BIG as u64).await;
     sock.write_all(&vec![b' '; BIG])
         .await
         .expect("the whole body is accepted");
@@ -635,13 +642,8 @@ async fn a_body_somewhat_over_the_limit_gets_413_and_the_connection_lives_on() {
 /// says the connection closes (the body was never read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_declared_body_gets_413_at_once_with_connection_close() {
-    use tokio::io::AsyncWriteExt;
     let s = TestServer::start().await;
-    let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
-        .await
-        .expect("connect");
-    let head = "POST /api/groups HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1099511627776\r\n\r\n";
-    sock.write_all(head.as_bytes()).await.expect("head");
+    let mut sock = post_head(&s, "/api/groups", 1 << 40).await;
     let answer = read_answer(&mut sock).await.to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 413"), "{answer}");
     assert!(answer.contains("connection: close"), "{answer}");
