@@ -568,39 +568,47 @@ async fn server_watching_its_drop_folder() -> (tempfile::TempDir, Server, std::p
     (dir, s, restore_dir)
 }
 
+/// A copy that arrives in pieces is seen by the watcher at every step and never
+/// picked up half-written; once complete it is applied, and the state it
+/// replaced is kept as a pre-restore backup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drop_folder_live_slow_copy_and_failure() {
+async fn drop_folder_applies_a_slow_copy_only_once_complete() {
     let bytes = backup_of_another_server("Migrated", "move").await;
     let (_dir, s, restore_dir) = server_watching_its_drop_folder().await;
-
-    // Copied slowly: never picked up half-written.
+    let scans = "taskledger_restore_dir_scans_total";
     let target = restore_dir.join("migrate.tar.gz");
     let mut f = std::fs::File::create(&target).unwrap();
     let chunk = bytes.len().div_ceil(6);
     for part in bytes.chunks(chunk) {
         f.write_all(part).unwrap();
         f.flush().unwrap();
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // The next piece comes once the watcher has looked at this one.
+        let seen = common::metric_at(&s.client, &s.base, scans).await;
+        common::until_metric(&s.client, &s.base, scans, |n| n > seen).await;
         assert!(
-            !restore_dir.join("failed").join("migrate.tar.gz").exists(),
+            !restore_dir.join("failed").join("migrate.tar.gz").exists()
+                && !restore_dir.join("applied").join("migrate.tar.gz").exists(),
             "picked up before complete"
         );
+        assert_eq!(s.group_names().await, vec!["Local"]);
     }
     drop(f);
     let applied = restore_dir.join("applied").join("migrate.tar.gz");
     assert!(wait_for(|| applied.exists(), 15), "not applied");
     assert_eq!(s.group_names().await, vec!["Migrated"]);
-    // The previous state is kept as a pre-restore backup.
     let (_, list) = s.get("/api/backup/list").await;
     assert!(list["backups"]
         .as_array()
         .unwrap()
         .iter()
         .any(|x| x["kind"] == "pre-restore"));
+    s.stop().await;
+}
 
-    // A bad file goes to failed/ with a reason, nothing changes; ignored names stay.
-    std::fs::write(restore_dir.join(".hidden.tar.gz"), b"junk").unwrap();
-    std::fs::write(restore_dir.join("copying.tar.gz.part"), b"junk").unwrap();
+/// A bad file goes to `failed/` with a note saying why; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_fails_a_bad_file_with_a_note() {
+    let (_dir, s, restore_dir) = server_watching_its_drop_folder().await;
     std::fs::write(restore_dir.join("broken.tar.gz"), b"junk").unwrap();
     let note = restore_dir.join("failed").join("broken.tar.gz.error.txt");
     assert!(wait_for(|| note.exists(), 15), "no error note");
@@ -608,15 +616,36 @@ async fn drop_folder_live_slow_copy_and_failure() {
     assert!(std::fs::read_to_string(&note)
         .unwrap()
         .contains("invalid backup"));
-    assert_eq!(s.group_names().await, vec!["Migrated"]);
-    // Two more full passes of the watcher over the folder: it saw the names it ignores.
+    assert_eq!(s.group_names().await, vec!["Local"]);
+    s.stop().await;
+}
+
+/// Hidden files and names that are not candidates (`.part`) are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_leaves_other_names_alone() {
+    let (_dir, s, restore_dir) = server_watching_its_drop_folder().await;
+    std::fs::write(restore_dir.join(".hidden.tar.gz"), b"junk").unwrap();
+    std::fs::write(restore_dir.join("copying.tar.gz.part"), b"junk").unwrap();
+    // Passes of the watcher that began after the files were there, and more
+    // than a settle period (1.5 s) later: a candidate would have been tried.
     let scans = "taskledger_restore_dir_scans_total";
     let seen = common::metric_at(&s.client, &s.base, scans).await;
+    let since = Instant::now();
     common::until_metric(&s.client, &s.base, scans, |n| n >= seen + 2.0).await;
+    while since.elapsed() < Duration::from_millis(1600) {
+        let now = common::metric_at(&s.client, &s.base, scans).await;
+        common::until_metric(&s.client, &s.base, scans, |n| n > now).await;
+    }
+    assert!(restore_dir.join(".hidden.tar.gz").exists());
+    assert!(restore_dir.join("copying.tar.gz.part").exists());
     assert!(
-        restore_dir.join(".hidden.tar.gz").exists()
-            && restore_dir.join("copying.tar.gz.part").exists()
+        !restore_dir.join("failed").exists()
+            || std::fs::read_dir(restore_dir.join("failed"))
+                .unwrap()
+                .next()
+                .is_none()
     );
+    assert_eq!(s.group_names().await, vec!["Local"]);
     s.stop().await;
 }
 
