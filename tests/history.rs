@@ -393,3 +393,41 @@ async fn monthly_stream_snapshots_and_the_archive() {
     assert_eq!(arr(&v, "snapshots").len(), 1, "{v}");
     assert_eq!(v["snapshots"][0]["state"]["name"], "Fresh");
 }
+
+/// A snapshot bigger than one streamed chunk (256 KiB) arrives whole and in
+/// order, now and at a past instant (both images are streamed the same way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_larger_than_a_chunk_arrives_whole() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let text = "x".repeat(9_000);
+    let mut mid = 0;
+    for i in 0..60 {
+        let (st, v) = s
+            .post(
+                &t,
+                "/api/groups",
+                json!({"name": format!("g{i:02}"), "discussion": text}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        if i == 39 {
+            mid = s.events().await;
+        }
+    }
+    let (st, now) = s.get(&t, "/api/snapshot").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        now.to_string().len() > 2 * 256 * 1024,
+        "spans several chunks"
+    );
+    let want: Vec<String> = (0..60).map(|i| format!("g{i:02}")).collect();
+    assert_eq!(names(&now), want);
+    assert_eq!(now["metadata"]["counts"]["groups"], 60);
+    let (st, past) = s.get(&t, &format!("/api/snapshot?at={mid}")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(names(&past), want[..40].to_vec());
+    assert!(arr(&past["data"], "groups")
+        .iter()
+        .all(|g| g["discussion"] == text.as_str()));
+}

@@ -217,7 +217,13 @@ fn snapshot_data(r: &impl Records) -> SnapData<'_> {
     d
 }
 
-fn snapshot_body(cut: &Cut, user: &str, r: &impl Records) -> ApiResult<Vec<u8>> {
+/// Writes the snapshot answer for `r` at `cut` into `out`.
+fn write_snapshot(
+    out: impl std::io::Write,
+    cut: &Cut,
+    user: &str,
+    r: &impl Records,
+) -> serde_json::Result<()> {
     let data = snapshot_data(r);
     let counts = SnapCounts {
         groups: data.groups.len(),
@@ -238,10 +244,56 @@ fn snapshot_body(cut: &Cut, user: &str, r: &impl Records) -> ApiResult<Vec<u8>> 
         data,
         metadata: SnapMeta { counts },
     };
-    serde_json::to_vec(&body).map_err(|e| ApiError::Internal(format!("snapshot answer: {e}")))
+    serde_json::to_writer(out, &body)
+}
+
+/// Bytes of a streamed answer per chunk.
+const CHUNK: usize = 256 * 1024;
+
+/// Hands what is written to it to the response body in chunks; the channel's
+/// bound keeps a slow client from making the answer pile up in memory, and a
+/// client that went away ends the writing.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(chunk.into()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// The image a snapshot is rendered from: the live one, or one rebuilt for a past cut.
+enum Image {
+    Live(std::sync::Arc<Snapshot>),
+    Past(Box<Past>),
 }
 
 /// `GET /api/snapshot?at=T`: now by default, straight from the live image then.
+/// The instant is resolved and the past image rebuilt before the answer starts
+/// (so errors keep their status); the JSON is then streamed as it is written,
+/// never held whole in memory (hundreds of MB at a million events).
 pub(crate) async fn snapshot(
     State(app): State<AppState>,
     auth: Auth,
@@ -250,7 +302,7 @@ pub(crate) async fn snapshot(
     let at = at_param(q)?;
     let snap = app.store.gen();
     let user = auth.username;
-    blocking(move || {
+    let (cut, image) = blocking(move || {
         let now = now_ms();
         let cut = match at {
             Some(at) => history::resolve(&snap, at, now)?,
@@ -259,18 +311,41 @@ pub(crate) async fn snapshot(
                 at_ms: now,
             },
         };
-        let body = if cut.seq == snap.last_seq() {
-            snapshot_body(&cut, &user, &snap.state)?
+        let image = if cut.seq == snap.last_seq() {
+            Image::Live(snap)
         } else {
-            let past = history::past_at(&snap.gen, cut.seq)?;
-            snapshot_body(&cut, &user, &past)?
+            Image::Past(Box::new(history::past_at(&snap.gen, cut.seq)?))
         };
-        Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        ))
+        Ok((cut, image))
     })
-    .await
+    .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            tx,
+        };
+        let written = match &image {
+            Image::Live(s) => write_snapshot(&mut out, &cut, &user, &s.state),
+            Image::Past(p) => write_snapshot(&mut out, &cut, &user, p.as_ref()),
+        };
+        let sent = written.map_err(std::io::Error::from).and_then(|()| {
+            use std::io::Write;
+            out.flush()
+        });
+        if let Err(e) = sent {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                tracing::error!(error = %e, "snapshot answer broke off");
+                // The status is sent; an error chunk makes the client see a broken body.
+                let _ = out.tx.blocking_send(Err(e));
+            }
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
+    ))
 }
 
 /// A calendar month, `YYYY-MM`: its first instant and the first of the next.
