@@ -32,11 +32,12 @@ timed() { # timed PATH: median wall ms of RUNS GETs, and the answer's size
             || { echo "GET $1 failed" >&2; exit 1; }
         ts+=("$(awk -v s="$out" 'BEGIN { printf "%d", s * 1000 }')")
     done
-    echo "| GET $2 | $(median "${ts[@]}") ms (runs: ${ts[*]}) | $(( $(stat -c %s "$WORK/answer.json") / 1024 )) KiB |"
+    echo "| GET $2 | $(median "${ts[@]}") ms (runs: ${ts[*]}) | $(( $(stat -c %s "$WORK/answer.json") / 1024 )) KiB | $(( $(awk '/VmHWM/ {print $2}' "/proc/$PID/status") / 1024 )) MiB |"
 }
 echo "store: $LAST events; machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "| request | median wall time | answer size |"
-echo "|---|---|---|"
+echo "server peak RSS after start: $(( $(awk '/VmHWM/ {print $2}' "/proc/$PID/status") / 1024 )) MiB"
+echo "| request | median wall time | answer size | server peak RSS so far |"
+echo "|---|---|---|---|"
 timed "/api/snapshot" "/api/snapshot (now: the live image)"
 timed "/api/snapshot?at=$((LAST / 2))" "/api/snapshot?at=<event $((LAST / 2))> (prefix replay)"
 timed "/api/snapshot?at=$((LAST - 1))" "/api/snapshot?at=<event $((LAST - 1))> (prefix replay)"
