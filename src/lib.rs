@@ -8,7 +8,9 @@
 //! - [`api`]: the axum router, auth, handlers, error shapes.
 //! - [`backup`]: archive format, catalog, manager, restore, drop folder.
 //! - [`mirror`]: the Kafka relay publishing the log from a persisted cursor.
-//! - [`metrics`]: the Prometheus registry.
+//! - `offsite`: copies of the backups in S3-compatible storage.
+//! - `seed`: the first admin user.
+//! - [`metrics`]: the Prometheus registry; `backoff`: the retry waits.
 //!
 //! [`run`] serves on a given listener until a shutdown future resolves, so tests
 //! bind port 0 and decide when to stop.
@@ -22,6 +24,7 @@
 
 pub(crate) mod api;
 pub(crate) mod app;
+pub(crate) mod backoff;
 pub(crate) mod backup;
 pub mod cli;
 pub mod config;

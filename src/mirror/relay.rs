@@ -18,6 +18,7 @@ use super::message::{restored_message, seed_message, EVENT_ID_HEADER, SYSTEM_KEY
 use std::sync::Arc;
 
 use super::RelayStatus;
+use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
 use crate::domain::time::now_ms;
 use crate::metrics::Metrics;
@@ -104,7 +105,7 @@ struct Relay {
     cursor: u64,
     cursor_gen: u64,
     connected: bool,
-    failures: u32,
+    backoff: Backoff,
 }
 
 pub(crate) fn spawn_relay(
@@ -126,7 +127,7 @@ pub(crate) fn spawn_relay(
         cursor,
         cursor_gen,
         connected: false,
-        failures: 0,
+        backoff: Backoff::new(Duration::from_millis(500), MAX_BACKOFF),
     };
     Ok(tokio::spawn(relay.run(stop)))
 }
@@ -213,11 +214,6 @@ impl Relay {
         self.app.metrics.kafka_connected.set(i64::from(up));
     }
 
-    fn backoff(&mut self) -> Duration {
-        self.failures += 1;
-        (Duration::from_millis(250) * 2u32.saturating_pow(self.failures.min(6))).min(MAX_BACKOFF)
-    }
-
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut durable = self.app.store.durable();
         // Topic first: many brokers do not auto-create. Retried until it works.
@@ -226,7 +222,7 @@ impl Relay {
                 Ok(()) => break,
                 Err(e) => {
                     self.set_connected(false, &e.to_string());
-                    let wait = self.backoff();
+                    let wait = self.backoff.failed();
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.changed() => return,
@@ -234,7 +230,7 @@ impl Relay {
                 }
             }
         }
-        self.failures = 0;
+        self.backoff.succeeded();
         loop {
             if *stop.borrow() {
                 break;
@@ -271,7 +267,7 @@ impl Relay {
                         tracing::warn!(error = %err, "could not recreate the Kafka producer")
                     }
                 }
-                let wait = self.backoff();
+                let wait = self.backoff.failed();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => break,
@@ -325,7 +321,7 @@ impl Relay {
                 self.cursor = last;
                 self.save_cursor().await;
                 let _ = self.app.store.meta.clear_restore_notice();
-                self.failures = 0;
+                self.backoff.succeeded();
                 self.set_connected(true, "");
                 Ok(())
             }
@@ -411,7 +407,7 @@ impl Relay {
         match failure {
             Some(e) => Err(e),
             None => {
-                self.failures = 0;
+                self.backoff.succeeded();
                 self.set_connected(true, "");
                 Ok(())
             }

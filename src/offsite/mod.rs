@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use crate::backoff::Backoff;
 use crate::backup::catalog;
 use crate::config::OffsiteConfig;
 use crate::domain::time::{fmt_ms, now_ms};
@@ -376,19 +377,17 @@ impl Offsite {
         mut stop: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut backoff = Duration::from_secs(1);
+            let mut backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
             loop {
                 let ok = tokio::select! {
                     ok = self.pass() => ok,
                     _ = stop.changed() => return,
                 };
                 let nap = if ok {
-                    backoff = Duration::from_secs(1);
+                    backoff.succeeded();
                     IDLE_POLL
                 } else {
-                    let b = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    b
+                    backoff.failed()
                 };
                 tokio::select! {
                     _ = tokio::time::sleep(nap) => {}
