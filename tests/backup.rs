@@ -764,59 +764,70 @@ fn live_lock_refuses_and_stale_lock_is_cleared() {
     assert!(!dir.path().join("storage/LOCK").exists());
 }
 
-#[test]
-fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let root: PathBuf = dir.path().to_path_buf();
-    // A log big enough that a backup takes a while, written in-process.
-    {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let cfg = config(&root);
-        cfg.ensure_dirs().unwrap();
-        let store = taskledger::store::Store::open(
-            &cfg.data_dir,
-            Arc::new(taskledger::metrics::Metrics::new()),
-        )
-        .unwrap();
-        rt.block_on(async {
-            let gid = uuid::Uuid::new_v4();
-            store
-                .execute(
-                    "t",
-                    taskledger::domain::Command::CreateGroup {
-                        id: gid.into(),
-                        name: "big".into(),
-                        discussion: None,
-                    },
-                )
-                .await
-                .unwrap();
-            let mut futs = Vec::new();
-            for i in 0..20_000 {
-                futs.push(store.execute(
-                    "t",
-                    taskledger::domain::Command::CreateTask {
-                        id: uuid::Uuid::new_v4().into(),
-                        group_id: gid.into(),
-                        name: format!("task {i} with a longer name to make the backup bigger"),
-                        description: Some("d".repeat(100)),
-                        status: None,
-                        start_date: None,
-                        end_date: None,
-                    },
-                ));
-                if futs.len() == 512 {
-                    for f in futs.drain(..) {
-                        f.await.unwrap();
-                    }
+/// Writes one group and `tasks` tasks into the store under `root`, in-process.
+fn fill_log(root: &Path, tasks: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cfg = config(root);
+    cfg.ensure_dirs().unwrap();
+    let store = taskledger::store::Store::open(
+        &cfg.data_dir,
+        Arc::new(taskledger::metrics::Metrics::new()),
+    )
+    .unwrap();
+    rt.block_on(async {
+        let gid = uuid::Uuid::new_v4();
+        store
+            .execute(
+                "t",
+                taskledger::domain::Command::CreateGroup {
+                    id: gid.into(),
+                    name: "big".into(),
+                    discussion: None,
+                },
+            )
+            .await
+            .unwrap();
+        let mut futs = Vec::new();
+        for i in 0..tasks {
+            futs.push(store.execute(
+                "t",
+                taskledger::domain::Command::CreateTask {
+                    id: uuid::Uuid::new_v4().into(),
+                    group_id: gid.into(),
+                    name: format!("task {i} with a longer name to make the backup bigger"),
+                    description: Some("d".repeat(100)),
+                    status: None,
+                    start_date: None,
+                    end_date: None,
+                },
+            ));
+            if futs.len() == 512 {
+                for f in futs.drain(..) {
+                    f.await.unwrap();
                 }
             }
-            for f in futs {
-                f.await.unwrap();
-            }
-        });
-        store.close();
-    }
+        }
+        for f in futs {
+            f.await.unwrap();
+        }
+    });
+    store.close();
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect()
+}
+
+#[test]
+fn crash_during_backup_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root: PathBuf = dir.path().to_path_buf();
+    // A log big enough that a backup takes a while.
+    fill_log(&root, 20_000);
     let p = port();
     let mut child = bin(&root, &["serve", "--addr", &format!("127.0.0.1:{p}")])
         .spawn()
@@ -844,13 +855,7 @@ fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
     child.wait().unwrap();
     // Drop the client's runtime so its request cannot reach the next server.
     drop(rt);
-    let names = || -> Vec<String> {
-        std::fs::read_dir(&backups)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect()
-    };
+    let names = || file_names(&backups);
     assert!(
         names().iter().all(|n| n.starts_with('.')),
         "a partial backup is visible: {:?}",
@@ -865,20 +870,15 @@ fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(names().is_empty(), "{:?}", names());
+}
 
-    // CLI: backup create, verify, restore on the stopped server.
-    let out = bin(&root, &["backup", "create", "--label", "cli"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file = names()
-        .into_iter()
-        .find(|n| n.ends_with("_cli.tar.gz"))
-        .unwrap();
+#[test]
+fn cli_backup_create_verify_and_restore_round_trip_on_a_stopped_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let root: PathBuf = dir.path().to_path_buf();
+    let backups = root.join("backups");
+    fill_log(&root, 300);
+    let file = cli_backup(&root, "cli");
     let out = bin(
         &root,
         &["backup", "verify", backups.join(&file).to_str().unwrap()],
@@ -886,29 +886,7 @@ fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
     .output()
     .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("20002 events"));
-    let mut broken = std::fs::read(backups.join(&file)).unwrap();
-    let mid = broken.len() / 3;
-    broken[mid] ^= 0x55;
-    std::fs::write(root.join("broken.tar.gz"), &broken).unwrap();
-    let out = bin(
-        &root,
-        &[
-            "backup",
-            "verify",
-            root.join("broken.tar.gz").to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let out = bin(
-        &root,
-        &["restore", root.join("broken.tar.gz").to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("301 events"));
     let out = bin(&root, &["restore", backups.join(&file).to_str().unwrap()])
         .output()
         .unwrap();
@@ -917,11 +895,54 @@ fn crash_during_backup_leaves_no_partial_file_and_cli_round_trip() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("20002 events"));
-    let out = bin(&root, &["check"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("301 events"));
+    assert!(check_ok(&root).contains("ok: 301 events"));
+}
+
+#[test]
+fn cli_verify_and_restore_refuse_a_damaged_archive_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root: PathBuf = dir.path().to_path_buf();
+    fill_log(&root, 300);
+    let file = cli_backup(&root, "cli");
+    let mut broken = std::fs::read(root.join("backups").join(&file)).unwrap();
+    let mid = broken.len() / 3;
+    broken[mid] ^= 0x55;
+    let broken_path = root.join("broken.tar.gz");
+    std::fs::write(&broken_path, &broken).unwrap();
+    let out = bin(&root, &["backup", "verify", broken_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let current = || std::fs::read(root.join("storage/CURRENT")).unwrap();
+    let before = (current(), check_ok(&root));
+    let out = bin(&root, &["restore", broken_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!((current(), check_ok(&root)), before);
+}
+
+/// `taskledger check` passes; what it printed.
+fn check_ok(root: &Path) -> String {
+    let out = bin(root, &["check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    stdout
+}
+
+/// `backup create --label LABEL` on the stopped server; the new file's name.
+fn cli_backup(root: &Path, label: &str) -> String {
+    let out = bin(root, &["backup", "create", "--label", label])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stderr)
     );
+    file_names(&root.join("backups"))
+        .into_iter()
+        .find(|n| n.ends_with(&format!("_{label}.tar.gz")))
+        .unwrap()
 }
