@@ -680,6 +680,67 @@ async fn drop_folder_copy_that_stalls_is_applied_not_failed() {
     s.stop().await;
 }
 
+/// Issue 19: many drop-folder restores in a row, valid backups (older ones after
+/// newer) mixed with invalid files, then a graceful stop: `check` finds the
+/// checkpoint written after the last restore equal to a replay of its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_restores_in_a_row_leave_a_store_that_checks() {
+    let (dir, s, restore_dir) = server_watching_its_drop_folder().await;
+    let gid = s.group("Old").await;
+    s.task(&gid, "old task").await;
+    let older = s.backup("older").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.group("Middle").await;
+    let newer = s.backup("newer").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for i in 0..5 {
+        s.group(&format!("Newest {i}")).await;
+    }
+    let older = download(&s, older["name"].as_str().unwrap()).await;
+    let newer = download(&s, newer["name"].as_str().unwrap()).await;
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("00-newer.tar.gz", newer.clone()),
+        ("01-junk.tar.gz", b"not a backup".to_vec()),
+        ("02-older.tar.gz", older.clone()),
+        ("03-not-a-snapshot.json", b"{\"data\": 1}".to_vec()),
+        ("04-newer.tar.gz", newer),
+        ("05-text.tar.gz", b"a text file, not an archive".to_vec()),
+        ("06-older.tar.gz", older),
+        ("07-junk.json", b"[]".to_vec()),
+    ];
+    // All at once, each moved in whole.
+    for (name, bytes) in &files {
+        let tmp = restore_dir.join(format!(".{name}"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, restore_dir.join(name)).unwrap();
+    }
+    let settled = |sub: &str| {
+        std::fs::read_dir(restore_dir.join(sub))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".error.txt"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_for(|| settled("applied") + settled("failed") == files.len(), 60),
+        "the drop folder did not take every file: {} applied, {} failed",
+        settled("applied"),
+        settled("failed")
+    );
+    assert_eq!((settled("applied"), settled("failed")), (4, 4));
+    assert_eq!(s.group_names().await, vec!["Local", "Old"]);
+    s.stop().await;
+    let out = bin(dir.path(), &["check"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check failed after the restores: {said}"
+    );
+    assert!(said.starts_with("ok:"), "{said}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_folder_at_start_restores_before_serving() {
     let src = tempfile::tempdir().unwrap();

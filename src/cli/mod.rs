@@ -36,7 +36,14 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
             let _lock = lock::acquire(&config.data_dir)?;
             let gen = store::open_offline(&config.data_dir)?;
             let mark = store::recorded_mark(&config.data_dir, gen.id);
-            let (problems, state) = replay::check(&gen, mark)?;
+            let replay::CheckReport {
+                problems,
+                notes,
+                state,
+            } = replay::check(&gen, mark)?;
+            for n in &notes {
+                println!("note: {n}");
+            }
             let c = state.counts();
             if problems.is_empty() {
                 println!(

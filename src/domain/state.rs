@@ -400,3 +400,119 @@ impl State {
         out
     }
 }
+
+/// Where two images first differ, for `check`: which part (entity and id), which
+/// field, and both values (the first image's first). `None` when they are equal.
+pub(crate) fn first_difference(a: &State, b: &State) -> Option<String> {
+    let scalars = [
+        ("last applied event", a.seq as i64, b.seq as i64),
+        ("timestamp of the newest event", a.last_ts, b.last_ts),
+        ("live task count", a.live_tasks as i64, b.live_tasks as i64),
+        (
+            "comment count",
+            a.comment_count as i64,
+            b.comment_count as i64,
+        ),
+    ];
+    if let Some((what, x, y)) = scalars.into_iter().find(|(_, x, y)| x != y) {
+        return Some(format!("{what}: {x} vs {y}"));
+    }
+    keyed(
+        "user",
+        a.users.iter(),
+        b.users.len(),
+        |k| b.users.get(k),
+        |x, y| fields(x, y),
+    )
+    .or_else(|| {
+        keyed(
+            "group",
+            a.groups.iter(),
+            b.groups.len(),
+            |k| b.groups.get(k),
+            node_diff,
+        )
+    })
+    .or_else(|| {
+        keyed(
+            "task",
+            a.tasks.iter(),
+            b.tasks.len(),
+            |k| b.tasks.get(k),
+            task_diff,
+        )
+    })
+    .or_else(|| {
+        let get = |k: &u64| b.group_order.get(k);
+        keyed(
+            "group created at event",
+            a.group_order.iter(),
+            b.group_order.len(),
+            get,
+            |x, y| fields(x, y),
+        )
+    })
+}
+
+/// The first key (in sorted order, so two runs name the same one) whose values
+/// differ or that only one side has.
+fn keyed<'a, K: Ord + std::fmt::Display + 'a, V: 'a>(
+    what: &str,
+    a: impl Iterator<Item = (&'a K, &'a V)>,
+    b_len: usize,
+    b: impl Fn(&K) -> Option<&'a V>,
+    diff: impl Fn(&V, &V) -> Option<String>,
+) -> Option<String> {
+    let mut a: Vec<(&K, &V)> = a.collect();
+    a.sort_by(|x, y| x.0.cmp(y.0));
+    for (k, va) in &a {
+        let d = match b(k) {
+            None => Some("only in the first image".to_string()),
+            Some(vb) => diff(va, vb),
+        };
+        if let Some(d) = d {
+            return Some(format!("{what} {k}: {d}"));
+        }
+    }
+    (b_len > a.len()).then(|| format!("{what}: {} only in the second image", b_len - a.len()))
+}
+
+fn node_diff(a: &Arc<GroupNode>, b: &Arc<GroupNode>) -> Option<String> {
+    field("record", &a.rec, &b.rec)
+        .or_else(|| field("tasks", &a.tasks, &b.tasks))
+        .or_else(|| field("activity", &a.log, &b.log))
+        .or_else(|| field("activity summary", &a.summary, &b.summary))
+        .or_else(|| field("task activity summaries", &a.task_sums, &b.task_sums))
+}
+
+fn task_diff(a: &Arc<TaskNode>, b: &Arc<TaskNode>) -> Option<String> {
+    field("record", &a.rec, &b.rec)
+        .or_else(|| field("comments", &a.comments, &b.comments))
+        .or_else(|| field("activity", &a.log, &b.log))
+}
+
+fn field<T: Serialize + PartialEq>(name: &str, a: &T, b: &T) -> Option<String> {
+    fields(a, b).map(|d| format!("{name}: {d}"))
+}
+
+/// Names the first differing field of two serializable values (by their JSON
+/// forms), or shows both whole when they are not objects.
+fn fields<T: Serialize + PartialEq>(a: &T, b: &T) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    let (Ok(ja), Ok(jb)) = (serde_json::to_value(a), serde_json::to_value(b)) else {
+        return Some("values differ".into());
+    };
+    if let (Some(oa), Some(ob)) = (ja.as_object(), jb.as_object()) {
+        let null = serde_json::Value::Null;
+        let keys = oa.keys().chain(ob.keys().filter(|k| !oa.contains_key(*k)));
+        for k in keys {
+            let (va, vb) = (oa.get(k).unwrap_or(&null), ob.get(k).unwrap_or(&null));
+            if va != vb {
+                return Some(format!("field {k}: {va} vs {vb}"));
+            }
+        }
+    }
+    Some(format!("{ja} vs {jb}"))
+}

@@ -17,8 +17,11 @@ use super::StoreError;
 use crate::domain::state::State;
 
 const MAGIC: &[u8; 8] = b"TLCKPT\0\0";
-/// Bumped whenever [`State`]'s layout changes: an older checkpoint is then ignored.
-const FORMAT: u32 = 3;
+/// Bumped whenever [`State`]'s layout or meaning changes: an older checkpoint is
+/// then ignored (one full replay, then a new one is written). 4: the image no
+/// longer carries the writer's clock floor across a restore (format 3 images
+/// written right after a restore could hold a newer timestamp than their log).
+const FORMAT: u32 = 4;
 const FILE: &str = "checkpoint";
 
 pub(crate) fn path(gen_dir: &Path) -> PathBuf {
@@ -65,22 +68,35 @@ pub(crate) fn peek_seq(gen_dir: &Path, gen_id: u64) -> Option<u64> {
     header(&head, gen_id).ok().map(|(seq, _)| seq)
 }
 
-fn header(head: &[u8; HEAD], gen_id: u64) -> Result<(u64, [u8; 32]), String> {
+/// Why a checkpoint cannot be used; each only means a full replay at start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unusable {
+    #[error("cannot read it: {0}")]
+    Io(#[from] std::io::Error),
+    /// Written by another version of taskledger: not damage.
+    #[error("written by another version (format {found}, this version reads {FORMAT})")]
+    OtherFormat { found: u32 },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn header(head: &[u8; HEAD], gen_id: u64) -> Result<(u64, [u8; 32]), Unusable> {
+    let invalid = |why: String| Unusable::Invalid(why);
     let word = |r: std::ops::Range<usize>| -> u64 {
         let mut b = [0u8; 8];
         b.copy_from_slice(&head[r]);
         u64::from_le_bytes(b)
     };
     if &head[..8] != MAGIC {
-        return Err("not a checkpoint".into());
+        return Err(invalid("not a checkpoint".into()));
     }
-    let format = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if format != FORMAT {
-        return Err(format!("format {format}, this version reads {FORMAT}"));
+    let found = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if found != FORMAT {
+        return Err(Unusable::OtherFormat { found });
     }
     let gen = word(12..20);
     if gen != gen_id {
-        return Err(format!("written for generation {gen}"));
+        return Err(invalid(format!("written for generation {gen}")));
     }
     let mut sum = [0u8; 32];
     sum.copy_from_slice(&head[28..HEAD]);
@@ -90,27 +106,32 @@ fn header(head: &[u8; HEAD], gen_id: u64) -> Result<(u64, [u8; 32]), String> {
 /// Loads the checkpoint, or says why it cannot be used. The body is checked
 /// against its digest before it is decoded: a damaged length field must never
 /// reach the decoder (it could ask for terabytes).
-pub(crate) fn read(gen_dir: &Path, gen_id: u64) -> Result<State, String> {
-    let bytes = fs::read(path(gen_dir)).map_err(|e| e.to_string())?;
+pub(crate) fn read(gen_dir: &Path, gen_id: u64) -> Result<State, Unusable> {
+    let invalid = |why: String| Unusable::Invalid(why);
+    let bytes = fs::read(path(gen_dir))?;
     let head: &[u8; HEAD] = bytes
         .get(..HEAD)
         .and_then(|h| h.try_into().ok())
-        .ok_or("shorter than its header")?;
+        .ok_or_else(|| invalid("shorter than its header".into()))?;
     let (seq, sum) = header(head, gen_id)?;
     let body = &bytes[HEAD..];
     if Sha256::digest(body).as_slice() != sum {
-        return Err("checksum mismatch".into());
+        return Err(invalid("checksum mismatch".into()));
     }
     // bincode reads field by field: buffer behind the decompressor.
     let mut gz = BufReader::with_capacity(1 << 20, FrameDecoder::new(body));
-    let state: State = bincode::deserialize_from(&mut gz).map_err(|e| e.to_string())?;
+    let state: State =
+        bincode::deserialize_from(&mut gz).map_err(|e| invalid(format!("does not decode: {e}")))?;
     let mut rest = Vec::new();
-    gz.read_to_end(&mut rest).map_err(|e| e.to_string())?;
+    gz.read_to_end(&mut rest)?;
     if !rest.is_empty() {
-        return Err("trailing bytes after the state".into());
+        return Err(invalid("trailing bytes after the state".into()));
     }
     if state.seq != seq {
-        return Err(format!("header says {seq}, body says {}", state.seq));
+        return Err(invalid(format!(
+            "header says {seq}, body says {}",
+            state.seq
+        )));
     }
     Ok(state)
 }

@@ -216,7 +216,7 @@ proptest! {
         store.close();
         drop(store);
         let gen = crate::store::open_offline(dir.path()).unwrap();
-        let (problems, fresh) = replay::check(&gen, None).unwrap();
+        let replay::CheckReport { problems, state: fresh, .. } = replay::check(&gen, None).unwrap();
         prop_assert!(problems.is_empty(), "{:?}", problems);
         prop_assert_eq!(&fresh, &model);
     }
@@ -269,11 +269,11 @@ fn rebuild_and_check_detect_damage() {
     let counts = replay::rebuild(&gen).unwrap();
     assert_eq!((counts.events, counts.groups, counts.tasks), (7, 1, 4));
     assert!(checkpoint_of(dir.path()).exists());
-    let (problems, _) = replay::check(&gen, None).unwrap();
+    let problems = replay::check(&gen, None).unwrap().problems;
     assert!(problems.is_empty(), "{problems:?}");
     // The last event vanishes (a lost tail): the checkpoint at 7 gives it away.
     let last = gen.db.pop_max().unwrap().unwrap();
-    let (problems, _) = replay::check(&gen, None).unwrap();
+    let problems = replay::check(&gen, None).unwrap().problems;
     assert!(
         problems
             .iter()
@@ -282,13 +282,13 @@ fn rebuild_and_check_detect_damage() {
     );
     // The same, kept only by the high-water mark.
     std::fs::remove_file(checkpoint_of(dir.path())).unwrap();
-    let (problems, _) = replay::check(&gen, Some(7)).unwrap();
+    let problems = replay::check(&gen, Some(7)).unwrap().problems;
     assert_eq!(problems.len(), 1, "{problems:?}");
     // A gap in the log is reported.
     gen.db.insert(last.0, last.1).unwrap();
     let key3: Vec<u8> = std::iter::once(b'E').chain(3u64.to_be_bytes()).collect();
     let third = gen.db.remove(&key3).unwrap().unwrap();
-    let (problems, _) = replay::check(&gen, None).unwrap();
+    let problems = replay::check(&gen, None).unwrap().problems;
     assert!(problems.iter().any(|p| p.contains("gap")), "{problems:?}");
     gen.db.insert(&key3, third).unwrap();
     gen.db.flush().unwrap();
@@ -302,4 +302,59 @@ fn rebuild_and_check_detect_damage() {
         Err(e) => assert!(e.to_string().contains("was acknowledged"), "{e}"),
         Ok(_) => panic!("a store that lost its tail opened"),
     }
+}
+
+/// `check` names where a checkpoint and the replay part: the entity, its id and
+/// the field, with both values; a checkpoint of another format is only a note.
+#[test]
+fn check_names_the_first_difference() {
+    use crate::domain::event::{Event, StoredEvent, UserCreated, EVENT_VERSION};
+    use crate::store::{checkpoint, gen::Gen};
+    let dir = tempfile::tempdir().unwrap();
+    let gen = Gen::open(1, &dir.path().join("gen-1")).unwrap();
+    let user = |role| StoredEvent {
+        version: EVENT_VERSION,
+        event_id: Uuid::from_u128(1),
+        ts_ms: 1_700_000_000_000,
+        user: "system".into(),
+        event: Event::UserCreated(UserCreated {
+            user_id: gid(2),
+            username: "alice".into(),
+            role,
+            password_hash: "$argon2id$x".into(),
+        }),
+    };
+    let mut importer = replay::Importer::new(Some(&gen));
+    importer.push(1, user(Role::Member)).unwrap();
+    let state = importer.finish().unwrap();
+    // An image that disagrees with its own log in one field of one record.
+    let mut altered = MemState::default();
+    altered.apply(1, &user(Role::Admin));
+    checkpoint::write(&gen.dir, gen.id, &altered).unwrap();
+    let report = replay::check(&gen, None).unwrap();
+    assert_eq!(report.state, state);
+    assert_eq!(
+        report.problems,
+        vec![
+            "checkpoint plus log tail differs from a fresh replay (checkpoint vs replay) at user alice: field role: \"admin\" vs \"member\""
+                .to_string()
+        ]
+    );
+    // The same image is consistent once the checkpoint says what the log says.
+    checkpoint::write(&gen.dir, gen.id, &state).unwrap();
+    let report = replay::check(&gen, None).unwrap();
+    assert!(
+        report.problems.is_empty() && report.notes.is_empty(),
+        "{:?}",
+        report.problems
+    );
+    // A checkpoint written by another version is ignored at start, so it is a note.
+    let path = checkpoint::path(&gen.dir);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let report = replay::check(&gen, None).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert!(report.notes[0].contains("format 3"), "{:?}", report.notes);
 }

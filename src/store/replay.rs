@@ -6,7 +6,7 @@ use super::checkpoint;
 use super::gen::{decode_event, encode_event, Gen};
 use super::StoreError;
 use crate::domain::legal::Legality;
-use crate::domain::state::{Counts, State};
+use crate::domain::state::{first_difference, Counts, State};
 use crate::domain::StoredEvent;
 
 /// Events per sled batch while importing: amortises sled's per-batch cost while
@@ -131,23 +131,22 @@ impl<'a> Importer<'a> {
 /// Everything wrong with a generation, empty when it is consistent: continuity,
 /// a lost tail (the marks), and the start image (checkpoint + tail) equal to a
 /// fresh replay.
-pub(crate) fn check(gen: &Gen, mark: Option<u64>) -> Result<(Vec<String>, State), StoreError> {
+pub(crate) fn check(gen: &Gen, mark: Option<u64>) -> Result<CheckReport, StoreError> {
     // The start image (checkpoint + tail) is built on a second thread while this
     // one replays the whole log: the two halves of the comparison in parallel.
     let ck = checkpoint::peek_seq(&gen.dir, gen.id);
+    let exists = checkpoint::path(&gen.dir).exists();
     std::thread::scope(|scope| {
-        let from_checkpoint = scope.spawn(|| -> Option<Result<State, String>> {
-            if ck.is_none_or(|c| c > gen.last_seq().unwrap_or(0)) {
+        // None: no checkpoint to compare; Err: it cannot be read (and why).
+        type FromCheckpoint = Option<Result<Result<State, StoreError>, checkpoint::Unusable>>;
+        let from_checkpoint = scope.spawn(|| -> FromCheckpoint {
+            if !exists || ck.is_some_and(|c| c > gen.last_seq().unwrap_or(0)) {
                 return None;
             }
-            Some(match checkpoint::read(&gen.dir, gen.id) {
-                Ok(cs) => {
-                    replay_onto(gen, cs).map_err(|e| format!("replay after the checkpoint: {e}"))
-                }
-                Err(e) => Err(format!("checkpoint unreadable (ignored at start): {e}")),
-            })
+            Some(checkpoint::read(&gen.dir, gen.id).map(|cs| replay_onto(gen, cs)))
         });
         let (mut problems, state) = scan(gen)?;
+        let mut notes = Vec::new();
         let last = state.seq;
         for acked in [mark, ck].into_iter().flatten() {
             if acked > last {
@@ -156,15 +155,38 @@ pub(crate) fn check(gen: &Gen, mark: Option<u64>) -> Result<(Vec<String>, State)
         }
         match from_checkpoint.join() {
             Ok(None) => {}
-            Ok(Some(Ok(image))) if problems.is_empty() && image != state => {
-                problems.push("checkpoint plus log tail differs from a fresh replay".into())
+            Ok(Some(Ok(Ok(image)))) if problems.is_empty() => {
+                if let Some(d) = first_difference(&image, &state) {
+                    problems.push(format!(
+                        "checkpoint plus log tail differs from a fresh replay (checkpoint vs replay) at {d}"
+                    ))
+                }
             }
-            Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(e))) => problems.push(e),
+            Ok(Some(Ok(Ok(_)))) => {}
+            Ok(Some(Ok(Err(e)))) => problems.push(format!("replay after the checkpoint: {e}")),
+            // Another version's checkpoint is not damage: the next start replays.
+            Ok(Some(Err(e @ checkpoint::Unusable::OtherFormat { .. }))) => notes.push(format!(
+                "checkpoint {e}: ignored; the next start replays the log and writes a new one"
+            )),
+            Ok(Some(Err(e))) => {
+                problems.push(format!("checkpoint unusable (ignored at start): {e}"))
+            }
             Err(_) => problems.push("the checkpoint thread panicked".into()),
         }
-        Ok((problems, state))
+        Ok(CheckReport {
+            problems,
+            notes,
+            state,
+        })
     })
+}
+
+/// What `check` found: `problems` fail it, `notes` do not.
+pub(crate) struct CheckReport {
+    pub(crate) problems: Vec<String>,
+    pub(crate) notes: Vec<String>,
+    /// The fresh replay.
+    pub(crate) state: State,
 }
 
 /// Continuity and decoding of every event, and the fresh replay.

@@ -186,6 +186,11 @@ struct Writer {
     shared: Arc<Shared>,
     gen: Arc<Gen>,
     state: State,
+    /// Newest timestamp this process has written to any generation: new events
+    /// are stamped no earlier, even after a restore of an older backup and a wall
+    /// clock that went back. Kept here, not in the image: it is not derived from
+    /// the live log, so a checkpoint holding it would differ from a replay.
+    clock_floor: i64,
     jobs: std_mpsc::SyncSender<Job>,
 }
 
@@ -208,6 +213,7 @@ pub(crate) fn spawn(
     let mut w = Writer {
         shared,
         gen: snap.gen.clone(),
+        clock_floor: snap.state.last_ts,
         state: snap.state.clone(),
         jobs: jobs_tx,
     };
@@ -261,7 +267,8 @@ impl Writer {
         let full = free_space(&self.shared.data_dir).is_some_and(|f| f < SPACE_RESERVE);
         let before = self.state.clone();
         // Timestamps never run backwards in the log, even if the wall clock does.
-        let ts = now_ms().max(self.state.last_ts);
+        let ts = now_ms().max(self.state.last_ts).max(self.clock_floor);
+        self.clock_floor = ts;
         let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut commands = 0;
@@ -360,9 +367,8 @@ impl Writer {
             let _ = req.reply.send(Err(SwapError::Current(e)));
             return;
         }
-        let mut state = req.state;
-        // Timestamps keep going forward across a restore of an older backup.
-        state.last_ts = state.last_ts.max(self.state.last_ts);
+        let state = req.state;
+        self.clock_floor = self.clock_floor.max(self.state.last_ts);
         let old = std::mem::replace(&mut self.gen, req.gen.clone());
         self.state = state.clone();
         let snap = Arc::new(Snapshot {
