@@ -422,7 +422,7 @@ pub(crate) fn first_difference(a: &State, b: &State) -> Option<String> {
         a.users.iter(),
         b.users.len(),
         |k| b.users.get(k),
-        |x, y| fields(x, y),
+        fields,
     )
     .or_else(|| {
         keyed(
@@ -449,7 +449,7 @@ pub(crate) fn first_difference(a: &State, b: &State) -> Option<String> {
             a.group_order.iter(),
             b.group_order.len(),
             get,
-            |x, y| fields(x, y),
+            fields,
         )
     })
 }
