@@ -82,7 +82,9 @@ impl From<store::StoreError> for RunError {
     fn from(e: store::StoreError) -> Self {
         use store::StoreError as S;
         match e {
-            S::Refused(_) | S::LostTail { .. } | S::Damaged { .. } => RunError::Refused(e.into()),
+            S::NoCurrent { .. } | S::LostTail { .. } | S::Damaged { .. } => {
+                RunError::Refused(e.into())
+            }
             S::Sled(_) | S::Io(_) | S::Corrupt(_) => RunError::Fault(e.into()),
         }
     }
@@ -115,7 +117,11 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, Run
     let opened = tokio::task::spawn_blocking(move || Store::open(&data_dir, m)).await?;
     let lost = match opened {
         Ok(s) => return Ok(s),
-        Err(e @ (store::StoreError::LostTail { .. } | store::StoreError::Damaged { .. })) => e,
+        Err(
+            e @ (store::StoreError::LostTail { .. }
+            | store::StoreError::Damaged { .. }
+            | store::StoreError::NoCurrent { .. }),
+        ) => e,
         Err(e) => return Err(e.into()),
     };
     let cfg = config.clone();
@@ -179,7 +185,12 @@ async fn bootstrap_from_offsite(
     let events = tokio::task::spawn_blocking(move || {
         store::open_offline(&data_dir).and_then(|g| g.last_seq())
     })
-    .await??;
+    .await?;
+    // A store that cannot be opened is not known to be empty: never overwritten
+    // from the bucket; opening it says what is wrong (or the restore dir rescues it).
+    let Ok(events) = events else {
+        return Ok(());
+    };
     if events > 0 {
         tracing::info!(
             events,

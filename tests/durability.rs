@@ -290,10 +290,10 @@ async fn a_missing_or_dangling_current_deletes_nothing() {
     let current = std::fs::read_to_string(storage.join("CURRENT")).unwrap();
     let live = storage.join(format!("gen-{}", current.trim()));
 
-    for bad in [None, Some("7\n")] {
+    for bad in [None, Some(&b"7\n"[..]), Some(&b"\xff\xfe\x00\x01"[..])] {
         match bad {
             None => std::fs::remove_file(storage.join("CURRENT")).unwrap(),
-            Some(text) => std::fs::write(storage.join("CURRENT"), text).unwrap(),
+            Some(bytes) => std::fs::write(storage.join("CURRENT"), bytes).unwrap(),
         }
         let addr = format!("127.0.0.1:{}", common::free_port());
         for args in [vec!["serve", "--addr", addr.as_str()], vec!["check"]] {
@@ -318,6 +318,16 @@ async fn a_missing_or_dangling_current_deletes_nothing() {
                 "{args:?} with CURRENT {bad:?}: {err}"
             );
             assert!(err.contains(&format!("gen-{}", current.trim())), "{err}");
+            // One line that names the file and what is wrong with it.
+            let line = err.trim_end();
+            assert!(!line.contains('\n'), "{args:?}: more than one line: {err}");
+            assert!(line.contains("storage/CURRENT: "), "{err}");
+            let why = [
+                "is missing",
+                "names gen-7, which does not exist",
+                "not text",
+            ];
+            assert!(why.iter().any(|w| line.contains(w)), "{err}");
             assert!(
                 live.join("db").exists(),
                 "{args:?} deleted the live generation"
@@ -331,6 +341,110 @@ async fn a_missing_or_dangling_current_deletes_nothing() {
     assert_eq!(groups["groups"][0]["name"], "keep me");
     up.child.kill().unwrap();
     up.child.wait().unwrap();
+}
+
+/// Stops a spawned server gracefully and waits for it.
+fn stop(up: Up) {
+    let mut child = up.child;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+}
+
+async fn group_names(up: &Up) -> Vec<String> {
+    let groups = get_json(&up.client, &format!("{}/api/groups", up.base), &up.token).await;
+    groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The names in the data dir that start with `prefix`.
+fn entries(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// Issue 19, defect 2: with CURRENT missing, dangling or not text, a backup
+/// waiting in `restore/` at start, or `taskledger restore FILE`, replaces the
+/// store: the generations found are kept aside (never deleted), the backup
+/// becomes the new generation, the server starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_rescues_a_store_whose_current_is_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(dir.path()).await;
+    let b = common::post_json(
+        &up.client,
+        &format!("{}/api/backup/create", up.base),
+        Some(&up.token),
+        json!({}),
+    )
+    .await;
+    let backup = dir
+        .path()
+        .join("backups")
+        .join(b["backup"]["name"].as_str().unwrap());
+    common::post_json(
+        &up.client,
+        &format!("{}/api/groups", up.base),
+        Some(&up.token),
+        json!({"name": "after the backup"}),
+    )
+    .await;
+    stop(up);
+    let storage = dir.path().join("storage");
+    let bad: [Option<&[u8]>; 3] = [None, Some(b"41\n"), Some(b"\xc3\x28\xff")];
+    for (round, bad) in bad.into_iter().enumerate() {
+        match bad {
+            None => std::fs::remove_file(storage.join("CURRENT")).unwrap(),
+            Some(bytes) => std::fs::write(storage.join("CURRENT"), bytes).unwrap(),
+        }
+        let gens_before = entries(&storage, "gen-");
+        let aside_before = entries(&storage, "unreferenced-gen-").len();
+        if round == 1 {
+            // The CLI: the backup given on the command line.
+            let out = common::binary(dir.path(), &["restore", backup.to_str().unwrap()])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "restore with CURRENT {bad:?}: {err}");
+        } else {
+            // The drop folder, at start.
+            std::fs::create_dir_all(dir.path().join("restore")).unwrap();
+            std::fs::copy(
+                &backup,
+                dir.path()
+                    .join("restore")
+                    .join(format!("rescue-{round}.tar.gz")),
+            )
+            .unwrap();
+        }
+        let up = start(dir.path()).await;
+        assert!(
+            group_names(&up).await.is_empty(),
+            "CURRENT {bad:?}: not the backup's state"
+        );
+        stop(up);
+        let aside = entries(&storage, "unreferenced-gen-");
+        assert_eq!(
+            aside.len(),
+            aside_before + gens_before.len(),
+            "CURRENT {bad:?}: {gens_before:?} were not all kept aside: {aside:?}"
+        );
+        let out = common::binary(dir.path(), &["check"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }
 
 /// Issue 8, defect 2: damaged sled files refuse the start with one line and

@@ -18,7 +18,7 @@ use crate::domain::state::State;
 use crate::domain::time::now_ms;
 use crate::store::history::{self, At, Cut, HistoryError};
 use crate::store::meta::RestoreNotice;
-use crate::store::{replay, retire_gen, Gen, Snapshot, Store, StoreError, SwapError};
+use crate::store::{replay, retire_gen, Aside, Gen, Snapshot, Store, StoreError, SwapError};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Restored {
@@ -404,16 +404,25 @@ pub(crate) fn restore_offline(
     backup_dir: &Path,
     source: &Source,
 ) -> Result<(RestoreReport, Gen), BackupError> {
-    // A damaged live generation cannot be backed up first; it is set aside, not deleted.
-    let (live, damaged) = match crate::store::open_offline(data_dir) {
-        Ok(g) => (Some(g), None),
+    // A live generation that cannot be read, or generations no valid CURRENT
+    // names, cannot be backed up first: they are set aside once the restore
+    // succeeded, never deleted.
+    let (live, aside) = match crate::store::open_offline(data_dir) {
+        Ok(g) => (Some(g), Vec::new()),
         Err(StoreError::Damaged { gen, why }) => {
             tracing::warn!(gen, why = %why, "the live store is damaged: restoring without a safety backup; it will be kept aside");
-            (None, Some(gen))
+            (None, vec![(gen, Aside::Damaged)])
+        }
+        Err(StoreError::NoCurrent { path, why, gens }) => {
+            tracing::warn!(file = %path.display(), problem = %why, "restoring without a safety backup; the generations found are kept aside");
+            (
+                None,
+                gens.into_iter().map(|g| (g, Aside::Unreferenced)).collect(),
+            )
         }
         Err(e) => return Err(e.into()),
     };
-    let live_id = match (&live, damaged) {
+    let live_id = match (&live, aside.iter().map(|a| a.0).max()) {
         (Some(g), _) => g.id,
         (None, Some(id)) => id,
         (None, None) => crate::store::live_gen_id(data_dir)?,
@@ -467,6 +476,11 @@ pub(crate) fn restore_offline(
     // The next start reads this image instead of replaying the restored log.
     crate::store::checkpoint::write(&next.dir, next.id, &built.image)?;
     crate::store::write_current(data_dir, next.id)?;
+    let no_safety = if aside.is_empty() {
+        "none (the store was empty)"
+    } else {
+        "none (the store could not be read; it was kept aside in the data dir)"
+    };
     match live {
         Some(live) => {
             let old_dir = live.dir.clone();
@@ -474,13 +488,13 @@ pub(crate) fn restore_offline(
             let _ = std::fs::remove_dir_all(old_dir);
         }
         None => {
-            if let Some(id) = damaged {
-                match crate::store::set_aside(data_dir, id) {
+            for (id, why) in aside {
+                match crate::store::set_aside(data_dir, id, why) {
                     Ok(to) => {
-                        tracing::warn!(to = %to.display(), "the damaged generation was kept aside")
+                        tracing::warn!(to = %to.display(), "a generation that could not be served was kept aside")
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not move the damaged generation aside")
+                        tracing::warn!(error = %e, gen = id, "could not move a generation aside")
                     }
                 }
             }
@@ -492,7 +506,7 @@ pub(crate) fn restore_offline(
             restored: restored(&built.image),
             safety_backup: safety
                 .and_then(|w| w.path.file_name().map(|n| n.to_string_lossy().to_string()))
-                .unwrap_or_else(|| "none (the store was empty)".into()),
+                .unwrap_or_else(|| no_safety.into()),
             at: built.cut.map(|c| c.at()),
             last_event_id: built.image.seq,
             imported: built.imported,

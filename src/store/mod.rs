@@ -51,9 +51,16 @@ pub enum StoreError {
         "log ends at event {have} but event {acked} was acknowledged; restore the newest backup"
     )]
     LostTail { have: u64, acked: u64 },
-    /// The data dir is not in a state the store may guess about; the user decides.
-    #[error("{0}")]
-    Refused(String),
+    /// CURRENT (which generation is live) is missing while generations exist,
+    /// unreadable, or names none of them: the store does not guess which one to
+    /// serve. A backup (the restore dir, `taskledger restore`) replaces them all,
+    /// keeping them aside; or the user writes the id into CURRENT.
+    #[error("{}: {why}; generations found: {}; put a backup into the restore dir or run `taskledger restore FILE` (they are kept aside), or write the id of the one to serve into it", path.display(), listed(gens))]
+    NoCurrent {
+        path: PathBuf,
+        why: String,
+        gens: Vec<u64>,
+    },
     /// A generation's files cannot be read (sled refuses or panics on them).
     #[error("the store in gen-{gen} is damaged: {why}; restore the newest backup")]
     Damaged { gen: u64, why: String },
@@ -142,31 +149,35 @@ fn listed(ids: &[u64]) -> String {
 fn current_gen(data_dir: &Path) -> Result<u64, StoreError> {
     let cur = data_dir.join("CURRENT");
     let gens = generations(data_dir)?;
-    let id = match fs::read_to_string(&cur) {
-        Ok(s) => s.trim().parse::<u64>().map_err(|_| {
-            StoreError::Refused(format!(
-                "storage/CURRENT holds {s:?}, not a generation id; generations found: {}; write the id of the one to serve into it",
-                listed(&gens)
-            ))
-        })?,
+    let refuse = |why: String| StoreError::NoCurrent {
+        path: cur.clone(),
+        why,
+        gens: gens.clone(),
+    };
+    let id = match fs::read(&cur) {
+        Ok(bytes) => match std::str::from_utf8(&bytes).ok().map(str::trim) {
+            Some(text) => text
+                .parse::<u64>()
+                .map_err(|_| refuse(format!("holds {text:?}, not a generation id")))?,
+            None => {
+                return Err(refuse(format!(
+                    "holds {} bytes that are not text",
+                    bytes.len()
+                )))
+            }
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && gens.is_empty() => {
             write_current(data_dir, 1)?;
             1
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StoreError::Refused(format!(
-                "storage/CURRENT is missing but generations exist ({}); write the id of the one to serve into storage/CURRENT (usually the newest)",
-                listed(&gens)
-            )))
+            return Err(refuse("is missing".into()))
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(refuse(format!("cannot be read ({e})"))),
     };
     // A fresh dir may have CURRENT before its first generation exists.
     if !gens.is_empty() && !gens.contains(&id) {
-        return Err(StoreError::Refused(format!(
-            "storage/CURRENT names gen-{id}, which does not exist; generations found: {}; write the id of the one to serve into storage/CURRENT",
-            listed(&gens)
-        )));
+        return Err(refuse(format!("names gen-{id}, which does not exist")));
     }
     for other in gens.into_iter().filter(|g| *g != id) {
         tracing::info!(dir = %format!("gen-{other}"), "removing leftover generation");
@@ -199,12 +210,25 @@ pub(crate) fn live_gen_id(data_dir: &Path) -> Result<u64, StoreError> {
     current_gen(data_dir)
 }
 
-/// Moves a damaged generation aside (kept for inspection, never deleted) once a
-/// restore has replaced it.
-pub(crate) fn set_aside(data_dir: &Path, id: u64) -> Result<PathBuf, StoreError> {
+/// Why a generation is set aside once a restore has replaced it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Aside {
+    /// Its files could not be read.
+    Damaged,
+    /// No valid CURRENT said whether it was the live one.
+    Unreferenced,
+}
+
+/// Moves a generation aside (kept for inspection, never deleted) once a restore
+/// has replaced it; answers where it went.
+pub(crate) fn set_aside(data_dir: &Path, id: u64, why: Aside) -> Result<PathBuf, StoreError> {
     let from = gen_dir(data_dir, id);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
-    let to = data_dir.join(format!("damaged-gen-{id}-{stamp}"));
+    let kind = match why {
+        Aside::Damaged => "damaged",
+        Aside::Unreferenced => "unreferenced",
+    };
+    let to = data_dir.join(format!("{kind}-gen-{id}-{stamp}"));
     fs::rename(&from, &to)?;
     Ok(to)
 }
