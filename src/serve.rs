@@ -1,20 +1,29 @@
 //! The HTTP server loop around the router: owns the listening socket and every
 //! connection. Bounds what a client can hold — a header must arrive within a few
 //! seconds (which also closes idle keep-alive connections), connections are
-//! capped below the file-descriptor limit — and gives graceful shutdown a
-//! deadline, so one half-sent request cannot keep the process alive.
+//! capped below the file-descriptor limit, and at the cap the connection idle
+//! longest is closed to admit a new one (so idle sockets cannot lock out a
+//! client with a request to make) — and gives graceful shutdown a deadline, so
+//! one half-sent request cannot keep the process alive.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
+use tower::ServiceExt;
 
 /// Time to send a request's header; also how long an idle connection is kept.
 const HEADER_READ: Duration = Duration::from_secs(10);
@@ -22,6 +31,125 @@ const HEADER_READ: Duration = Duration::from_secs(10);
 const DRAIN: Duration = Duration::from_secs(10);
 /// File descriptors kept free for the store, backups and the drop folder.
 const FD_RESERVE: u64 = 256;
+/// At the cap, how long a new connection waits for the one closed to make room.
+const ADMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// One open connection, as the cap sees it: requests in progress (a response
+/// counts until its body is sent) and since when it has had none.
+struct Conn {
+    busy: AtomicUsize,
+    idle_since_ms: AtomicU64,
+    close: Notify,
+}
+
+/// Every open connection, so the one idle longest can be found at the cap.
+struct Conns {
+    epoch: Instant,
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+}
+
+impl Conns {
+    fn new() -> Conns {
+        Conns {
+            epoch: Instant::now(),
+            next: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn add(&self) -> (u64, Arc<Conn>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            busy: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(self.now_ms()),
+            close: Notify::new(),
+        });
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id, conn.clone());
+        }
+        (id, conn)
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+    }
+
+    /// Asks the connection idle longest (none of its requests in progress) to
+    /// close; false when every connection is busy.
+    fn evict_idlest(&self) -> bool {
+        let Ok(mut open) = self.open.lock() else {
+            return false;
+        };
+        let victim = open
+            .iter()
+            .filter(|(_, c)| c.busy.load(Ordering::SeqCst) == 0)
+            .min_by_key(|(_, c)| c.idle_since_ms.load(Ordering::SeqCst))
+            .map(|(id, _)| *id);
+        match victim.and_then(|id| open.remove(&id)) {
+            Some(conn) => {
+                conn.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A request in progress on a connection, until its response body is sent.
+struct Busy {
+    conn: Arc<Conn>,
+    conns: Arc<Conns>,
+}
+
+impl Busy {
+    fn enter(conn: Arc<Conn>, conns: Arc<Conns>) -> Busy {
+        conn.busy.fetch_add(1, Ordering::SeqCst);
+        Busy { conn, conns }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.conn
+            .idle_since_ms
+            .store(self.conns.now_ms(), Ordering::SeqCst);
+        self.conn.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its connection busy until it is sent (a long
+/// download is not idle).
+struct Tracked {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Raises the soft open-files limit to the hard one (a default of 1024 is far
 /// too low for a server) and answers how many connections fit under it.
@@ -50,6 +178,7 @@ pub(crate) async fn serve(
 ) {
     let budget = connection_budget();
     let slots = Arc::new(Semaphore::new(budget));
+    let conns = Arc::new(Conns::new());
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -76,26 +205,65 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            if !full_logged {
-                tracing::warn!(
-                    budget,
-                    "connection limit reached; closing new connections until some end"
-                );
-                full_logged = true;
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if !full_logged {
+                    tracing::warn!(
+                        budget,
+                        "connection limit reached; closing the connections idle longest to admit new ones"
+                    );
+                    full_logged = true;
+                }
+                let admitted = if conns.evict_idlest() {
+                    tokio::time::timeout(ADMIT_WAIT, slots.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                } else {
+                    None
+                };
+                match admitted {
+                    Some(slot) => slot,
+                    // Every connection is in the middle of a request: the new one waits its turn.
+                    None => {
+                        drop(stream);
+                        continue;
+                    }
+                }
             }
-            drop(stream);
-            continue;
         };
-        full_logged = false;
+        if slots.available_permits() > budget / 10 {
+            full_logged = false;
+        }
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        let (id, conn) = conns.add();
+        let (c, cs, r) = (conn.clone(), conns.clone(), router.clone());
+        let service = tower::service_fn(move |req| {
+            let busy = Busy::enter(c.clone(), cs.clone());
+            let answer = r.clone().oneshot(req);
+            async move {
+                let resp: axum::response::Response = answer
+                    .await
+                    .unwrap_or_else(|never: Infallible| match never {});
+                Ok::<_, Infallible>(resp.map(|inner| Body::new(Tracked { inner, _busy: busy })))
+            }
+        });
+        let http = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
-        let conn = graceful.watch(conn);
+        let http = graceful.watch(http);
+        let conns = conns.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::pin!(http);
+            loop {
+                tokio::select! {
+                    _ = &mut http => break,
+                    // Dropping the connection closes its socket; only between requests.
+                    _ = conn.close.notified() => if conn.busy.load(Ordering::SeqCst) == 0 { break },
+                }
+            }
+            conns.remove(id);
             drop(slot);
         });
     }

@@ -410,3 +410,80 @@ async fn over_long_targets_and_headers_get_the_json_error_shape() {
     assert_eq!(body["success"], false);
     assert!(body["error"].is_string(), "{body}");
 }
+
+/// Issue 19, defect 3: under a hard limit of open files, idle connections held
+/// open by the hundred must not lock everyone out: at the cap, the connection
+/// idle longest is closed to admit a new one, so a client with a request to make
+/// is answered within a second (health and a write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_at_the_fd_limit_do_not_lock_out_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // 256 open files (soft and hard): the server's budget is its minimum, 64 connections.
+    let bin = binary(
+        dir.path(),
+        &["serve", "--addr", &format!("127.0.0.1:{port}")],
+    );
+    let mut limited = std::process::Command::new("bash");
+    limited
+        .args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\""])
+        .arg(bin.get_program())
+        .args(bin.get_args())
+        .envs(bin.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = limited.spawn().unwrap();
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fresh()
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = admin_login_at(&fresh(), &base).await;
+    // Far more idle connections than the budget; none sends a byte.
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    for i in 0..5 {
+        let c = fresh();
+        let started = Instant::now();
+        let health = c.get(format!("{base}/api/health")).send().await;
+        assert!(
+            health.as_ref().is_ok_and(|r| r.status() == StatusCode::OK),
+            "health {i} was not answered within 1 s: {health:?}"
+        );
+        let write = c
+            .post(format!("{base}/api/groups"))
+            .bearer_auth(&token)
+            .json(&json!({"name": format!("admitted {i}")}))
+            .send()
+            .await;
+        assert!(
+            write
+                .as_ref()
+                .is_ok_and(|r| r.status() == StatusCode::CREATED),
+            "write {i} was not answered within 1 s: {write:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    drop(idle);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
