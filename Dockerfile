@@ -2,8 +2,13 @@
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# No .git in the build context: the commit comes in as a build argument
+# (docker build --build-arg TASKLEDGER_COMMIT=$(git rev-parse --short=12 HEAD) .).
+ARG TASKLEDGER_COMMIT=unknown
+ENV TASKLEDGER_COMMIT=$TASKLEDGER_COMMIT
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+COPY ui ./ui
 RUN cargo build --release --locked --bin taskledger
 
 FROM debian:bookworm-slim

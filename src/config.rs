@@ -34,7 +34,7 @@ Environment settings (invalid values stop the start with exit code 2):
 #[derive(Debug, Parser)]
 #[command(
     name = "taskledger",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TASKLEDGER_COMMIT"), ")"),
     about = "Self-hosted, event-sourced task server",
     after_help = ENV_HELP
 )]

@@ -69,6 +69,7 @@ async fn health_has_the_spec_shape() {
             "success",
             "message",
             "version",
+            "commit",
             "events",
             "lastEventId",
             "backup",
@@ -81,6 +82,7 @@ async fn health_has_the_spec_shape() {
     assert_eq!(h["writable"], true);
     assert_eq!(h["message"], "taskledger is running");
     assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(h["commit"], built_from());
     assert_keys(
         &h["backup"],
         &["available", "count", "latest", "offsite", "totalSizeMB"],
@@ -208,4 +210,33 @@ async fn metrics_count_requests_by_route_and_status() {
         "requests by route and status: {text}"
     );
     s.stop().await;
+}
+
+/// The commit this checkout is at, as the build script records it.
+fn built_from() -> String {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "not a git checkout");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `taskledger --version` names the version and the commit.
+#[test]
+fn version_names_the_commit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taskledger"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!(
+            "taskledger {} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            built_from()
+        )
+    );
 }

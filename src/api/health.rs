@@ -30,6 +30,7 @@ pub(crate) async fn health(State(app): State<AppState>) -> impl IntoResponse {
         "success": true,
         "message": "taskledger is running",
         "version": env!("CARGO_PKG_VERSION"),
+        "commit": env!("TASKLEDGER_COMMIT"),
         "events": durable.seq,
         "lastEventId": durable.seq,
         "backup": backup,

@@ -272,6 +272,8 @@ pub(crate) struct Health {
     success: bool,
     message: String,
     version: String,
+    /// The git commit the binary was built from ("unknown" without one).
+    commit: String,
     events: u64,
     last_event_id: u64,
     backup: HealthBackup,

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::event::{Event, StoredEvent, EVENT_VERSION};
+use super::event::{Event, StoredEvent};
 use super::time::{fmt_ms, parse_ms};
+use super::upcast;
 
 pub(crate) const WORKSPACE: &str = "default";
 
@@ -82,19 +83,28 @@ pub(crate) fn to_canonical(seq: u64, ev: &StoredEvent) -> Vec<u8> {
     serde_json::to_vec(&c).expect("canonical events always serialize to JSON")
 }
 
-/// Parses and checks one canonical line; the error says what is wrong.
+/// Parses and checks one canonical line; the error says what is wrong. A line
+/// of an older event version is brought to today's shape first.
 pub(crate) fn from_canonical(line: &[u8]) -> Result<(u64, StoredEvent), String> {
+    from_canonical_with(line, &upcast::CHAIN)
+}
+
+/// [`from_canonical`] with a given chain of versions (tests use synthetic ones).
+pub(crate) fn from_canonical_with(
+    line: &[u8],
+    chain: &upcast::Chain,
+) -> Result<(u64, StoredEvent), String> {
     let c: CanonicalIn =
         serde_json::from_slice(line).map_err(|e| format!("bad event JSON: {e}"))?;
-    if c.version != EVENT_VERSION {
-        return Err(format!("unsupported event version {}", c.version));
-    }
     let ts_ms = parse_ms(&c.timestamp).ok_or_else(|| format!("bad timestamp {:?}", c.timestamp))?;
-    let event = Event::from_canonical_parts(c.kind.as_ref(), c.data.get())?;
+    let data = chain
+        .data(c.kind.as_ref(), c.version, c.data.get())
+        .map_err(|e| e.to_string())?;
+    let event = Event::from_canonical_parts(c.kind.as_ref(), &data)?;
     Ok((
         c.id,
         StoredEvent {
-            version: c.version,
+            version: chain.current,
             event_id: c.event_id,
             ts_ms,
             user: c.user,

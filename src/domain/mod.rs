@@ -15,6 +15,7 @@ pub(crate) mod password;
 pub mod past;
 pub mod state;
 pub(crate) mod time;
+pub(crate) mod upcast;
 
 pub use command::Command;
 pub(crate) use decide::{decide, DomainError};

@@ -42,7 +42,7 @@ pub struct Gen {
 }
 
 pub(crate) fn decode_event(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
-    bincode::deserialize(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable event: {e}")))
+    crate::domain::upcast::stored(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 pub(crate) fn encode_event(se: &StoredEvent) -> Vec<u8> {
