@@ -112,7 +112,7 @@ faults!(
 /// Opens the store. A log that lost acknowledged events is never served: the
 /// first backup waiting in the restore dir is applied instead, or the start is refused.
 async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, RunError> {
-    let data_dir = config.data_dir.clone();
+    let data_dir = config.store.data_dir.clone();
     let m = metrics.clone();
     let opened = tokio::task::spawn_blocking(move || Store::open(&data_dir, m)).await?;
     let lost = match opened {
@@ -129,7 +129,7 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> Result<Store, Run
     match rescued {
         Some(name) => {
             tracing::warn!(problem = %lost, backup = %name, "the store could not be served as it was; restored from the restore dir before serving");
-            let data_dir = config.data_dir.clone();
+            let data_dir = config.store.data_dir.clone();
             let store = tokio::task::spawn_blocking(move || Store::open(&data_dir, metrics))
                 .await?
                 .map_err(RunError::fault)?;
@@ -181,7 +181,7 @@ async fn bootstrap_from_offsite(
     config: &Config,
     off: &config::OffsiteConfig,
 ) -> Result<(), RunError> {
-    let data_dir = config.data_dir.clone();
+    let data_dir = config.store.data_dir.clone();
     let events = tokio::task::spawn_blocking(move || {
         store::open_offline(&data_dir).and_then(|g| g.last_seq())
     })
@@ -198,8 +198,8 @@ async fn bootstrap_from_offsite(
         );
         return Ok(());
     }
-    let meta = store::Meta::open(&config.data_dir.join("meta"))?;
-    let client = offsite::Offsite::new(off, &config.backup_dir, meta)?;
+    let meta = store::Meta::open(&config.store.data_dir.join("meta"))?;
+    let client = offsite::Offsite::new(off, &config.backup.backup_dir, meta)?;
     let name = match client.newest().await {
         Ok(Some(n)) => n,
         Ok(None) => {
@@ -215,6 +215,7 @@ async fn bootstrap_from_offsite(
         }
     };
     let dir = config
+        .backup
         .backup_dir
         .join(format!(".offsite-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
@@ -222,7 +223,10 @@ async fn bootstrap_from_offsite(
     let fetched = client.download(&name, &path).await;
     let restored = match fetched {
         Ok(_) => {
-            let (d, b) = (config.data_dir.clone(), config.backup_dir.clone());
+            let (d, b) = (
+                config.store.data_dir.clone(),
+                config.backup.backup_dir.clone(),
+            );
             let source = backup::restore::Source::Archive { path, upto: None };
             tokio::task::spawn_blocking(move || backup::restore::restore_offline(&d, &b, &source))
                 .await?
@@ -249,7 +253,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     config.ensure_dirs()?;
-    let lock = store::lock::acquire(&config.data_dir)?;
+    let lock = store::lock::acquire(&config.store.data_dir)?;
     let metrics = Arc::new(Metrics::new());
     if let Some(off) = config.offsite.as_ref().filter(|o| o.restore_latest) {
         bootstrap_from_offsite(&config, off).await?;
@@ -261,26 +265,28 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
     }
-    backup::manager::clean_temp_files(&config.backup_dir);
+    backup::manager::clean_temp_files(&config.backup.backup_dir);
     let offsite = match &config.offsite {
         Some(o) => Some(Arc::new(
-            offsite::Offsite::new(o, &config.backup_dir, store.meta.clone()).map_err(|e| {
-                RunError::Config(ConfigError {
-                    setting: "S3_BUCKET_NAME".into(),
-                    reason: e.to_string(),
-                })
-            })?,
+            offsite::Offsite::new(o, &config.backup.backup_dir, store.meta.clone()).map_err(
+                |e| {
+                    RunError::Config(ConfigError {
+                        setting: "S3_BUCKET_NAME".into(),
+                        reason: e.to_string(),
+                    })
+                },
+            )?,
         )),
         None => None,
     };
-    if let Some(newest) = backup::catalog::list_files(&config.backup_dir).first() {
+    if let Some(newest) = backup::catalog::list_files(&config.backup.backup_dir).first() {
         metrics.backup_current_at.set(newest.created_ms / 1000);
     }
     let store = Arc::new(store);
     let backups = Arc::new(backup::Backups::new(
         store.clone(),
         metrics.clone(),
-        backup::BackupSettings::from_config(&config),
+        &config,
     ));
     let app = Arc::new(App {
         offsite: offsite.clone(),
@@ -290,18 +296,18 @@ pub async fn run(
         relay: Arc::new(RelayStatus::default()),
         backups,
     });
-    if app.config.auto_restore_enabled {
+    if app.config.backup.auto_restore_enabled {
         backup::dropfolder::initial_scan(&app.backups).await;
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
-    if app.config.auto_backup_enabled {
+    if app.config.backup.auto_backup_enabled {
         workers.push(backup::manager::spawn_scheduler(
             app.backups.clone(),
             stop_rx.clone(),
         ));
     }
-    if app.config.auto_restore_enabled {
+    if app.config.backup.auto_restore_enabled {
         workers.push(backup::dropfolder::spawn_watcher(
             app.backups.clone(),
             stop_rx.clone(),

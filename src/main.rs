@@ -2,33 +2,24 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // glibc malloc spent a visible share of the write path in `malloc_consolidate`
 // under group commit; mimalloc handles the many small, short-lived allocations of
 // request handling and snapshot copy-on-write better.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use taskledger::config::{Cli, Cmd, Config, ProcessEnv};
+use taskledger::config::{CliError, Cmd, Config, LogFormat};
 
 /// `LOG_FORMAT=json`: one JSON object per line; otherwise text, coloured only
 /// on a terminal (colour codes in a log file are noise).
-fn init_tracing() -> Result<(), String> {
+fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt().with_env_filter(filter);
-    match std::env::var("LOG_FORMAT").ok().as_deref().map(str::trim) {
-        None | Some("") | Some("text") => fmt.with_ansi(std::io::stdout().is_terminal()).init(),
-        Some("json") => fmt.json().with_current_span(false).init(),
-        Some(other) => {
-            fmt.with_ansi(false).init();
-            return Err(format!(
-                "invalid LOG_FORMAT: expected text or json, got {other:?}"
-            ));
-        }
+    match format {
+        LogFormat::Text => fmt.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => fmt.json().with_current_span(false).init(),
     }
-    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -80,15 +71,17 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Err(e) = init_tracing() {
-        return fail(2, e);
-    }
-    quiet_panics();
-    let config = match Config::from_cli(&cli, &ProcessEnv) {
+    let cli = match Config::parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(CliError::Setting(e)) => return fail(2, e),
+        Err(CliError::Clap(e)) => e.exit(),
+    };
+    let config = match Config::from_cli(&cli) {
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };
+    init_tracing(config.http.log_format);
+    quiet_panics();
     match cli.command {
         None | Some(Cmd::Serve { .. }) => serve(config),
         Some(cmd) => match taskledger::cli::offline(&config, cmd) {
@@ -104,14 +97,14 @@ fn serve(config: Config) -> ExitCode {
         Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(config.addr).await {
+        let listener = match tokio::net::TcpListener::bind(config.http.addr).await {
             Ok(l) => l,
             Err(e) => {
                 return fail(
                     2,
                     format!(
                         "invalid TASKLEDGER_ADDR (--addr): cannot listen on {}: {e}",
-                        config.addr
+                        config.http.addr
                     ),
                 )
             }

@@ -32,7 +32,7 @@ impl std::fmt::Debug for Seeding {
 impl Seeding {
     pub(crate) fn from_config(c: &Config) -> Seeding {
         Seeding {
-            admin_password: c.admin_password.clone(),
+            admin_password: c.auth.admin_password.clone(),
             demo: c.demo,
         }
     }
@@ -74,7 +74,7 @@ async fn ensure_user(
             },
         )
         .await?;
-    Ok(out.record.is_some())
+    Ok(out.touched != crate::domain::state::Touched::Nothing)
 }
 
 /// First start: an `admin`; with `--demo`, the demo members.

@@ -246,7 +246,7 @@ async fn logout_leaves_other_sessions_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_token_is_refused_for_reads_and_writes() {
-    let s = TestServer::start_with(|cfg| cfg.token_ttl_secs = 1).await;
+    let s = TestServer::start_with(|cfg| cfg.auth.token_ttl_secs = 1).await;
     let token = s.admin_token().await;
     let (st, v) = s.get(&token, "/api/groups").await;
     assert_eq!(st, StatusCode::OK, "fresh token: {v}");

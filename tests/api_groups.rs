@@ -490,3 +490,93 @@ async fn deleted_group_its_tasks_and_their_comments_are_404() {
     }
     s.stop().await;
 }
+
+/// SPEC §12, read your writes: every 2xx answer to a write carries
+/// `X-Taskledger-Seq`, the sequence of its last event (or of the log, for a
+/// write that changed nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_answer_names_its_sequence() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let seq_of = |r: &reqwest::Response| -> u64 {
+        r.headers()["x-taskledger-seq"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let send = |m: Method, path: String, body: Value| {
+        s.client
+            .request(m, s.url(&path))
+            .bearer_auth(&t)
+            .json(&body)
+            .send()
+    };
+    let r = send(Method::POST, "/api/groups".into(), json!({"name": "G"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(seq_of(&r), s.events().await);
+    let gid = r.json::<Value>().await.unwrap()["group"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = send(
+        Method::POST,
+        format!("/api/groups/{gid}/tasks"),
+        json!({"name": "T"}),
+    )
+    .await
+    .unwrap();
+    let tid = r.json::<Value>().await.unwrap()["task"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let writes = [
+        (
+            Method::PUT,
+            format!("/api/groups/{gid}"),
+            json!({"name": "G2"}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/tasks/{tid}"),
+            json!({"description": "d"}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/tasks/{tid}/status"),
+            json!({"status": "Completed"}),
+        ),
+        (
+            Method::POST,
+            format!("/api/tasks/{tid}/comments"),
+            json!({"text": "c"}),
+        ),
+        // Changes nothing: the log's end.
+        (
+            Method::PUT,
+            format!("/api/tasks/{tid}/status"),
+            json!({"status": "Completed"}),
+        ),
+        (
+            Method::POST,
+            "/api/auth/users".into(),
+            json!({"username": "u1", "password": "password-1"}),
+        ),
+        (Method::DELETE, format!("/api/tasks/{tid}"), json!({})),
+        (Method::DELETE, format!("/api/groups/{gid}"), json!({})),
+    ];
+    for (m, path, body) in writes {
+        let what = format!("{m} {path}");
+        let r = send(m, path, body).await.unwrap();
+        assert!(r.status().is_success(), "{what}: {}", r.status());
+        assert_eq!(seq_of(&r), s.events().await, "{what}");
+    }
+    // A refused write carries none.
+    let r = send(Method::POST, "/api/groups".into(), json!({"name": ""}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("x-taskledger-seq").is_none());
+}

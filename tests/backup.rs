@@ -561,7 +561,7 @@ async fn backup_of_another_server(group: &str, label: &str) -> Vec<u8> {
 async fn server_watching_its_drop_folder() -> (tempfile::TempDir, Server, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
-    cfg.auto_restore_enabled = true;
+    cfg.backup.auto_restore_enabled = true;
     let s = Server::start(cfg).await;
     s.group("Local").await;
     let restore_dir = dir.path().join("restore");
@@ -755,7 +755,7 @@ async fn drop_folder_at_start_restores_before_serving() {
     std::fs::write(dir.path().join("restore/a-first.tar.gz"), &bytes).unwrap();
     std::fs::write(dir.path().join("restore/b-second.tar.gz"), b"not a backup").unwrap();
     let mut cfg = config(dir.path());
-    cfg.auto_restore_enabled = true;
+    cfg.backup.auto_restore_enabled = true;
     let s = Server::start(cfg).await;
     // The first answer already shows the restored data.
     assert_eq!(s.group_names().await, vec!["From backup"]);
@@ -831,7 +831,7 @@ fn fill_log(root: &Path, tasks: usize) {
     let cfg = config(root);
     cfg.ensure_dirs().unwrap();
     let store = taskledger::store::Store::open(
-        &cfg.data_dir,
+        &cfg.store.data_dir,
         Arc::new(taskledger::metrics::Metrics::new()),
     )
     .unwrap();

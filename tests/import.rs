@@ -336,7 +336,7 @@ async fn wait_for(path: &std::path::Path) {
 
 #[tokio::test]
 async fn a_json_dropped_into_restore_is_imported() {
-    let s = TestServer::start_with(|c| c.auto_restore_enabled = true).await;
+    let s = TestServer::start_with(|c| c.backup.auto_restore_enabled = true).await;
     let t = s.admin_token().await;
     s.create_group(&t, "replaced").await;
     let drop_dir = s.restore_dir();
@@ -357,7 +357,7 @@ async fn a_json_dropped_into_restore_is_imported() {
 #[tokio::test]
 async fn a_truncated_file_that_never_grows_is_failed_after_the_stall_period() {
     std::env::set_var("TASKLEDGER_DROP_STALL_MS", "3000");
-    let s = TestServer::start_with(|c| c.auto_restore_enabled = true).await;
+    let s = TestServer::start_with(|c| c.backup.auto_restore_enabled = true).await;
     let t = s.admin_token().await;
     s.create_group(&t, "untouched").await;
     let drop_dir = s.restore_dir();

@@ -298,9 +298,9 @@ async fn rotation_removes_the_off_site_copy_too() {
     let port = s3.port;
     let s = TestServer::start_with(move |c| {
         c.offsite = Some(offsite(port));
-        c.auto_backup_enabled = true;
-        c.auto_backup_interval_ms = 1200;
-        c.max_backups = 1;
+        c.backup.auto_backup_enabled = true;
+        c.backup.auto_backup_interval_ms = 1200;
+        c.backup.max_backups = 1;
     })
     .await;
     let t = s.admin_token().await;

@@ -36,7 +36,7 @@ fn allowed(r: &reqwest::Response) -> Option<String> {
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
     let s = TestServer::start_with(|c| {
-        c.cors = Cors::Origins(vec!["https://tasks.example.com".into()])
+        c.http.cors = Cors::Origins(vec!["https://tasks.example.com".into()])
     })
     .await;
     let ok = preflight(&s, "https://tasks.example.com").await;
@@ -51,7 +51,7 @@ async fn cors_allows_only_the_configured_origins() {
     assert!(methods.contains("POST"), "{methods}");
     assert_eq!(allowed(&preflight(&s, "https://evil.example").await), None);
 
-    let any = TestServer::start_with(|c| c.cors = Cors::Any).await;
+    let any = TestServer::start_with(|c| c.http.cors = Cors::Any).await;
     assert_eq!(
         allowed(&preflight(&any, "https://anywhere.example").await).as_deref(),
         Some("*")

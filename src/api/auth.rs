@@ -1,6 +1,8 @@
 //! Authentication: login/logout, bearer-token extractors, user routes, and the
 //! Argon2id hashing they rely on (always off the async threads).
 
+use std::sync::Arc;
+
 use std::sync::OnceLock;
 
 use crate::domain::Id;
@@ -139,7 +141,8 @@ pub(crate) async fn login(
             ))
         }
     };
-    let ttl_ms = i64::try_from(app.config.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let ttl_ms =
+        i64::try_from(app.config.auth.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let meta = app.store.meta.clone();
     let name = user.username.clone();
     let token = tokio::task::spawn_blocking(move || {
@@ -203,9 +206,10 @@ pub(crate) async fn create_user(
             },
         )
         .await?;
-    let user: UserRec = super::decode_record(out.record)?;
+    let user: Arc<UserRec> = super::touched(&out)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"success": true, "user": UserView::from(&user)})),
+        super::Written(out.seq),
+        Json(json!({"success": true, "user": UserView::from(&*user)})),
     ))
 }

@@ -97,7 +97,7 @@ impl From<Restored> for RestoredView {
 async fn all(app: &AppState) -> ApiResult<Vec<BackupView>> {
     let a = app.clone();
     blocking(move || {
-        let infos = manager::list(&a.backups.state, &a.store.meta, &a.config.backup_dir);
+        let infos = manager::list(&a.backups.state, &a.store.meta, &a.config.backup.backup_dir);
         Ok(infos
             .into_iter()
             .map(|b| BackupView::listed(&a, b))
@@ -262,7 +262,7 @@ pub(crate) async fn restore_route(
     let source = match (body.opt_str("backupName")?, at) {
         (Some(name), upto) => {
             check_name(&name)?;
-            let path = app.config.backup_dir.join(&name);
+            let path = app.backups.settings.backup_dir.join(&name);
             if !path.is_file() {
                 return Err(ApiError::NotFound(format!("backup {name} not found")));
             }
@@ -311,7 +311,8 @@ async fn restore_offsite(
     check_name(&name)?;
     let off = offsite_of(&app)?;
     let dir = app
-        .config
+        .backups
+        .settings
         .backup_dir
         .join(format!(".offsite-{}", uuid::Uuid::new_v4()));
     tokio::fs::create_dir(&dir)
@@ -342,7 +343,8 @@ pub(crate) async fn import(
     body: Body,
 ) -> ApiResult<impl IntoResponse> {
     let dir = app
-        .config
+        .backups
+        .settings
         .backup_dir
         .join(format!(".import-{}", uuid::Uuid::new_v4()));
     tokio::fs::create_dir(&dir)
@@ -354,7 +356,7 @@ pub(crate) async fn import(
     );
     let path = dir.join(&name);
     let outcome = async {
-        receive(body, &path, app.config.upload_limit_bytes).await?;
+        receive(body, &path, app.backups.settings.upload_limit_bytes).await?;
         let a = app.clone();
         let user = admin.username.clone();
         let source = Source::Import { path: path.clone() };
@@ -416,7 +418,7 @@ pub(crate) async fn download(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     check_name(&name)?;
-    let path = app.config.backup_dir.join(&name);
+    let path = app.backups.settings.backup_dir.join(&name);
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -483,9 +485,9 @@ pub(crate) async fn upload(
         }
         None => None,
     };
-    let dir = app.config.backup_dir.clone();
+    let dir = app.backups.settings.backup_dir.clone();
     let tmp = dir.join(format!(".upload-{}.tmp", uuid::Uuid::new_v4()));
-    receive(body, &tmp, app.config.upload_limit_bytes).await?;
+    receive(body, &tmp, app.backups.settings.upload_limit_bytes).await?;
     let _busy = match app.backups.state.turn(Turn::RefuseIfBusy).await {
         Ok(b) => b,
         Err(e) => {

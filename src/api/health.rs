@@ -10,7 +10,7 @@ use crate::app::AppState;
 
 pub(crate) async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let durable = *app.store.durable().borrow();
-    let dir = app.config.backup_dir.clone();
+    let dir = app.backups.settings.backup_dir.clone();
     let offsite = app.offsite.clone();
     let backup = tokio::task::spawn_blocking(move || {
         let mut b = crate::backup::catalog::health_block(&dir);
@@ -51,8 +51,8 @@ pub(crate) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         .set(i64::from(app.config.kafka.enabled));
     app.metrics
         .backup_interval_seconds
-        .set(if app.config.auto_backup_enabled {
-            (app.config.auto_backup_interval_ms / 1000) as i64
+        .set(if app.backups.settings.auto_backup_enabled {
+            (app.backups.settings.auto_backup_interval_ms / 1000) as i64
         } else {
             0
         });

@@ -18,13 +18,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
-use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
 use crate::config::Cors;
+use crate::domain::state::TouchedRecord;
 pub(crate) use error::{ApiError, ApiResult};
 
 /// The JSON body limit of SPEC §2.
@@ -61,10 +61,33 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
 }
 
-/// Decodes the record the writer handed back for a command.
-pub(crate) fn decode_record<T: DeserializeOwned>(record: Option<Vec<u8>>) -> ApiResult<T> {
-    let bytes = record.ok_or_else(|| ApiError::Internal("command returned no record".into()))?;
-    bincode::deserialize(&bytes).map_err(|e| ApiError::Internal(format!("undecodable record: {e}")))
+/// `X-Taskledger-Seq` on a write's answer (SPEC §12): the sequence of its last
+/// event, so a client can ask a replica for a state at least that new.
+pub(crate) struct Written(pub(crate) u64);
+
+impl axum::response::IntoResponseParts for Written {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut res: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        res.headers_mut()
+            .insert("x-taskledger-seq", axum::http::HeaderValue::from(self.0));
+        Ok(res)
+    }
+}
+
+/// The record a command touched, of the type the handler renders; another
+/// kind (or none) is a bug in the command, not the client's doing.
+pub(crate) fn touched<T: TouchedRecord>(out: &crate::store::Outcome) -> ApiResult<T> {
+    T::pick(&out.touched).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "the command answered {:?}, not a {}",
+            out.touched,
+            T::KIND
+        ))
+    })
 }
 
 pub(crate) fn router(app: AppState) -> Router {
@@ -136,7 +159,7 @@ pub(crate) fn router(app: AppState) -> Router {
             tracing::error!("a request handler panicked");
             error::error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
         }));
-    let router = match cors_layer(&app.config.cors) {
+    let router = match cors_layer(&app.config.http.cors) {
         Some(cors) => router.layer(cors),
         None => router,
     };
@@ -201,7 +224,7 @@ async fn refuse_large(State(app): State<AppState>, req: Request, next: Next) -> 
     if let Some(len) = declared {
         let path = req.uri().path();
         let limit = if path == "/api/backup/upload" || path == "/api/backup/import" {
-            app.config.upload_limit_bytes
+            app.backups.settings.upload_limit_bytes
         } else {
             BODY_LIMIT as u64
         };

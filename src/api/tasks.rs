@@ -1,5 +1,7 @@
 //! Groups, tasks and comments: input shape checks, the command, the JSON view.
 
+use std::sync::Arc;
+
 use crate::domain::Id;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +14,7 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::input::{parse_id, JsonObject, PathId};
 use super::logs::QueryMap;
+use super::Written;
 use crate::app::AppState;
 use crate::domain::time::fmt_ms;
 use crate::domain::{Command, CommentRec, GroupRec, Records, TaskRec};
@@ -148,9 +151,13 @@ pub(crate) async fn create_group(
         discussion: body.opt_str("discussion")?,
     };
     let out = app.store.execute(&auth.username, cmd).await?;
-    let g: GroupRec = super::decode_record(out.record)?;
+    let g: Arc<GroupRec> = super::touched(&out)?;
     let view = group_view(&app.store.gen().state, &g);
-    Ok((StatusCode::CREATED, super::success("group", view)))
+    Ok((
+        StatusCode::CREATED,
+        Written(out.seq),
+        super::success("group", view),
+    ))
 }
 
 pub(crate) async fn update_group(
@@ -165,9 +172,9 @@ pub(crate) async fn update_group(
         discussion: body.opt_str("discussion")?,
     };
     let out = app.store.execute(&auth.username, cmd).await?;
-    let g: GroupRec = super::decode_record(out.record)?;
+    let g: Arc<GroupRec> = super::touched(&out)?;
     let view = group_view(&app.store.gen().state, &g);
-    Ok(super::success("group", view))
+    Ok((Written(out.seq), super::success("group", view)))
 }
 
 pub(crate) async fn delete_group(
@@ -178,8 +185,8 @@ pub(crate) async fn delete_group(
     let cmd = Command::DeleteGroup {
         id: parse_id(&id, "group")?,
     };
-    app.store.execute(&auth.username, cmd).await?;
-    Ok(Json(json!({"success": true})))
+    let out = app.store.execute(&auth.username, cmd).await?;
+    Ok((Written(out.seq), Json(json!({"success": true}))))
 }
 
 pub(crate) async fn create_task(
@@ -199,10 +206,14 @@ pub(crate) async fn create_task(
         end_date: body.nullable_str("endDate")?.flatten(),
     };
     let out = app.store.execute(&auth.username, cmd).await?;
-    let t: TaskRec = super::decode_record(out.record)?;
+    let t: Arc<TaskRec> = super::touched(&out)?;
     // A new task has no comments: no need to read them back.
     let view = task_view_bare(&t);
-    Ok((StatusCode::CREATED, super::success("task", view)))
+    Ok((
+        StatusCode::CREATED,
+        Written(out.seq),
+        super::success("task", view),
+    ))
 }
 
 fn task_view_bare(t: &TaskRec) -> TaskView {
@@ -254,9 +265,9 @@ pub(crate) async fn update_task(
         end_date: body.nullable_str("endDate")?,
     };
     let out = app.store.execute(&auth.username, cmd).await?;
-    let t: TaskRec = super::decode_record(out.record)?;
+    let t: Arc<TaskRec> = super::touched(&out)?;
     let view = task_view(&app.store.gen().state, &t);
-    Ok(super::success("task", view))
+    Ok((Written(out.seq), super::success("task", view)))
 }
 
 pub(crate) async fn change_status(
@@ -273,9 +284,9 @@ pub(crate) async fn change_status(
         .store
         .execute(&auth.username, Command::ChangeStatus { id, status })
         .await?;
-    let t: TaskRec = super::decode_record(out.record)?;
+    let t: Arc<TaskRec> = super::touched(&out)?;
     let view = task_view(&app.store.gen().state, &t);
-    Ok(super::success("task", view))
+    Ok((Written(out.seq), super::success("task", view)))
 }
 
 pub(crate) async fn delete_task(
@@ -286,8 +297,8 @@ pub(crate) async fn delete_task(
     let cmd = Command::DeleteTask {
         id: parse_id(&id, "task")?,
     };
-    app.store.execute(&auth.username, cmd).await?;
-    Ok(Json(json!({"success": true})))
+    let out = app.store.execute(&auth.username, cmd).await?;
+    Ok((Written(out.seq), Json(json!({"success": true}))))
 }
 
 pub(crate) async fn add_comment(
@@ -302,10 +313,11 @@ pub(crate) async fn add_comment(
         text: body.req_str("text")?,
     };
     let out = app.store.execute(&auth.username, cmd).await?;
-    let c: CommentRec = super::decode_record(out.record)?;
+    let c: Arc<CommentRec> = super::touched(&out)?;
     Ok((
         StatusCode::CREATED,
-        super::success("comment", CommentView::from(&c)),
+        Written(out.seq),
+        super::success("comment", CommentView::from(&*c)),
     ))
 }
 

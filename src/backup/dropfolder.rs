@@ -285,7 +285,7 @@ fn file_away(dir: &Path, name: &str, sub: &str, err: Option<String>) {
 /// backup in the restore dir that passes verification (the others stay for the
 /// live watcher). Returns its name, or `None` when there is none.
 pub(crate) fn rescue(config: &crate::config::Config) -> Option<String> {
-    let dir = &config.restore_dir;
+    let dir = &config.backup.restore_dir;
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
@@ -297,8 +297,8 @@ pub(crate) fn rescue(config: &crate::config::Config) -> Option<String> {
     for name in names {
         let path = dir.join(&name);
         let outcome = super::restore::restore_offline(
-            &config.data_dir,
-            &config.backup_dir,
+            &config.store.data_dir,
+            &config.backup.backup_dir,
             &source_of(&path),
         )
         .map(|(r, _gen)| r);

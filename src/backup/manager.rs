@@ -307,7 +307,7 @@ pub(crate) async fn rotate(app: &Arc<Backups>) {
             Ok(()) => {
                 app.state.forget(&old.name);
                 tracing::info!(backup = %old.name, "rotated away old automatic backup");
-                if app.settings.offsite {
+                if app.offsite {
                     // The off-site copier removes its copy (and retries until it can).
                     if let Err(e) = app.store.meta.queue_offsite_removal(&old.name) {
                         tracing::warn!(backup = %old.name, error = %e, "cannot queue the removal of the off-site copy");
@@ -431,7 +431,7 @@ pub(crate) fn clean_temp_files(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::{BackupSettings, Backups, Turn};
+    use crate::backup::{Backups, Turn};
     use crate::domain::Command;
     use crate::metrics::Metrics;
     use crate::store::Store;
@@ -481,16 +481,12 @@ mod tests {
     async fn schedule_skips_unchanged_and_rotates() {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = crate::config::Config::for_dir(dir.path());
-        cfg.auto_backup_interval_ms = 3_600_000;
-        cfg.max_backups = 2;
+        cfg.backup.auto_backup_interval_ms = 3_600_000;
+        cfg.backup.max_backups = 2;
         cfg.ensure_dirs().unwrap();
         let metrics = Arc::new(Metrics::new());
-        let store = Arc::new(Store::open(&cfg.data_dir, metrics.clone()).unwrap());
-        let app = Arc::new(Backups::new(
-            store,
-            metrics,
-            BackupSettings::from_config(&cfg),
-        ));
+        let store = Arc::new(Store::open(&cfg.store.data_dir, metrics.clone()).unwrap());
+        let app = Arc::new(Backups::new(store, metrics, &cfg));
         let mut runs = app.state.scheduled_runs.subscribe();
         let (stop_tx, stop_rx) = watch::channel(false);
         let sched = spawn_scheduler(app.clone(), stop_rx);

@@ -11,9 +11,9 @@ pub(crate) mod manager;
 pub(crate) mod restore;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::config::BackupConfig;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use archive::ArchiveError;
@@ -85,46 +85,26 @@ pub(crate) struct BackupInfo {
 pub(crate) struct Backups {
     pub(crate) store: Arc<Store>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) settings: BackupSettings,
-    pub(crate) state: BackupState,
-}
-
-/// The slice of the configuration the backup component reads.
-#[derive(Debug, Clone)]
-pub(crate) struct BackupSettings {
-    pub(crate) backup_dir: PathBuf,
-    pub(crate) restore_dir: PathBuf,
-    pub(crate) max_backups: usize,
-    pub(crate) auto_backup_interval_ms: u64,
+    pub(crate) settings: BackupConfig,
     /// Off-site copies are on: rotation queues removals, views say `pending`.
     pub(crate) offsite: bool,
     /// Who to re-create when a restored log has no users.
     pub(crate) seeding: crate::seed::Seeding,
-}
-
-impl BackupSettings {
-    pub(crate) fn from_config(c: &crate::config::Config) -> BackupSettings {
-        BackupSettings {
-            backup_dir: c.backup_dir.clone(),
-            restore_dir: c.restore_dir.clone(),
-            max_backups: c.max_backups,
-            auto_backup_interval_ms: c.auto_backup_interval_ms,
-            offsite: c.offsite.is_some(),
-            seeding: crate::seed::Seeding::from_config(c),
-        }
-    }
+    pub(crate) state: BackupState,
 }
 
 impl Backups {
     pub(crate) fn new(
         store: Arc<Store>,
         metrics: Arc<Metrics>,
-        settings: BackupSettings,
+        config: &crate::config::Config,
     ) -> Backups {
         Backups {
             store,
             metrics,
-            settings,
+            settings: config.backup.clone(),
+            offsite: config.offsite.is_some(),
+            seeding: crate::seed::Seeding::from_config(config),
             state: BackupState::default(),
         }
     }

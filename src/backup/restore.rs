@@ -385,7 +385,7 @@ async fn restore_locked(
     }
     audit(app, "BACKUP_RESTORED", Some(&name), user, details).await;
     // A backup without users would lock everybody out.
-    if let Err(e) = crate::seed::seed_users(&app.store, &app.settings.seeding).await {
+    if let Err(e) = crate::seed::seed_users(&app.store, &app.seeding).await {
         tracing::error!(error = %e, "could not recreate the admin user after restore");
     }
     Ok(RestoreReport {

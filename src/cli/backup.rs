@@ -12,7 +12,7 @@ use crate::store::{self, lock, Meta};
 use crate::RunError;
 
 fn audit(config: &Config, action: &str, backup: &str, details: serde_json::Value) {
-    match Meta::open(&config.data_dir.join("meta")) {
+    match Meta::open(&config.store.data_dir.join("meta")) {
         Ok(meta) => {
             if let Err(e) = meta.audit(action, Some(backup), "cli", details) {
                 eprintln!("warning: could not record the audit entry: {e}");
@@ -26,11 +26,17 @@ pub(crate) fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
     match cmd {
         BackupCmd::Create { label } => {
             config.ensure_dirs()?;
-            let _lock = lock::acquire(&config.data_dir)?;
-            let gen = store::open_offline(&config.data_dir)?;
+            let _lock = lock::acquire(&config.store.data_dir)?;
+            let gen = store::open_offline(&config.store.data_dir)?;
             let t = Instant::now();
             let upto = gen.last_seq()?;
-            let w = write_backup(&gen, upto, &config.backup_dir, MANUAL, label.as_deref())?;
+            let w = write_backup(
+                &gen,
+                upto,
+                &config.backup.backup_dir,
+                MANUAL,
+                label.as_deref(),
+            )?;
             let name = w
                 .path
                 .file_name()
@@ -54,12 +60,15 @@ pub(crate) fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
             Ok(0)
         }
         BackupCmd::List => {
-            let files = crate::backup::catalog::list_files(&config.backup_dir);
+            let files = crate::backup::catalog::list_files(&config.backup.backup_dir);
             if files.is_empty() {
-                println!("no backups in {}", config.backup_dir.display());
+                println!("no backups in {}", config.backup.backup_dir.display());
             }
             for f in files {
-                match archive::read_manifest(&config.backup_dir.join(&f.name), &Limits::default()) {
+                match archive::read_manifest(
+                    &config.backup.backup_dir.join(&f.name),
+                    &Limits::default(),
+                ) {
                     Ok(m) => println!(
                         "{}  {:<11} {:>9} events  {:>12} bytes  {}",
                         f.name, m.kind, m.events, f.size, m.created_at
@@ -100,9 +109,9 @@ pub(crate) fn backup(config: &Config, cmd: BackupCmd) -> Result<u8, RunError> {
 /// `taskledger restore FILE [--at T]` and `taskledger import FILE`.
 pub(crate) fn restore(config: &Config, source: Source) -> Result<u8, RunError> {
     config.ensure_dirs()?;
-    let _lock = lock::acquire(&config.data_dir)?;
+    let _lock = lock::acquire(&config.store.data_dir)?;
     let t = Instant::now();
-    match restore_offline(&config.data_dir, &config.backup_dir, &source) {
+    match restore_offline(&config.store.data_dir, &config.backup.backup_dir, &source) {
         Ok((r, gen)) => {
             drop(gen);
             let mut details = json!({"source": "cli", "events": r.restored.events, "lastEventId": r.last_event_id, "safetyBackup": r.safety_backup});

@@ -16,8 +16,8 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
         Cmd::Serve { .. } => Err(RunError::fault("serve is not an offline command")),
         Cmd::Rebuild => {
             config.ensure_dirs()?;
-            let _lock = lock::acquire(&config.data_dir)?;
-            let gen = store::open_offline(&config.data_dir)?;
+            let _lock = lock::acquire(&config.store.data_dir)?;
+            let gen = store::open_offline(&config.store.data_dir)?;
             let t = Instant::now();
             let c = replay::rebuild(&gen)?;
             println!(
@@ -33,9 +33,9 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
         }
         Cmd::Check => {
             config.ensure_dirs()?;
-            let _lock = lock::acquire(&config.data_dir)?;
-            let gen = store::open_offline(&config.data_dir)?;
-            let mark = store::recorded_mark(&config.data_dir, gen.id);
+            let _lock = lock::acquire(&config.store.data_dir)?;
+            let gen = store::open_offline(&config.store.data_dir)?;
+            let mark = store::recorded_mark(&config.store.data_dir, gen.id);
             let replay::CheckReport {
                 problems,
                 notes,

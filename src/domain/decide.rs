@@ -28,6 +28,11 @@ pub(crate) trait View {
     fn user(&self, username: &str) -> Option<UserRec>;
     fn group(&self, id: &Id) -> Option<GroupRec>;
     fn task(&self, id: &Id) -> Option<TaskRec>;
+    /// Whether the id ever named a group (live or deleted): ids are never reused,
+    /// or a deleted group's history would mix with the new one's.
+    fn group_known(&self, id: &Id) -> bool;
+    /// The same for tasks.
+    fn task_known(&self, id: &Id) -> bool;
     /// Tasks of a group in creation order.
     fn task_ids_of_group(&self, id: &Id) -> Vec<Id>;
 }
@@ -156,7 +161,7 @@ pub(crate) fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, Domain
             let name = clean_name("name", &name)?;
             let discussion = discussion.unwrap_or_default();
             check_text("discussion", &discussion, 0)?;
-            if view.group(&id).is_some() {
+            if view.group_known(&id) {
                 return Err(DomainError::Conflict("group id already exists".into()));
             }
             Ok(vec![Event::GroupCreated(GroupCreated {
@@ -211,7 +216,7 @@ pub(crate) fn decide(view: &dyn View, cmd: Command) -> Result<Vec<Event>, Domain
             check_text("description", &description, 0)?;
             check_range(&start_date, &end_date)?;
             let g = group_of(view, &group_id)?;
-            if view.task(&id).is_some() {
+            if view.task_known(&id) {
                 return Err(DomainError::Conflict("task id already exists".into()));
             }
             Ok(vec![Event::TaskCreated(TaskCreated {
@@ -388,6 +393,40 @@ mod tests {
             Err(DomainError::Invalid(m)) => m,
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    /// Ids of deleted groups and tasks are never given out again: their history
+    /// stays theirs, and a backup of the log passes the restore rules.
+    #[test]
+    fn a_deleted_group_or_task_id_is_not_reused() {
+        let s = given(vec![
+            group(1, "G"),
+            task(2, 1, "T"),
+            Event::TaskDeleted(TaskDeleted {
+                task_id: id(2),
+                group_id: id(1),
+                group_name: "G".into(),
+                name: "T".into(),
+            }),
+        ]);
+        assert!(matches!(
+            decide(&s, create_task(2, 1, "again")),
+            Err(DomainError::Conflict(_))
+        ));
+        let s = given(vec![
+            group(1, "G"),
+            Event::GroupDeleted(GroupDeleted {
+                group_id: id(1),
+                name: "G".into(),
+                task_ids: vec![],
+            }),
+        ]);
+        let again = Command::CreateGroup {
+            id: id(1),
+            name: "again".into(),
+            discussion: None,
+        };
+        assert!(matches!(decide(&s, again), Err(DomainError::Conflict(_))));
     }
 
     #[test]

@@ -69,6 +69,44 @@ pub struct State {
     comment_count: u64,
 }
 
+/// The record a command created or changed, read after its events were applied:
+/// what the command's caller gets back (shared, not copied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Touched {
+    /// Deletions, and commands that changed nothing.
+    Nothing,
+    User(Arc<UserRec>),
+    Group(Arc<GroupRec>),
+    Task(Arc<TaskRec>),
+    Comment(Arc<CommentRec>),
+}
+
+/// A record type a command can hand back: picks it out of a [`Touched`].
+pub(crate) trait TouchedRecord: Sized {
+    const KIND: &'static str;
+    fn pick(t: &Touched) -> Option<Self>;
+}
+
+macro_rules! touched_records {
+    ($($variant:ident($rec:ty)),+) => {$(
+        impl TouchedRecord for Arc<$rec> {
+            const KIND: &'static str = stringify!($variant);
+            fn pick(t: &Touched) -> Option<Self> {
+                match t {
+                    Touched::$variant(r) => Some(r.clone()),
+                    _ => None,
+                }
+            }
+        }
+    )+};
+}
+touched_records!(
+    User(UserRec),
+    Group(GroupRec),
+    Task(TaskRec),
+    Comment(CommentRec)
+);
+
 /// How many records of each kind the state holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -145,6 +183,12 @@ impl View for State {
     }
     fn task(&self, id: &Id) -> Option<TaskRec> {
         self.task_rec(id).cloned()
+    }
+    fn group_known(&self, id: &Id) -> bool {
+        State::group_known(self, id)
+    }
+    fn task_known(&self, id: &Id) -> bool {
+        State::task_known(self, id)
     }
     fn task_ids_of_group(&self, id: &Id) -> Vec<Id> {
         self.groups
@@ -287,6 +331,27 @@ impl State {
         }
     }
 
+    /// What `event` (just applied) created or changed.
+    pub(crate) fn touched(&self, event: &Event) -> Touched {
+        let group = |id: &Id| self.groups.get(id).and_then(|g| g.rec.clone());
+        let task = |id: &Id| self.tasks.get(id).and_then(|t| t.rec.clone());
+        let found = match event {
+            Event::UserCreated(e) => self.users.get(&e.username).cloned().map(Touched::User),
+            Event::GroupCreated(e) => group(&e.group_id).map(Touched::Group),
+            Event::GroupUpdated(e) => group(&e.group_id).map(Touched::Group),
+            Event::TaskCreated(e) => task(&e.task_id).map(Touched::Task),
+            Event::TaskUpdated(e) => task(&e.task_id).map(Touched::Task),
+            Event::TaskStatusChanged(e) => task(&e.task_id).map(Touched::Task),
+            Event::CommentAdded(e) => self
+                .tasks
+                .get(&e.task_id)
+                .and_then(|t| t.comments.last().cloned())
+                .map(Touched::Comment),
+            Event::GroupDeleted(_) | Event::TaskDeleted(_) => None,
+        };
+        found.unwrap_or(Touched::Nothing)
+    }
+
     pub(crate) fn user_rec(&self, username: &str) -> Option<&UserRec> {
         self.users.get(username).map(|u| &**u)
     }
@@ -349,14 +414,6 @@ impl State {
             Some(t) => t.comments.iter().map(|c| &**c).collect(),
             None => Vec::new(),
         }
-    }
-
-    /// The newest comment of a task: what an `AddComment` just created.
-    pub(crate) fn last_comment(&self, task: &Id) -> Option<&CommentRec> {
-        self.tasks
-            .get(task)
-            .and_then(|t| t.comments.last())
-            .map(|c| &**c)
     }
 
     fn page<L: Seqs>(list: Option<&L>, before: Option<u64>, limit: usize) -> Vec<u64> {

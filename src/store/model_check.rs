@@ -358,3 +358,37 @@ fn check_names_the_first_difference() {
     assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
     assert!(report.notes[0].contains("format 3"), "{:?}", report.notes);
 }
+
+/// `check` applies the rules backups are verified against: a log that breaks
+/// them (here a second `admin`, as an older binary seeding an empty-looking store
+/// once wrote) fails `check`, since its backups could not be restored.
+#[test]
+fn check_applies_the_rules_a_backup_must_pass() {
+    use crate::domain::event::{Event, StoredEvent, UserCreated, EVENT_VERSION};
+    use crate::store::gen::{encode_event, Gen};
+    let dir = tempfile::tempdir().unwrap();
+    let gen = Gen::open(1, &dir.path().join("gen-1")).unwrap();
+    let admin = |n: u128| StoredEvent {
+        version: EVENT_VERSION,
+        event_id: Uuid::from_u128(n),
+        ts_ms: 1_700_000_000_000,
+        user: "system".into(),
+        event: Event::UserCreated(UserCreated {
+            user_id: Uuid::from_u128(n).into(),
+            username: "admin".into(),
+            role: Role::Admin,
+            password_hash: "$argon2id$x".into(),
+        }),
+    };
+    gen.append(&[(1, encode_event(&admin(1))), (2, encode_event(&admin(2)))])
+        .unwrap();
+    gen.sync().unwrap();
+    let problems = replay::check(&gen, None).unwrap().problems;
+    assert_eq!(
+        problems,
+        vec![
+            "event 2 breaks the rules a backup is verified against: user admin already exists"
+                .to_string()
+        ]
+    );
+}

@@ -189,10 +189,11 @@ pub(crate) struct CheckReport {
     pub(crate) state: State,
 }
 
-/// Continuity and decoding of every event, and the fresh replay.
+/// Continuity, decoding and legality of every event, and the fresh replay.
 fn scan(gen: &Gen) -> Result<(Vec<String>, State), StoreError> {
     let mut problems = Vec::new();
     let mut state = State::default();
+    let mut rules = Legality::default();
     let mut expected = 1u64;
     for r in gen.raw_events(1, u64::MAX) {
         let (seq, bytes) = r?;
@@ -201,7 +202,16 @@ fn scan(gen: &Gen) -> Result<(Vec<String>, State), StoreError> {
         }
         expected = seq + 1;
         match decode_event(&bytes) {
-            Ok(se) => state.apply(seq, &se),
+            Ok(se) => {
+                // The rules a backup of this log must pass to be restored: a log
+                // that breaks them would give backups that verification refuses.
+                if let Err(why) = rules.check(&state, &se) {
+                    problems.push(format!(
+                        "event {seq} breaks the rules a backup is verified against: {why}"
+                    ));
+                }
+                state.apply(seq, &se)
+            }
             Err(e) => problems.push(format!("event {seq} does not decode: {e}")),
         }
         if problems.len() > 100 {

@@ -24,8 +24,8 @@ use uuid::Uuid;
 use super::gen::{encode_event, Gen};
 use super::snapshot::Snapshot;
 use super::{mark, StoreError};
-use crate::domain::event::{Event, EVENT_VERSION};
-use crate::domain::state::State;
+use crate::domain::event::EVENT_VERSION;
+use crate::domain::state::{State, Touched};
 use crate::domain::time::now_ms;
 use crate::domain::{decide, Command, DomainError, StoredEvent};
 use crate::metrics::Metrics;
@@ -50,10 +50,14 @@ pub(crate) struct Durable {
     pub(crate) seq: u64,
 }
 
+/// What a command did, once it is durable.
 #[derive(Debug)]
 pub struct Outcome {
-    /// The record the command created or changed, bincode-encoded, read after apply.
-    pub(crate) record: Option<Vec<u8>>,
+    /// The record the command created or changed, read after apply.
+    pub(crate) touched: Touched,
+    /// Sequence of the last event of this command, or of the log when it wrote
+    /// none: a reader that has applied this far sees the command's effect.
+    pub(crate) seq: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +289,7 @@ impl Writer {
                 continue;
             }
             commands += 1;
-            let mut record = None;
+            let mut touched = Touched::Nothing;
             for event in events {
                 let seq = self.state.seq + 1;
                 let se = StoredEvent {
@@ -296,10 +300,11 @@ impl Writer {
                     event,
                 };
                 self.state.apply(seq, &se);
-                record = touched(&self.state, &se.event);
+                touched = self.state.touched(&se.event);
                 pending.push((seq, encode_event(&se)));
             }
-            replies.push((req.reply, Outcome { record }));
+            let seq = self.state.seq;
+            replies.push((req.reply, Outcome { touched, seq }));
         }
         if replies.is_empty() {
             return;
@@ -383,24 +388,6 @@ impl Writer {
         self.shared.marks.durable(&snap);
         self.shared.marks.checkpoint(snap);
         let _ = req.reply.send(Ok(old));
-    }
-}
-
-fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    bincode::serialize(v).expect("plain records always serialize with bincode")
-}
-
-/// The record a command touched, as its caller gets it back, read after apply.
-fn touched(state: &State, event: &Event) -> Option<Vec<u8>> {
-    match event {
-        Event::UserCreated(e) => state.user_rec(&e.username).map(enc),
-        Event::GroupCreated(e) => state.group_rec(&e.group_id).map(enc),
-        Event::GroupUpdated(e) => state.group_rec(&e.group_id).map(enc),
-        Event::TaskCreated(e) => state.task_rec(&e.task_id).map(enc),
-        Event::TaskUpdated(e) => state.task_rec(&e.task_id).map(enc),
-        Event::TaskStatusChanged(e) => state.task_rec(&e.task_id).map(enc),
-        Event::CommentAdded(e) => state.last_comment(&e.task_id).map(enc),
-        Event::GroupDeleted(_) | Event::TaskDeleted(_) => None,
     }
 }
 
