@@ -1,5 +1,6 @@
-//! Capped exponential backoff for the background components' retries (Kafka relay,
-//! off-site copier). A leaf: it touches nothing.
+//! Capped exponential backoff with jitter for the background components'
+//! retries (Kafka relay, off-site copier, backup schedule). A leaf: it touches
+//! nothing.
 
 use std::time::Duration;
 
@@ -20,11 +21,19 @@ impl Backoff {
         }
     }
 
-    /// The wait after one more failure.
+    /// The wait after one more failure: between half and all of the current
+    /// step (so components that failed together do not retry together).
     pub(crate) fn failed(&mut self) -> Duration {
-        let wait = self.next.min(self.cap);
+        use rand::Rng;
+        let step = self.next.min(self.cap);
         self.next = (self.next * 2).min(self.cap);
-        wait
+        let half = step / 2;
+        half + rand::thread_rng().gen_range(Duration::ZERO..=step - half)
+    }
+
+    /// Whether the next wait is already the cap.
+    pub(crate) fn capped(&self) -> bool {
+        self.next >= self.cap
     }
 
     pub(crate) fn succeeded(&mut self) {
@@ -39,9 +48,14 @@ mod tests {
     #[test]
     fn waits_double_up_to_the_cap_and_start_over_after_a_success() {
         let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-        let waits: Vec<u64> = (0..7).map(|_| b.failed().as_millis() as u64).collect();
-        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 10000, 10000]);
+        let steps = [500, 1000, 2000, 4000, 8000, 10000, 10000];
+        for (i, step) in steps.into_iter().enumerate() {
+            assert_eq!(b.capped(), i >= 5, "step {i}");
+            let wait = b.failed().as_millis() as u64;
+            assert!((step / 2..=step).contains(&wait), "step {i}: {wait} ms");
+        }
         b.succeeded();
-        assert_eq!(b.failed(), Duration::from_millis(500));
+        assert!(!b.capped());
+        assert!(b.failed() <= Duration::from_millis(500));
     }
 }

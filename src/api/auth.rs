@@ -31,8 +31,8 @@ fn decoy_hash() -> &'static str {
 pub(crate) async fn hash_blocking(password: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(format!("hashing a password: {e}")))
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("hashing a password: {e}")))
 }
 
 /// The caller, resolved from `Authorization: Bearer <token>`.
@@ -132,7 +132,7 @@ pub(crate) async fn login(
         .unwrap_or_else(|| decoy_hash().to_string());
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
@@ -149,7 +149,7 @@ pub(crate) async fn login(
         meta.create_session(&name, now_ms().saturating_add(ttl_ms))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .map_err(ApiError::internal)??;
     Ok(Json(
         json!({"success": true, "token": token, "data": UserView::from(&user)}),
     ))
@@ -162,7 +162,7 @@ pub(crate) async fn logout(
     let meta = app.store.meta.clone();
     tokio::task::spawn_blocking(move || meta.revoke(&auth.token))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        .map_err(ApiError::internal)??;
     Ok(Json(json!({"success": true, "message": "logged out"})))
 }
 

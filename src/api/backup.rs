@@ -14,7 +14,6 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::auth::Admin;
-use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::input::{JsonObject, MaybeJsonObject};
 use super::logs::{query, QueryMap};
@@ -23,6 +22,7 @@ use crate::backup::manager::{self, MANUAL};
 use crate::backup::restore::Restored;
 use crate::backup::restore::Source;
 use crate::backup::{check_name, restore, BackupError, BackupInfo, Turn};
+use crate::blocking::blocking;
 use crate::domain::time::now_ms;
 use crate::offsite::OffsiteError;
 use crate::store::history::At;
@@ -96,8 +96,12 @@ impl From<Restored> for RestoredView {
 
 async fn all(app: &AppState) -> ApiResult<Vec<BackupView>> {
     let a = app.clone();
-    blocking(move || {
-        let infos = manager::list(&a.backups.state, &a.store.meta, &a.config.backup.backup_dir);
+    blocking::<_, ApiError>(move || {
+        let infos = manager::list(
+            &a.backups.state,
+            &a.store.meta,
+            &a.backups.settings.backup_dir,
+        );
         Ok(infos
             .into_iter()
             .map(|b| BackupView::listed(&a, b))
@@ -119,7 +123,7 @@ impl From<BackupError> for ApiError {
             BackupError::Io(_)
             | BackupError::Store(_)
             | BackupError::Swap(_)
-            | BackupError::Task(_) => ApiError::Internal(e.to_string()),
+            | BackupError::Task(_) => ApiError::internal(e),
         }
     }
 }
@@ -141,12 +145,12 @@ impl From<OffsiteError> for ApiError {
             OffsiteError::Store(m) => {
                 ApiError::Unavailable(format!("off-site storage unavailable: {m}"))
             }
-            e => ApiError::Internal(e.to_string()),
+            e => ApiError::internal(e),
         }
     }
 }
 
-pub(crate) async fn create(
+pub(crate) async fn create_backup(
     State(app): State<AppState>,
     Admin(admin): Admin,
     MaybeJsonObject(body): MaybeJsonObject,
@@ -163,14 +167,14 @@ pub(crate) async fn create(
         manager::create(&a.backups, MANUAL, label, &user, Turn::RefuseIfBusy).await
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("backup task failed: {e}")))??;
+    .map_err(ApiError::internal)??;
     Ok((
         StatusCode::CREATED,
         Json(json!({"success": true, "backup": BackupView::fresh(&app, v)})),
     ))
 }
 
-pub(crate) async fn list(
+pub(crate) async fn list_backups(
     State(app): State<AppState>,
     _admin: Admin,
     q: QueryMap,
@@ -241,7 +245,7 @@ fn body_at(body: &JsonObject) -> ApiResult<Option<At>> {
     Ok(Some(at))
 }
 
-pub(crate) async fn restore_route(
+pub(crate) async fn restore_backup(
     State(app): State<AppState>,
     Admin(admin): Admin,
     body: JsonObject,
@@ -282,7 +286,7 @@ pub(crate) async fn restore_route(
         restore::restore(&a.backups, source, "api", &user, Turn::RefuseIfBusy).await
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))??;
+    .map_err(ApiError::internal)??;
     Ok(Json(restore_answer(&r)))
 }
 
@@ -317,7 +321,7 @@ async fn restore_offsite(
         .join(format!(".offsite-{}", uuid::Uuid::new_v4()));
     tokio::fs::create_dir(&dir)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     let path = dir.join(&name);
     let outcome = async {
         off.download(&name, &path).await?;
@@ -327,7 +331,7 @@ async fn restore_offsite(
             restore::restore(&a.backups, source, "offsite", &user, Turn::RefuseIfBusy).await
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))?
+        .map_err(ApiError::internal)?
         .map_err(ApiError::from)
     }
     .await;
@@ -337,7 +341,7 @@ async fn restore_offsite(
 
 /// `POST /api/backup/import`: a predecessor snapshot (raw JSON body) replaces
 /// the live state like a restore (SPEC §8).
-pub(crate) async fn import(
+pub(crate) async fn import_snapshot(
     State(app): State<AppState>,
     Admin(admin): Admin,
     body: Body,
@@ -349,7 +353,7 @@ pub(crate) async fn import(
         .join(format!(".import-{}", uuid::Uuid::new_v4()));
     tokio::fs::create_dir(&dir)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     let name = format!(
         "import_{}.json",
         chrono::Utc::now().format("%Y-%m-%d_%H%M%S")
@@ -364,7 +368,7 @@ pub(crate) async fn import(
             restore::restore(&a.backups, source, "api", &user, Turn::RefuseIfBusy).await
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("import task failed: {e}")))?
+        .map_err(ApiError::internal)?
         .map_err(ApiError::from)
     }
     .await;
@@ -383,7 +387,7 @@ async fn receive(body: Body, path: &std::path::Path, limit: u64) -> ApiResult<u6
     let written = async {
         let mut f = tokio::fs::File::create(path)
             .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(ApiError::internal)?;
         let mut stream = body.into_data_stream();
         let mut n: u64 = 0;
         while let Some(chunk) = stream.next().await {
@@ -393,13 +397,9 @@ async fn receive(body: Body, path: &std::path::Path, limit: u64) -> ApiResult<u6
             if n > limit {
                 return Err(ApiError::TooLarge);
             }
-            f.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            f.write_all(&chunk).await.map_err(ApiError::internal)?;
         }
-        f.sync_all()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        f.sync_all().await.map_err(ApiError::internal)?;
         if n == 0 {
             return Err(ApiError::BadRequest("upload body is empty".into()));
         }
@@ -412,7 +412,7 @@ async fn receive(body: Body, path: &std::path::Path, limit: u64) -> ApiResult<u6
     written
 }
 
-pub(crate) async fn download(
+pub(crate) async fn download_backup(
     State(app): State<AppState>,
     _admin: Admin,
     Path(name): Path<String>,
@@ -424,13 +424,13 @@ pub(crate) async fn download(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::NotFound(format!("backup {name} not found")))
         }
-        Err(e) => return Err(ApiError::Internal(e.to_string())),
+        Err(e) => return Err(ApiError::internal(e)),
     };
     let len = file
         .metadata()
         .await
         .map(|m| m.len())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     Ok((
         [
@@ -446,7 +446,7 @@ pub(crate) async fn download(
         .into_response())
 }
 
-pub(crate) async fn delete(
+pub(crate) async fn delete_backup(
     State(app): State<AppState>,
     Admin(admin): Admin,
     Path(name): Path<String>,
@@ -455,19 +455,19 @@ pub(crate) async fn delete(
     Ok(Json(json!({"success": true})))
 }
 
-pub(crate) async fn audit(
+pub(crate) async fn list_audit(
     State(app): State<AppState>,
     _admin: Admin,
 ) -> ApiResult<impl IntoResponse> {
     let meta = app.store.meta.clone();
-    let entries = blocking(move || Ok(meta.audit_entries(1000)?)).await?;
+    let entries = blocking::<_, ApiError>(move || Ok(meta.audit_entries(1000)?)).await?;
     Ok(Json(json!({"success": true, "audit": entries})))
 }
 
 /// Raw body upload: streamed to a temporary file under the size limit, verified
 /// completely (replay included), then given its name. `?name=` keeps a valid,
 /// unused backup file name; otherwise one is made up from the current time.
-pub(crate) async fn upload(
+pub(crate) async fn upload_backup(
     State(app): State<AppState>,
     Admin(admin): Admin,
     Query(q): Query<HashMap<String, String>>,

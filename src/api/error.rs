@@ -9,29 +9,63 @@ use serde_json::json;
 use crate::domain::DomainError;
 use crate::store::{StoreError, WriteError};
 
+/// Why a request failed; each variant is one HTTP status, written beside it.
+/// Expected outcomes carry the message the client sees; a fault keeps its cause
+/// for the log and shows the client nothing of it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
+    /// 400: invalid input.
     #[error("{0}")]
     BadRequest(String),
+    /// 401: missing, invalid or expired token, or a failed login.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: not allowed for this role.
     #[error("{0}")]
     Forbidden(String),
+    /// 404: unknown resource.
     #[error("{0}")]
     NotFound(String),
+    /// 409: conflicts with the current state (a taken name, a backup running).
     #[error("{0}")]
     Conflict(String),
+    /// 413: the body is over its limit.
     #[error("request body is too large")]
     TooLarge,
+    /// 422: a file (backup, snapshot) that fails verification.
     #[error("{0}")]
     Unprocessable(String),
+    /// 503: read-only after a write failure, shutting down, a dependency down.
     #[error("{0}")]
     Unavailable(String),
+    /// 507: the disk is full; nothing was acknowledged.
     #[error("insufficient storage")]
     InsufficientStorage,
-    /// Detail for the log only.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// 500: a fault. The cause and its chain are logged once, here at the edge;
+    /// the body is generic.
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+/// The cause of a fault, kept whole (its `source()` chain included).
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+impl ApiError {
+    pub(crate) fn internal(cause: impl Into<Cause>) -> ApiError {
+        ApiError::Internal(cause.into())
+    }
+}
+
+/// "outer: inner: innermost", for one log line.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
@@ -52,8 +86,8 @@ impl IntoResponse for ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %chain(cause.as_ref()), "internal error");
                 return error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
             }
         };
@@ -82,8 +116,14 @@ impl From<WriteError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
-    }
+/// Faults of the layers below: 500, cause kept.
+macro_rules! faults {
+    ($($t:ty),+) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ApiError::internal(e)
+            }
+        }
+    )+};
 }
+faults!(StoreError, std::io::Error, tokio::task::JoinError);

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 
-pub(crate) async fn health(State(app): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn get_health(State(app): State<AppState>) -> impl IntoResponse {
     let durable = *app.store.durable().borrow();
     let dir = app.backups.settings.backup_dir.clone();
     let offsite = app.offsite.clone();
@@ -39,7 +39,7 @@ pub(crate) async fn health(State(app): State<AppState>) -> impl IntoResponse {
     }))
 }
 
-pub(crate) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn get_metrics(State(app): State<AppState>) -> impl IntoResponse {
     let durable = app.store.durable().borrow().seq;
     let last = app
         .relay

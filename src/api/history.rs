@@ -2,7 +2,7 @@
 //! predecessor's snapshot shape, a group or task as it was, and monthly stream
 //! snapshots with the archive of old activity. Replays run on blocking threads.
 
-use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -11,16 +11,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::auth::Auth;
-use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::input::PathId;
 use super::logs::{entry, paging, query, LogEntry, QueryMap};
-use super::tasks::{group_view, task_view};
+use super::views::{group_view, task_view};
 use crate::app::AppState;
+use crate::blocking::blocking;
 use crate::domain::past::Past;
 use crate::domain::time::{fmt_ms, now_ms};
 use crate::domain::{Id, Records};
-use crate::store::history::{self, At, Cut, HistoryError, Stream};
+use crate::store::history::{
+    self, month_bounds, month_cut, month_of, At, Cut, HistoryError, Stream,
+};
 use crate::store::Snapshot;
 
 /// Activity older than this is "archived" (SPEC §7).
@@ -49,7 +51,7 @@ fn did_not_exist(what: &str, cut: &Cut) -> ApiError {
 
 pub(crate) async fn group_at(app: &AppState, _auth: &Auth, id: Id, at: At) -> ApiResult<Response> {
     let snap = app.store.gen();
-    blocking(move || {
+    blocking::<_, ApiError>(move || {
         let cut = history::resolve(&snap, at, now_ms())?;
         let stream = history::stream(&snap, &id)?.filter(|s| s.is_group);
         let past = stream.map(|s| s.past(cut.seq)).unwrap_or_default();
@@ -63,7 +65,7 @@ pub(crate) async fn group_at(app: &AppState, _auth: &Auth, id: Id, at: At) -> Ap
 
 pub(crate) async fn task_at(app: &AppState, _auth: &Auth, id: Id, at: At) -> ApiResult<Response> {
     let snap = app.store.gen();
-    blocking(move || {
+    blocking::<_, ApiError>(move || {
         let cut = history::resolve(&snap, at, now_ms())?;
         let stream = history::stream(&snap, &id)?.filter(|s| !s.is_group);
         let past = stream.map(|s| s.past(cut.seq)).unwrap_or_default();
@@ -294,7 +296,7 @@ enum Image {
 /// The instant is resolved and the past image rebuilt before the answer starts
 /// (so errors keep their status); the JSON is then streamed as it is written,
 /// never held whole in memory (hundreds of MB at a million events).
-pub(crate) async fn snapshot(
+pub(crate) async fn get_snapshot(
     State(app): State<AppState>,
     auth: Auth,
     q: QueryMap,
@@ -302,7 +304,7 @@ pub(crate) async fn snapshot(
     let at = at_param(q)?;
     let snap = app.store.gen();
     let user = auth.username;
-    let (cut, image) = blocking(move || {
+    let (cut, image) = blocking::<_, ApiError>(move || {
         let now = now_ms();
         let cut = match at {
             Some(at) => history::resolve(&snap, at, now)?,
@@ -348,40 +350,6 @@ pub(crate) async fn snapshot(
     ))
 }
 
-/// A calendar month, `YYYY-MM`: its first instant and the first of the next.
-fn month_bounds(raw: &str) -> Option<(i64, i64)> {
-    let b = raw.as_bytes();
-    if b.len() != 7
-        || b[4] != b'-'
-        || !raw[..4]
-            .bytes()
-            .chain(raw[5..].bytes())
-            .all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let y: i32 = raw[..4].parse().ok()?;
-    let m: u32 = raw[5..].parse().ok()?;
-    let start = NaiveDate::from_ymd_opt(y, m, 1)?;
-    let next = if m == 12 {
-        NaiveDate::from_ymd_opt(y + 1, 1, 1)?
-    } else {
-        NaiveDate::from_ymd_opt(y, m + 1, 1)?
-    };
-    let ms = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_millis())
-    };
-    Some((ms(start)?, ms(next)?))
-}
-
-fn month_of(ms: i64) -> String {
-    match Utc.timestamp_millis_opt(ms).single() {
-        Some(t) => format!("{:04}-{:02}", t.year(), t.month()),
-        None => "1970-01".into(),
-    }
-}
-
 /// The stream's state as JSON, or `None` if it did not exist in `past`.
 fn stream_state(stream: &Stream, past: &Past) -> Option<Value> {
     let v = if stream.is_group {
@@ -392,49 +360,9 @@ fn stream_state(stream: &Stream, past: &Past) -> Option<Value> {
     v.ok()
 }
 
-/// One month of a stream: the instant it is shown at, the last own event by
-/// then, and the last event of any kind to replay.
-struct MonthCut {
-    at_ms: i64,
-    last_own: u64,
-    upto: u64,
-}
-
-fn month_cut(stream: &Stream, start: i64, next: i64, now: i64) -> MonthCut {
-    let last_own_ts = stream.own.last().and_then(|s| stream.own_ts(*s));
-    let at_ms = if next > now {
-        // The current month: its end has not happened; show the latest.
-        match last_own_ts {
-            Some(t) if t >= start => t,
-            _ => now,
-        }
-    } else {
-        next - 1
-    };
-    let last_own = stream
-        .own
-        .iter()
-        .rev()
-        .find(|s| stream.own_ts(**s).is_some_and(|t| t <= at_ms))
-        .copied()
-        .unwrap_or(0);
-    let upto = stream
-        .events
-        .iter()
-        .rev()
-        .find(|(_, e)| e.ts_ms <= at_ms)
-        .map(|(s, _)| *s)
-        .unwrap_or(0);
-    MonthCut {
-        at_ms,
-        last_own,
-        upto,
-    }
-}
-
 async fn load_stream(app: &AppState, raw: String) -> ApiResult<Option<Stream>> {
     let snap: std::sync::Arc<Snapshot> = app.store.gen();
-    blocking(move || match Id::parse(&raw) {
+    blocking::<_, ApiError>(move || match Id::parse(&raw) {
         Some(id) => Ok(history::stream(&snap, &id)?),
         None => Ok(None),
     })
@@ -442,7 +370,7 @@ async fn load_stream(app: &AppState, raw: String) -> ApiResult<Option<Stream>> {
 }
 
 /// `GET /api/v1/snapshots/:streamId`: one snapshot per month with events.
-pub(crate) async fn stream_months(
+pub(crate) async fn list_stream_months(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(raw): PathId,
@@ -479,7 +407,7 @@ pub(crate) async fn stream_months(
 }
 
 /// `GET /api/v1/snapshots/:streamId/:month`.
-pub(crate) async fn stream_month(
+pub(crate) async fn get_stream_month(
     State(app): State<AppState>,
     _auth: Auth,
     axum::extract::Path((raw, month)): axum::extract::Path<(String, String)>,
@@ -511,7 +439,7 @@ pub(crate) async fn stream_month(
 }
 
 /// `GET /api/v1/snapshots/:streamId/archive`: activity older than 90 days.
-pub(crate) async fn stream_archive(
+pub(crate) async fn get_stream_archive(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(raw): PathId,
@@ -519,7 +447,7 @@ pub(crate) async fn stream_archive(
 ) -> ApiResult<impl IntoResponse> {
     let p = paging(&query(q)?)?;
     let snap = app.store.gen();
-    let logs: Vec<LogEntry> = blocking(move || {
+    let logs: Vec<LogEntry> = blocking::<_, ApiError>(move || {
         let Some(id) = Id::parse(&raw) else {
             return Ok(Vec::new());
         };

@@ -85,7 +85,7 @@ pub(crate) fn query(q: QueryMap) -> ApiResult<HashMap<String, String>> {
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
 }
 
-pub(crate) async fn groups(
+pub(crate) async fn list_log_groups(
     State(app): State<AppState>,
     _auth: Auth,
 ) -> ApiResult<impl IntoResponse> {
@@ -121,7 +121,7 @@ async fn log_page(
         return Ok(super::success("logs", Vec::new()));
     };
     let snap = app.store.gen();
-    let logs: Vec<LogEntry> = super::blocking(move || {
+    let logs: Vec<LogEntry> = crate::blocking::blocking::<_, ApiError>(move || {
         let seqs = match of {
             LogOf::Group => snap.state.group_log(&id, p.before, p.limit),
             LogOf::Task => snap.state.task_log(&id, p.before, p.limit),
@@ -135,7 +135,7 @@ async fn log_page(
     Ok(super::success("logs", logs))
 }
 
-pub(crate) async fn group_logs(
+pub(crate) async fn list_group_logs(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,
@@ -144,7 +144,7 @@ pub(crate) async fn group_logs(
     log_page(app, LogOf::Group, id, q).await
 }
 
-pub(crate) async fn task_logs(
+pub(crate) async fn list_task_logs(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,
@@ -153,7 +153,7 @@ pub(crate) async fn task_logs(
     log_page(app, LogOf::Task, id, q).await
 }
 
-pub(crate) async fn group_tasks(
+pub(crate) async fn list_group_task_logs(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,

@@ -11,6 +11,7 @@ pub(crate) mod logs;
 pub(crate) mod openapi;
 pub(crate) mod tasks;
 pub(crate) mod ui;
+pub(crate) mod views;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -51,16 +52,6 @@ pub(crate) fn success<T: serde::Serialize>(key: &'static str, value: T) -> axum:
     axum::Json(Success { key, value })
 }
 
-/// Runs disk-bound work (log reads, replays, directory scans) off the async
-/// threads; its error becomes the API's.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
-}
-
 /// `X-Taskledger-Seq` on a write's answer (SPEC §12): the sequence of its last
 /// event, so a client can ask a replica for a state at least that new.
 pub(crate) struct Written(pub(crate) u64);
@@ -82,7 +73,7 @@ impl axum::response::IntoResponseParts for Written {
 /// kind (or none) is a bug in the command, not the client's doing.
 pub(crate) fn touched<T: TouchedRecord>(out: &crate::store::Outcome) -> ApiResult<T> {
     T::pick(&out.touched).ok_or_else(|| {
-        ApiError::Internal(format!(
+        ApiError::internal(format!(
             "the command answered {:?}, not a {}",
             out.touched,
             T::KIND
@@ -92,9 +83,9 @@ pub(crate) fn touched<T: TouchedRecord>(out: &crate::store::Outcome) -> ApiResul
 
 pub(crate) fn router(app: AppState) -> Router {
     let api = Router::new()
-        .route("/api/health", get(health::health))
-        .route("/api/openapi.json", get(openapi::serve))
-        .route("/metrics", get(health::metrics))
+        .route("/api/health", get(health::get_health))
+        .route("/api/openapi.json", get(openapi::get_openapi))
+        .route("/metrics", get(health::get_metrics))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
         .route(
@@ -123,23 +114,29 @@ pub(crate) fn router(app: AppState) -> Router {
             "/api/tasks/{id}/comments",
             get(tasks::list_comments).post(tasks::add_comment),
         )
-        .route("/api/logs/groups", get(logs::groups))
-        .route("/api/logs/group/{id}", get(logs::group_logs))
-        .route("/api/logs/group/{id}/tasks", get(logs::group_tasks))
-        .route("/api/logs/task/{id}", get(logs::task_logs))
-        .route("/api/snapshot", get(history::snapshot))
-        .route("/api/v1/snapshots/{id}", get(history::stream_months))
+        .route("/api/logs/groups", get(logs::list_log_groups))
+        .route("/api/logs/group/{id}", get(logs::list_group_logs))
+        .route(
+            "/api/logs/group/{id}/tasks",
+            get(logs::list_group_task_logs),
+        )
+        .route("/api/logs/task/{id}", get(logs::list_task_logs))
+        .route("/api/snapshot", get(history::get_snapshot))
+        .route("/api/v1/snapshots/{id}", get(history::list_stream_months))
         .route(
             "/api/v1/snapshots/{id}/archive",
-            get(history::stream_archive),
+            get(history::get_stream_archive),
         )
-        .route("/api/v1/snapshots/{id}/{month}", get(history::stream_month))
-        .route("/api/backup/create", post(backup::create))
-        .route("/api/backup/list", get(backup::list))
-        .route("/api/backup/restore", post(backup::restore_route))
+        .route(
+            "/api/v1/snapshots/{id}/{month}",
+            get(history::get_stream_month),
+        )
+        .route("/api/backup/create", post(backup::create_backup))
+        .route("/api/backup/list", get(backup::list_backups))
+        .route("/api/backup/restore", post(backup::restore_backup))
         .route("/api/backup/export-metadata", get(backup::export_metadata))
-        .route("/api/backup/audit", get(backup::audit))
-        .route("/api/backup/{name}", delete(backup::delete))
+        .route("/api/backup/audit", get(backup::list_audit))
+        .route("/api/backup/{name}", delete(backup::delete_backup))
         .fallback(ui::fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
@@ -148,9 +145,9 @@ pub(crate) fn router(app: AppState) -> Router {
         ));
     // Streaming routes: their own, larger body limit, and no request timeout.
     let streaming = Router::new()
-        .route("/api/backup/download/{name}", get(backup::download))
-        .route("/api/backup/upload", post(backup::upload))
-        .route("/api/backup/import", post(backup::import));
+        .route("/api/backup/download/{name}", get(backup::download_backup))
+        .route("/api/backup/upload", post(backup::upload_backup))
+        .route("/api/backup/import", post(backup::import_snapshot));
     let router = api
         .merge(streaming)
         .layer(middleware::from_fn_with_state(app.clone(), refuse_large))

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use super::auth::UserView;
 use super::backup::{BackupView, RestoredView};
 use super::logs::LogEntry;
-use super::tasks::{CommentView, GroupView, TaskView};
+use super::views::{CommentView, GroupView, TaskView};
 
 // ---- request bodies -------------------------------------------------------
 
@@ -523,7 +523,7 @@ pub(crate) fn document() -> &'static str {
     })
 }
 
-pub(crate) async fn serve() -> impl axum::response::IntoResponse {
+pub(crate) async fn get_openapi() -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         document(),

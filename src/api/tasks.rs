@@ -1,4 +1,5 @@
-//! Groups, tasks and comments: input shape checks, the command, the JSON view.
+//! Groups, tasks and comments: input shape checks, the command, and the answer
+//! rendered by `views`.
 
 use std::sync::Arc;
 
@@ -7,107 +8,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
 use serde_json::json;
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::input::{parse_id, JsonObject, PathId};
 use super::logs::QueryMap;
+use super::views::{group_view, task_view, task_view_bare, CommentView, GroupView};
 use super::Written;
 use crate::app::AppState;
-use crate::domain::time::fmt_ms;
-use crate::domain::{Command, CommentRec, GroupRec, Records, TaskRec};
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct CommentView {
-    #[serde(rename = "_id")]
-    id: String,
-    task_id: String,
-    text: String,
-    author: String,
-    timestamp: String,
-    created_at: String,
-    updated_at: String,
-}
-
-impl From<&CommentRec> for CommentView {
-    fn from(c: &CommentRec) -> Self {
-        let t = fmt_ms(c.created_ms);
-        CommentView {
-            id: c.id.to_string(),
-            task_id: c.task_id.to_string(),
-            text: c.text.clone(),
-            author: c.author.clone(),
-            timestamp: t.clone(),
-            created_at: t.clone(),
-            updated_at: t,
-        }
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct TaskView {
-    #[serde(rename = "_id")]
-    id: String,
-    group_id: String,
-    name: String,
-    description: String,
-    status: &'static str,
-    start_date: Option<String>,
-    end_date: Option<String>,
-    comments: Vec<CommentView>,
-    comment_count: usize,
-    created_at: String,
-    updated_at: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct GroupView {
-    #[serde(rename = "_id")]
-    id: String,
-    name: String,
-    discussion: String,
-    tasks: Vec<TaskView>,
-    task_count: usize,
-    created_at: String,
-    updated_at: String,
-}
-
-/// A task with its comments, from the live image or a past one.
-pub(crate) fn task_view(r: &impl Records, t: &TaskRec) -> TaskView {
-    let comments: Vec<CommentView> = r
-        .comments_of(&t.id)
-        .into_iter()
-        .map(CommentView::from)
-        .collect();
-    TaskView {
-        comment_count: comments.len(),
-        comments,
-        ..task_view_bare(t)
-    }
-}
-
-/// A group with its tasks and their comments, from the live image or a past one.
-pub(crate) fn group_view(r: &impl Records, g: &GroupRec) -> GroupView {
-    let tasks: Vec<TaskView> = r
-        .tasks_of(&g.id)
-        .into_iter()
-        .map(|t| task_view(r, t))
-        .collect();
-    GroupView {
-        id: g.id.to_string(),
-        name: g.name.clone(),
-        discussion: g.discussion.clone(),
-        task_count: tasks.len(),
-        tasks,
-        created_at: fmt_ms(g.created_ms),
-        updated_at: fmt_ms(g.updated_ms),
-    }
-}
+use crate::domain::{Command, CommentRec, GroupRec, TaskRec};
 
 pub(crate) async fn list_groups(
     State(app): State<AppState>,
@@ -214,22 +124,6 @@ pub(crate) async fn create_task(
         Written(out.seq),
         super::success("task", view),
     ))
-}
-
-fn task_view_bare(t: &TaskRec) -> TaskView {
-    TaskView {
-        id: t.id.to_string(),
-        group_id: t.group_id.to_string(),
-        name: t.name.clone(),
-        description: t.description.clone(),
-        status: t.status.as_str(),
-        start_date: t.start_date.clone(),
-        end_date: t.end_date.clone(),
-        comments: Vec::new(),
-        comment_count: 0,
-        created_at: fmt_ms(t.created_ms),
-        updated_at: fmt_ms(t.updated_ms),
-    }
 }
 
 pub(crate) async fn get_task(

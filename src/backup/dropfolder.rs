@@ -16,7 +16,9 @@ use tokio::sync::{watch, Notify};
 
 use super::restore::{restore, Source};
 use super::Backups;
-use super::Turn;
+use super::{BackupError, Turn};
+use crate::blocking::blocking;
+use crate::store::{Store, StoreError};
 
 /// How long a file must stay unchanged before it counts as completely copied.
 pub(crate) const SETTLE: Duration = Duration::from_millis(1500);
@@ -95,11 +97,28 @@ fn ends_early(path: &Path) -> bool {
 }
 
 struct Seen {
-    sig: (u64, Option<SystemTime>),
+    sig: Sig,
     /// Since when the file is unchanged.
     since: Instant,
     /// Why it failed at this very size and mtime, when it ended early.
     stalled: Option<String>,
+}
+
+/// What tells a file changed: its size and modification time.
+pub(crate) type Sig = (u64, Option<SystemTime>);
+
+/// The candidate files in the folder and their signatures (blocking).
+fn candidates(dir: &Path) -> Vec<(String, Sig)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let md = e.metadata().ok()?;
+            (md.is_file() && is_candidate(&name)).then(|| (name, (md.len(), md.modified().ok())))
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -109,33 +128,26 @@ pub(crate) struct Settling {
 
 impl Settling {
     /// Candidates that have been stable for `SETTLE`, in name order; a stalled
-    /// file comes back only once it changed.
-    pub(crate) fn ready(&mut self, dir: &Path, settle: Duration) -> Vec<String> {
-        let mut present = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                let Ok(md) = e.metadata() else { continue };
-                if !md.is_file() || !is_candidate(&name) {
-                    continue;
-                }
-                let sig = (md.len(), md.modified().ok());
-                let entry = self.seen.entry(name.clone()).or_insert(Seen {
+    /// file comes back only once it changed. `present` is what [`candidates`]
+    /// found in the folder just now.
+    pub(crate) fn ready(&mut self, present: Vec<(String, Sig)>, settle: Duration) -> Vec<String> {
+        let mut names = Vec::with_capacity(present.len());
+        for (name, sig) in present {
+            let entry = self.seen.entry(name.clone()).or_insert(Seen {
+                sig,
+                since: Instant::now(),
+                stalled: None,
+            });
+            if entry.sig != sig {
+                *entry = Seen {
                     sig,
                     since: Instant::now(),
                     stalled: None,
-                });
-                if entry.sig != sig {
-                    *entry = Seen {
-                        sig,
-                        since: Instant::now(),
-                        stalled: None,
-                    };
-                }
-                present.push(name);
+                };
             }
+            names.push(name);
         }
-        self.seen.retain(|n, _| present.contains(n));
+        self.seen.retain(|n, _| names.contains(n));
         let mut ready: Vec<String> = self
             .seen
             .iter()
@@ -187,11 +199,11 @@ fn unique(dir: &Path, name: &str) -> PathBuf {
 
 /// Restores one settled file and files it under `applied/` or `failed/`; a file
 /// that only ends early stays (marked stalled) for another try when it changes.
-async fn apply_one(app: &Arc<Backups>, dir: &Path, name: &str, settling: &mut Settling) {
+async fn apply_one(backups: &Arc<Backups>, dir: &Path, name: &str, settling: &mut Settling) {
     let path = dir.join(name);
     tracing::info!(file = %printable(name), "drop folder: restoring");
     match restore(
-        app,
+        backups,
         source_of(&path),
         "drop-folder",
         "drop-folder",
@@ -200,39 +212,43 @@ async fn apply_one(app: &Arc<Backups>, dir: &Path, name: &str, settling: &mut Se
     .await
     {
         Ok(_) => {
-            file_away(dir, name, "applied", None);
+            filed_away(dir, name, "applied", None).await;
             settling.forget(name);
         }
-        Err(e) if ends_early(&path) => {
+        Err(e) if ended_early(&path).await => {
             tracing::info!(file = %name, "drop folder: the file ends early; waiting for the copy to go on");
             settling.stall(name, e.to_string());
         }
         Err(e) => {
-            file_away(dir, name, "failed", Some(e.to_string()));
+            filed_away(dir, name, "failed", Some(e.to_string())).await;
             settling.forget(name);
         }
     }
 }
 
 /// One pass: restores what settled, fails what stalled for too long.
-async fn pass(app: &Arc<Backups>, dir: &Path, settling: &mut Settling) {
-    for name in settling.ready(dir, SETTLE) {
-        apply_one(app, dir, &name, settling).await;
+async fn pass(backups: &Arc<Backups>, dir: &Path, settling: &mut Settling) {
+    let d = dir.to_path_buf();
+    let present = tokio::task::spawn_blocking(move || candidates(&d))
+        .await
+        .unwrap_or_default();
+    for name in settling.ready(present, SETTLE) {
+        apply_one(backups, dir, &name, settling).await;
     }
     for (name, why) in settling.expired(stall()) {
         let why = format!(
             "{why}\n(the file stayed unchanged for {} s after ending early)",
             stall().as_secs()
         );
-        file_away(dir, &name, "failed", Some(why));
+        filed_away(dir, &name, "failed", Some(why)).await;
     }
     let waiting = settling
         .seen
         .values()
         .filter(|s| s.stalled.is_some())
         .count();
-    app.metrics.restore_dir_waiting.set(waiting as i64);
-    app.metrics.restore_dir_scans.inc();
+    backups.metrics.restore_dir_waiting.set(waiting as i64);
+    backups.metrics.restore_dir_scans.inc();
 }
 
 /// Text from a bad file (names, reasons quoting its bytes) with control
@@ -247,6 +263,20 @@ pub(crate) fn printable(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// [`file_away`] from the async watcher, on a blocking thread.
+async fn filed_away(dir: &Path, name: &str, sub: &'static str, err: Option<String>) {
+    let (d, n) = (dir.to_path_buf(), name.to_string());
+    let _ = tokio::task::spawn_blocking(move || file_away(&d, &n, sub, err)).await;
+}
+
+/// [`ends_early`] from the async watcher, on a blocking thread.
+async fn ended_early(path: &Path) -> bool {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || ends_early(&p))
+        .await
+        .unwrap_or(false)
 }
 
 /// Moves a handled file to `applied/` or `failed/` (with its error note).
@@ -316,12 +346,12 @@ pub(crate) fn rescue(config: &crate::config::Config) -> Option<String> {
 
 /// At start, before serving: restores every candidate already there. Files still
 /// growing are waited for (up to a minute, then left to the live watcher).
-pub(crate) async fn initial_scan(app: &Arc<Backups>) {
-    let dir = app.settings.restore_dir.clone();
+pub(crate) async fn initial_scan(backups: &Arc<Backups>) {
+    let dir = backups.settings.restore_dir.clone();
     let mut settling = Settling::default();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        pass(app, &dir, &mut settling).await;
+        pass(backups, &dir, &mut settling).await;
         if !settling.waiting() || Instant::now() > deadline {
             return;
         }
@@ -331,11 +361,11 @@ pub(crate) async fn initial_scan(app: &Arc<Backups>) {
 
 /// The live watcher: wakes on filesystem events, polls as a fallback.
 pub(crate) fn spawn_watcher(
-    app: Arc<Backups>,
+    backups: Arc<Backups>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let dir = app.settings.restore_dir.clone();
+        let dir = backups.settings.restore_dir.clone();
         let wake = Arc::new(Notify::new());
         let w = wake.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -358,7 +388,7 @@ pub(crate) fn spawn_watcher(
         };
         let mut settling = Settling::default();
         loop {
-            pass(&app, &dir, &mut settling).await;
+            pass(&backups, &dir, &mut settling).await;
             // While something is settling, look again soon; otherwise wait for an event.
             let nap = if settling.seen.is_empty() {
                 POLL
@@ -375,6 +405,44 @@ pub(crate) fn spawn_watcher(
             }
         }
     })
+}
+
+/// Opens the store for serving. A store that cannot be served as it is (a log
+/// that lost acknowledged events, damaged files, no usable CURRENT) never is:
+/// the first backup waiting in the restore dir that passes verification is
+/// applied instead (and recorded in the audit trail), or the store's own
+/// refusal is the answer.
+pub(crate) async fn open_or_rescue(
+    config: &crate::config::Config,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<Store, BackupError> {
+    let data_dir = config.store.data_dir.clone();
+    let m = metrics.clone();
+    let opened = blocking(move || Ok::<_, BackupError>(Store::open(&data_dir, m))).await?;
+    let refused = match opened {
+        Ok(s) => return Ok(s),
+        Err(
+            e @ (StoreError::LostTail { .. }
+            | StoreError::Damaged { .. }
+            | StoreError::NoCurrent { .. }),
+        ) => e,
+        Err(e) => return Err(e.into()),
+    };
+    let cfg = config.clone();
+    let Some(name) = blocking(move || Ok::<_, BackupError>(rescue(&cfg))).await? else {
+        return Err(refused.into());
+    };
+    tracing::warn!(problem = %refused, backup = %name, "the store could not be served as it was; restored from the restore dir before serving");
+    let data_dir = config.store.data_dir.clone();
+    let store = blocking(move || Ok::<_, BackupError>(Store::open(&data_dir, metrics)?)).await?;
+    let details = serde_json::json!({"source": "restore-dir", "reason": refused.to_string()});
+    if let Err(e) = store
+        .meta
+        .audit("BACKUP_RESTORED", Some(&name), "system", details)
+    {
+        tracing::warn!(error = %e, "could not record the restore in the audit trail");
+    }
+    Ok(store)
 }
 
 #[cfg(test)]

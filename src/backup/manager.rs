@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::json;
-use tokio::sync::watch;
 
 use super::archive::{self, ArchiveError, ArchiveMeta, Limits, WrittenArchive};
 use super::catalog;
 use super::Backups;
-use super::{blocking, clean_label, BackupError, BackupInfo, BackupState};
+use super::{clean_label, BackupError, BackupInfo, BackupState};
+use crate::blocking::blocking;
 use crate::domain::canonical::to_canonical;
 use crate::domain::time::fmt_ms;
 use crate::store::{Gen, Meta};
@@ -49,14 +49,14 @@ fn unused_name(dir: &Path, label: Option<&str>) -> (chrono::DateTime<Utc>, std::
 /// records its kind, moves it in and fsyncs the directory. `tmp` is gone
 /// afterwards whatever happens.
 pub(crate) async fn adopt_upload(
-    app: &Arc<Backups>,
+    backups: &Arc<Backups>,
     tmp: std::path::PathBuf,
     wanted: Option<String>,
     user: &str,
 ) -> Result<BackupInfo, BackupError> {
-    let a = app.clone();
+    let a = backups.clone();
     let t = tmp.clone();
-    let adopted = blocking(move || {
+    let adopted = blocking::<_, BackupError>(move || {
         let manifest = super::restore::verify_file(&t)?;
         let dir = &a.settings.backup_dir;
         let name = match wanted {
@@ -84,7 +84,7 @@ pub(crate) async fn adopt_upload(
     let _ = tokio::fs::remove_file(&tmp).await;
     let v = adopted?;
     audit(
-        app,
+        backups,
         "BACKUP_CREATED",
         Some(&v.name),
         user,
@@ -192,29 +192,32 @@ pub(crate) fn list(state: &BackupState, meta: &Meta, dir: &Path) -> Vec<BackupIn
 }
 
 /// The live generation with its durable end, consistent with each other.
-pub(crate) fn durable_prefix(app: &Arc<Backups>) -> (Arc<Gen>, u64) {
-    let snap = app.store.gen();
+pub(crate) fn durable_prefix(backups: &Arc<Backups>) -> (Arc<Gen>, u64) {
+    let snap = backups.store.gen();
     (snap.gen.clone(), snap.last_seq())
 }
 
-/// Creates a backup; the caller must hold `app.state.busy`.
+/// Creates a backup; the caller must hold `backups.state.busy`.
 pub(crate) async fn create_locked(
-    app: &Arc<Backups>,
+    backups: &Arc<Backups>,
     kind: &str,
     label: Option<String>,
     user: &str,
 ) -> Result<BackupInfo, BackupError> {
     let started = Instant::now();
-    let (gen, upto) = durable_prefix(app);
-    let dir = app.settings.backup_dir.clone();
+    let (gen, upto) = durable_prefix(backups);
+    let dir = backups.settings.backup_dir.clone();
     let k = kind.to_string();
-    let result = blocking(move || write_backup(&gen, upto, &dir, &k, label.as_deref())).await;
+    let result =
+        blocking::<_, BackupError>(move || write_backup(&gen, upto, &dir, &k, label.as_deref()))
+            .await;
     let ok = if result.is_ok() { "ok" } else { "error" };
-    app.metrics.backups.with_label_values(&[kind, ok]).inc();
+    backups.metrics.backups.with_label_values(&[kind, ok]).inc();
     if ok == "ok" {
-        app.metrics.backup_current_at.set(now_secs());
+        backups.metrics.backup_current_at.set(now_secs());
     }
-    app.metrics
+    backups
+        .metrics
         .backup_seconds
         .with_label_values(&[kind])
         .observe(started.elapsed().as_secs_f64());
@@ -236,7 +239,7 @@ pub(crate) async fn create_locked(
     };
     tracing::info!(backup = %name, events = view.events, size = view.size, ms = started.elapsed().as_millis() as u64, "backup written");
     audit(
-        app,
+        backups,
         "BACKUP_CREATED",
         Some(&name),
         user,
@@ -248,14 +251,14 @@ pub(crate) async fn create_locked(
 
 /// Records an audit entry (a durable meta write: off the async threads).
 pub(crate) async fn audit(
-    app: &Arc<Backups>,
+    backups: &Arc<Backups>,
     action: &str,
     backup: Option<&str>,
     user: &str,
     details: serde_json::Value,
 ) {
     let (a, action, backup, user) = (
-        app.clone(),
+        backups.clone(),
         action.to_string(),
         backup.map(str::to_string),
         user.to_string(),
@@ -273,48 +276,52 @@ pub(crate) async fn audit(
     }
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     crate::domain::time::now_ms() / 1000
 }
 
 pub(crate) async fn create(
-    app: &Arc<Backups>,
+    backups: &Arc<Backups>,
     kind: &str,
     label: Option<String>,
     user: &str,
     turn: super::Turn,
 ) -> Result<BackupInfo, BackupError> {
-    let _busy = app.state.turn(turn).await?;
-    let v = create_locked(app, kind, label, user).await?;
+    let _busy = backups.state.turn(turn).await?;
+    let v = create_locked(backups, kind, label, user).await?;
     if kind == AUTO {
-        rotate(app).await;
+        rotate(backups).await;
     }
     Ok(v)
 }
 
 /// Keeps the newest `MAX_BACKUPS` automatic backups; never touches other kinds.
-pub(crate) async fn rotate(app: &Arc<Backups>) {
-    let a = app.clone();
-    let views = blocking(move || Ok(list(&a.state, &a.store.meta, &a.settings.backup_dir)))
-        .await
-        .unwrap_or_default();
+pub(crate) async fn rotate(backups: &Arc<Backups>) {
+    let a = backups.clone();
+    let views = blocking::<_, BackupError>(move || {
+        Ok(list(&a.state, &a.store.meta, &a.settings.backup_dir))
+    })
+    .await
+    .unwrap_or_default();
     for old in views
         .iter()
         .filter(|v| v.kind == AUTO)
-        .skip(app.settings.max_backups)
+        .skip(backups.settings.max_backups)
     {
-        match std::fs::remove_file(app.settings.backup_dir.join(&old.name)) {
+        let path = backups.settings.backup_dir.join(&old.name);
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
+        match removed.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
             Ok(()) => {
-                app.state.forget(&old.name);
+                backups.state.forget(&old.name);
                 tracing::info!(backup = %old.name, "rotated away old automatic backup");
-                if app.offsite {
+                if backups.offsite {
                     // The off-site copier removes its copy (and retries until it can).
-                    if let Err(e) = app.store.meta.queue_offsite_removal(&old.name) {
+                    if let Err(e) = backups.store.meta.queue_offsite_removal(&old.name) {
                         tracing::warn!(backup = %old.name, error = %e, "cannot queue the removal of the off-site copy");
                     }
                 }
                 audit(
-                    app,
+                    backups,
                     "BACKUP_DELETED",
                     Some(&old.name),
                     "system",
@@ -327,18 +334,26 @@ pub(crate) async fn rotate(app: &Arc<Backups>) {
     }
 }
 
-pub(crate) async fn delete(app: &Arc<Backups>, name: &str, user: &str) -> Result<(), BackupError> {
+pub(crate) async fn delete(
+    backups: &Arc<Backups>,
+    name: &str,
+    user: &str,
+) -> Result<(), BackupError> {
     super::check_name(name)?;
-    let _busy = app.state.busy.lock().await;
-    let path = app.settings.backup_dir.join(name);
-    if !path.is_file() {
-        return Err(BackupError::NotFound(format!("backup {name} not found")));
-    }
-    std::fs::remove_file(&path)?;
-    app.state.forget(name);
-    let _ = app.store.meta.set_backup_kind(name, None);
+    let _busy = backups.state.busy.lock().await;
+    let path = backups.settings.backup_dir.join(name);
+    let missing = format!("backup {name} not found");
+    blocking(move || {
+        if !path.is_file() {
+            return Err(BackupError::NotFound(missing));
+        }
+        Ok(std::fs::remove_file(&path)?)
+    })
+    .await?;
+    backups.state.forget(name);
+    let _ = backups.store.meta.set_backup_kind(name, None);
     audit(
-        app,
+        backups,
         "BACKUP_DELETED",
         Some(name),
         user,
@@ -346,72 +361,6 @@ pub(crate) async fn delete(app: &Arc<Backups>, name: &str, user: &str) -> Result
     )
     .await;
     Ok(())
-}
-
-/// One scheduled run: a new automatic backup unless nothing changed since the newest backup.
-pub(crate) async fn auto_tick(app: &Arc<Backups>) -> Result<Option<BackupInfo>, BackupError> {
-    let (_, seq) = durable_prefix(app);
-    let dir = app.settings.backup_dir.clone();
-    let newest_last = blocking(move || {
-        Ok(catalog::list_files(&dir)
-            .first()
-            .and_then(|f| archive::read_manifest(&dir.join(&f.name), &Limits::default()).ok())
-            .map(|m| m.last_event_id))
-    })
-    .await?;
-    let unchanged = match newest_last {
-        Some(last) => last == seq,
-        None => seq == 0,
-    };
-    if unchanged {
-        tracing::debug!(seq, "automatic backup skipped: nothing changed");
-        app.metrics.backup_current_at.set(now_secs());
-        return Ok(None);
-    }
-    create(app, AUTO, None, "system", super::Turn::Wait)
-        .await
-        .map(Some)
-}
-
-/// Runs `auto_tick` every `AUTO_BACKUP_INTERVAL` until `stop` flips; missed ticks are
-/// skipped, failures retried with capped backoff.
-pub(crate) fn spawn_scheduler(
-    app: Arc<Backups>,
-    mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let period = Duration::from_millis(app.settings.auto_backup_interval_ms);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut failures = 0u32;
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stop.changed() => break,
-            }
-            loop {
-                match auto_tick(&app).await {
-                    Ok(_) => {
-                        failures = 0;
-                        break;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        let wait = Duration::from_secs(5u64 << failures.min(6)).min(period);
-                        tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "automatic backup failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = stop.changed() => return,
-                        }
-                        if wait >= period {
-                            break;
-                        }
-                    }
-                }
-            }
-            app.state.scheduled_runs.send_modify(|n| *n += 1);
-        }
-    })
 }
 
 /// Removes temporary files a crash or kill left in the backup dir.
@@ -425,95 +374,5 @@ pub(crate) fn clean_temp_files(dir: &Path) {
             tracing::info!(file = %name, "removing leftover temporary backup file");
             let _ = std::fs::remove_file(e.path());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backup::{Backups, Turn};
-    use crate::domain::Command;
-    use crate::metrics::Metrics;
-    use crate::store::Store;
-
-    fn kinds(app: &Backups) -> Vec<String> {
-        list(&app.state, &app.store.meta, &app.settings.backup_dir)
-            .into_iter()
-            .map(|b| b.kind)
-            .collect()
-    }
-
-    /// A write on a blocking thread: while it is in flight, the paused clock may
-    /// not jump to the next tick (the writer thread is outside tokio's view), so
-    /// no scheduled run can see the log half way through the write.
-    async fn write(app: &Arc<Backups>, n: usize) {
-        let app = app.clone();
-        let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            rt.block_on(app.store.execute(
-                "t",
-                Command::CreateGroup {
-                    id: uuid::Uuid::new_v4().into(),
-                    name: format!("g{n}"),
-                    discussion: None,
-                },
-            ))
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    }
-
-    /// Lets an hour pass on the paused clock and waits for the scheduler to
-    /// finish the run that hour started (its work runs on real threads).
-    async fn one_hour(app: &Backups, runs: &mut tokio::sync::watch::Receiver<u64>) {
-        let before = *runs.borrow_and_update();
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        runs.wait_for(|n| *n > before).await.unwrap();
-        assert_eq!(*runs.borrow(), before + 1, "one run per interval");
-        assert!(app.state.busy.try_lock().is_ok());
-    }
-
-    /// The schedule, with tokio's clock paused: a backup per interval when
-    /// something changed, none when nothing did, and only `MAX_BACKUPS`
-    /// automatic ones kept. Only the backup component's handle, no application.
-    #[tokio::test(start_paused = true)]
-    async fn schedule_skips_unchanged_and_rotates() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = crate::config::Config::for_dir(dir.path());
-        cfg.backup.auto_backup_interval_ms = 3_600_000;
-        cfg.backup.max_backups = 2;
-        cfg.ensure_dirs().unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let store = Arc::new(Store::open(&cfg.store.data_dir, metrics.clone()).unwrap());
-        let app = Arc::new(Backups::new(store, metrics, &cfg));
-        let mut runs = app.state.scheduled_runs.subscribe();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let sched = spawn_scheduler(app.clone(), stop_rx);
-
-        // Empty log: nothing to back up, hour after hour.
-        for _ in 0..3 {
-            one_hour(&app, &mut runs).await;
-        }
-        assert!(kinds(&app).is_empty());
-        write(&app, 1).await;
-        one_hour(&app, &mut runs).await;
-        assert_eq!(kinds(&app), vec!["auto"]);
-        // Nothing changed for five hours: still one.
-        for _ in 0..5 {
-            one_hour(&app, &mut runs).await;
-        }
-        assert_eq!(kinds(&app), vec!["auto"]);
-        create(&app, "manual", None, "t", Turn::Wait).await.unwrap();
-        for i in 0..3 {
-            write(&app, 2 + i).await;
-            one_hour(&app, &mut runs).await;
-        }
-        let k = kinds(&app);
-        assert_eq!(k.iter().filter(|k| *k == "auto").count(), 2, "{k:?}");
-        assert_eq!(k.iter().filter(|k| *k == "manual").count(), 1, "{k:?}");
-        let _ = stop_tx.send(true);
-        sched.await.unwrap();
-        app.store.close();
     }
 }

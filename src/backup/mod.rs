@@ -1,5 +1,5 @@
 //! Backups: the archive format, the catalog of the backup dir, the manager
-//! (create, list, delete, schedule, rotation), restore (verify, scratch, swap) and
+//! (create, list, delete, rotation), the schedule, restore (verify, scratch, swap) and
 //! the drop folder. One backup or restore runs at a time.
 
 pub(crate) mod archive;
@@ -9,6 +9,7 @@ pub(crate) mod dropfolder;
 pub(crate) mod import;
 pub(crate) mod manager;
 pub(crate) mod restore;
+pub(crate) mod scheduler;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -141,13 +142,6 @@ impl BackupState {
             Turn::RefuseIfBusy => self.busy.try_lock().map_err(|_| BackupError::Busy),
         }
     }
-}
-
-/// Runs blocking backup work (archives, sled replays) off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
-) -> Result<T, BackupError> {
-    tokio::task::spawn_blocking(f).await?
 }
 
 /// A name the API accepts: no path parts, the right suffix.

@@ -12,7 +12,8 @@ use serde_json::json;
 use super::archive::{self, Limits, Manifest};
 use super::import::{self, Imported};
 use super::manager::{audit, durable_prefix, write_backup, PRE_RESTORE};
-use super::{blocking, BackupError, Backups, Turn};
+use super::{BackupError, Backups, Turn};
+use crate::blocking::blocking;
 use crate::domain::canonical::from_canonical;
 use crate::domain::state::State;
 use crate::domain::time::now_ms;
@@ -249,19 +250,24 @@ fn import_into(path: &Path, live: &State, scratch: &Gen) -> Result<(State, Impor
 
 /// Restores `source`, live. `origin` is `api`, `drop-folder` or `cli`.
 pub(crate) async fn restore(
-    app: &Arc<Backups>,
+    backups: &Arc<Backups>,
     source: Source,
     origin: &str,
     user: &str,
     turn: Turn,
 ) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
-    let _busy = app.state.turn(turn).await?;
+    let _busy = backups.state.turn(turn).await?;
     let name = source.name();
-    let result = restore_locked(app, source, origin, user).await;
+    let result = restore_locked(backups, source, origin, user).await;
     let ok = if result.is_ok() { "ok" } else { "error" };
-    app.metrics.restores.with_label_values(&[origin, ok]).inc();
-    app.metrics
+    backups
+        .metrics
+        .restores
+        .with_label_values(&[origin, ok])
+        .inc();
+    backups
+        .metrics
         .restore_seconds
         .observe(started.elapsed().as_secs_f64());
     match &result {
@@ -277,18 +283,18 @@ pub(crate) async fn restore(
 }
 
 async fn restore_locked(
-    app: &Arc<Backups>,
+    backups: &Arc<Backups>,
     source: Source,
     origin: &str,
     user: &str,
 ) -> Result<RestoreReport, BackupError> {
     let name = source.name();
     // 1. Verify everything by building the new generation aside.
-    let a = app.clone();
-    let scratch = blocking(move || Ok(a.store.prepare_gen()?)).await?;
-    let live = app.store.gen();
+    let a = backups.clone();
+    let scratch = blocking::<_, BackupError>(move || Ok(a.store.prepare_gen()?)).await?;
+    let live = backups.store.gen();
     let src = source.clone();
-    let (scratch, built) = blocking(move || match build(&src, &live, &scratch) {
+    let (scratch, built) = blocking::<_, BackupError>(move || match build(&src, &live, &scratch) {
         Ok(b) => Ok((scratch, b)),
         Err(e) => {
             Store::discard_gen(scratch);
@@ -308,12 +314,15 @@ async fn restore_locked(
     }
     let image = built.image;
     // 2. Pre-restore backup, first without pausing anybody.
-    let (gen, upto) = durable_prefix(app);
+    let (gen, upto) = durable_prefix(backups);
     let gen_id = gen.id;
-    let dir = app.settings.backup_dir.clone();
+    let dir = backups.settings.backup_dir.clone();
     let first = {
         let dir = dir.clone();
-        blocking(move || write_backup(&gen, upto, &dir, PRE_RESTORE, Some(PRE_RESTORE))).await
+        blocking::<_, BackupError>(move || {
+            write_backup(&gen, upto, &dir, PRE_RESTORE, Some(PRE_RESTORE))
+        })
+        .await
     };
     let first = match first {
         Ok(w) => w,
@@ -323,7 +332,7 @@ async fn restore_locked(
         }
     };
     // 3. Pause the writer; if writes landed meanwhile, redo the safety backup paused.
-    let ex = match app.store.exclusive().await {
+    let ex = match backups.store.exclusive().await {
         Ok(ex) => ex,
         Err(e) => {
             Store::discard_gen(scratch);
@@ -335,7 +344,11 @@ async fn restore_locked(
     } else {
         let _ = std::fs::remove_file(&first.path);
         let (g, s, d) = (ex.snapshot.gen.clone(), ex.snapshot.last_seq(), dir.clone());
-        match blocking(move || write_backup(&g, s, &d, PRE_RESTORE, Some(PRE_RESTORE))).await {
+        match blocking::<_, BackupError>(move || {
+            write_backup(&g, s, &d, PRE_RESTORE, Some(PRE_RESTORE))
+        })
+        .await
+        {
             Ok(w) => w,
             Err(e) => {
                 drop(ex);
@@ -350,7 +363,7 @@ async fn restore_locked(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     audit(
-        app,
+        backups,
         "BACKUP_CREATED",
         Some(&safety_name),
         user,
@@ -363,8 +376,9 @@ async fn restore_locked(
         backup: name.clone(),
         last_event_id: image.seq,
     };
-    let a = app.clone();
-    let recorded = blocking(move || Ok(a.store.meta.record_restore_notice(&notice)?)).await;
+    let a = backups.clone();
+    let recorded =
+        blocking::<_, BackupError>(move || Ok(a.store.meta.record_restore_notice(&notice)?)).await;
     if let Err(e) = recorded {
         tracing::error!(error = %e, "could not record the restore notice for the mirrors");
     }
@@ -383,9 +397,9 @@ async fn restore_locked(
     if let Some(i) = &built.imported {
         details["imported"] = json!(i);
     }
-    audit(app, "BACKUP_RESTORED", Some(&name), user, details).await;
+    audit(backups, "BACKUP_RESTORED", Some(&name), user, details).await;
     // A backup without users would lock everybody out.
-    if let Err(e) = crate::seed::seed_users(&app.store, &app.seeding).await {
+    if let Err(e) = crate::seed::seed_users(&backups.store, &backups.seeding).await {
         tracing::error!(error = %e, "could not recreate the admin user after restore");
     }
     Ok(RestoreReport {

@@ -13,12 +13,16 @@ pub(crate) const USERNAME_MAX: usize = 64;
 pub(crate) const PASSWORD_MIN: usize = 8;
 pub(crate) const PASSWORD_MAX: usize = 256;
 
+/// Why `decide` refused a command; nothing was written. At the API edge:
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
+    /// 400: the command's input breaks a rule (a blank name, a bad date).
     #[error("{0}")]
     Invalid(String),
+    /// 404: it names a group, task or user that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// 409: it conflicts with the state (a taken username, a reused id).
     #[error("{0}")]
     Conflict(String),
 }

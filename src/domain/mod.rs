@@ -13,6 +13,7 @@ pub(crate) mod legal;
 pub(crate) mod model;
 pub(crate) mod password;
 pub mod past;
+pub(crate) mod project;
 pub mod state;
 pub(crate) mod time;
 pub(crate) mod upcast;

@@ -99,7 +99,7 @@ pub(crate) struct RelayDeps {
 }
 
 struct Relay {
-    app: RelayDeps,
+    deps: RelayDeps,
     producer: RelayProducer,
     topic: String,
     cursor: u64,
@@ -109,20 +109,20 @@ struct Relay {
 }
 
 pub(crate) fn spawn_relay(
-    app: RelayDeps,
+    deps: RelayDeps,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, RelayError> {
-    let producer: RelayProducer = producer_config(&app.kafka).create_with_context(QuietContext)?;
+    let producer: RelayProducer = producer_config(&deps.kafka).create_with_context(QuietContext)?;
     // An unreadable cursor is not "nothing published yet": republishing the
     // whole log would flood consumers, so the relay does not start.
-    let cursor = app.store.meta.relay_get(CURSOR)?.unwrap_or(0);
-    let cursor_gen = app.store.meta.relay_get(CURSOR_GEN)?.unwrap_or(0);
-    let status = &app.status;
+    let cursor = deps.store.meta.relay_get(CURSOR)?.unwrap_or(0);
+    let cursor_gen = deps.store.meta.relay_get(CURSOR_GEN)?.unwrap_or(0);
+    let status = &deps.status;
     status.enabled.store(true, Ordering::Relaxed);
     status.last_published.store(cursor, Ordering::Relaxed);
     let relay = Relay {
-        topic: app.kafka.topic.clone(),
-        app,
+        topic: deps.kafka.topic.clone(),
+        deps,
         producer,
         cursor,
         cursor_gen,
@@ -179,7 +179,7 @@ async fn ensure_topic(producer: &RelayProducer, k: &KafkaConfig) -> Result<(), R
 impl Relay {
     /// Persists the cursor (one batch, one flush, on a blocking thread).
     async fn save_cursor(&self) {
-        let store = self.app.store.clone();
+        let store = self.deps.store.clone();
         let values = [(CURSOR_GEN, self.cursor_gen), (CURSOR, self.cursor)];
         let saved = tokio::task::spawn_blocking(move || store.meta.relay_set_all(&values)).await;
         if !matches!(saved, Ok(Ok(()))) {
@@ -187,11 +187,11 @@ impl Relay {
                 "could not persist the Kafka cursor; events may be republished after a restart"
             );
         }
-        self.app
+        self.deps
             .status
             .last_published
             .store(self.cursor, Ordering::Relaxed);
-        self.app
+        self.deps
             .metrics
             .kafka_last_published
             .set(self.cursor as i64);
@@ -210,15 +210,15 @@ impl Relay {
             }
         }
         self.connected = up;
-        self.app.status.connected.store(up, Ordering::Relaxed);
-        self.app.metrics.kafka_connected.set(i64::from(up));
+        self.deps.status.connected.store(up, Ordering::Relaxed);
+        self.deps.metrics.kafka_connected.set(i64::from(up));
     }
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut durable = self.app.store.durable();
+        let mut durable = self.deps.store.durable();
         // Topic first: many brokers do not auto-create. Retried until it works.
         loop {
-            match ensure_topic(&self.producer, &self.app.kafka).await {
+            match ensure_topic(&self.producer, &self.deps.kafka).await {
                 Ok(()) => break,
                 Err(e) => {
                     self.set_connected(false, &e.to_string());
@@ -237,7 +237,7 @@ impl Relay {
             }
             let d = *durable.borrow_and_update();
             let lag = d.seq.saturating_sub(self.cursor);
-            self.app.metrics.kafka_lag.set(lag as i64);
+            self.deps.metrics.kafka_lag.set(lag as i64);
             let step = if d.gen != self.cursor_gen {
                 self.after_swap(d.gen, d.seq).await
             } else if d.seq > self.cursor {
@@ -259,7 +259,7 @@ impl Relay {
                 self.set_connected(false, &e.to_string());
                 // Start over with a fresh producer (new producer id): whatever state the
                 // old one was left in (fenced, fatal), the cursor says what to resend.
-                match producer_config(&self.app.kafka)
+                match producer_config(&self.deps.kafka)
                     .create_with_context::<_, RelayProducer>(QuietContext)
                 {
                     Ok(p) => self.producer = p,
@@ -300,7 +300,7 @@ impl Relay {
             self.save_cursor().await;
             return Ok(());
         }
-        let (backup, last) = match self.app.store.meta.restore_notice() {
+        let (backup, last) = match self.deps.store.meta.restore_notice() {
             Some(p) if p.gen == gen => (p.backup, p.last_event_id),
             // Restored offline (CLI) or the notice was lost: resync from the log end.
             _ => ("offline restore".to_string(), durable_seq),
@@ -320,7 +320,7 @@ impl Relay {
                 self.cursor_gen = gen;
                 self.cursor = last;
                 self.save_cursor().await;
-                let _ = self.app.store.meta.clear_restore_notice();
+                let _ = self.deps.store.meta.clear_restore_notice();
                 self.backoff.succeeded();
                 self.set_connected(true, "");
                 Ok(())
@@ -330,7 +330,7 @@ impl Relay {
     }
 
     async fn publish_batch(&mut self, gen: u64, durable_seq: u64) -> Result<(), RelayError> {
-        let live = self.app.store.gen();
+        let live = self.deps.store.gen();
         if live.id() != gen {
             return Ok(()); // a swap is in progress; the next round sees it
         }
@@ -402,7 +402,7 @@ impl Relay {
             let n = acked_until - self.cursor;
             self.cursor = acked_until;
             self.save_cursor().await;
-            self.app.metrics.kafka_published.inc_by(n);
+            self.deps.metrics.kafka_published.inc_by(n);
         }
         match failure {
             Some(e) => Err(e),

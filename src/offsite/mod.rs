@@ -34,16 +34,21 @@ const PART: usize = 8 * 1024 * 1024;
 const IDLE_POLL: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// An off-site operation that failed. In a request (listing, restoring from
+/// the bucket):
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OffsiteError {
-    /// The bucket refused or could not be reached (its messages name the
+    /// 503: the bucket refused or could not be reached (its messages name the
     /// bucket and key, never the credentials).
     #[error("off-site storage: {0}")]
-    Store(object_store::Error),
+    Store(#[source] object_store::Error),
+    /// 404: no such object.
     #[error("{0} is not in the bucket")]
     NotFound(String),
+    /// 500 (the copier retries it): the read-back copy differs.
     #[error("off-site copy of {name} differs after upload: {detail}")]
     Mismatch { name: String, detail: String },
+    /// 500.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -396,4 +401,99 @@ impl Offsite {
             }
         })
     }
+}
+
+/// Why `RESTORE_FROM_OFFSITE=latest` could not restore before serving (a fault:
+/// the start stops, exit 1).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BootstrapError {
+    #[error("RESTORE_FROM_OFFSITE=latest: cannot list the bucket: {0}")]
+    List(#[source] OffsiteError),
+    #[error("RESTORE_FROM_OFFSITE=latest: downloading {name}: {cause}")]
+    Download {
+        name: String,
+        #[source]
+        cause: OffsiteError,
+    },
+    #[error("RESTORE_FROM_OFFSITE=latest: {name}: {cause}")]
+    Restore {
+        name: String,
+        #[source]
+        cause: crate::backup::BackupError,
+    },
+    #[error("RESTORE_FROM_OFFSITE=latest: {0}")]
+    Offsite(#[from] OffsiteError),
+    #[error("RESTORE_FROM_OFFSITE=latest: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("RESTORE_FROM_OFFSITE=latest: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("RESTORE_FROM_OFFSITE=latest: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// `RESTORE_FROM_OFFSITE=latest`: a store with no events at all is restored from
+/// the newest off-site backup before anything else opens it; a store with events
+/// (or one that cannot be opened: it is not known to be empty) is never
+/// overwritten by it.
+pub(crate) async fn restore_latest(
+    config: &crate::config::Config,
+    off: &OffsiteConfig,
+) -> Result<(), BootstrapError> {
+    use crate::blocking::blocking;
+    let data_dir = config.store.data_dir.clone();
+    let events = blocking(move || {
+        Ok::<_, BootstrapError>(crate::store::open_offline(&data_dir).and_then(|g| g.last_seq()))
+    })
+    .await?;
+    let Ok(events) = events else {
+        return Ok(());
+    };
+    if events > 0 {
+        tracing::info!(
+            events,
+            "RESTORE_FROM_OFFSITE=latest skipped: the store is not empty"
+        );
+        return Ok(());
+    }
+    let meta = Meta::open(&config.store.data_dir.join("meta"))?;
+    let client = Offsite::new(off, &config.backup.backup_dir, meta)?;
+    let Some(name) = client.newest().await.map_err(BootstrapError::List)? else {
+        tracing::warn!("RESTORE_FROM_OFFSITE=latest: the bucket holds no backup; starting empty");
+        return Ok(());
+    };
+    let dir = config
+        .backup
+        .backup_dir
+        .join(format!(".offsite-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(&name);
+    let restored = match client.download(&name, &path).await {
+        Ok(_) => {
+            let (d, b) = (
+                config.store.data_dir.clone(),
+                config.backup.backup_dir.clone(),
+            );
+            let source = crate::backup::restore::Source::Archive { path, upto: None };
+            let n = name.clone();
+            blocking(move || {
+                crate::backup::restore::restore_offline(&d, &b, &source)
+                    .map(|(r, _)| r)
+                    .map_err(|cause| BootstrapError::Restore { name: n, cause })
+            })
+            .await
+        }
+        Err(cause) => Err(BootstrapError::Download {
+            name: name.clone(),
+            cause,
+        }),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = restored?;
+    tracing::info!(backup = %name, events = r.restored.events, "restored the newest off-site backup before serving (RESTORE_FROM_OFFSITE=latest)");
+    client.meta_audit(
+        "BACKUP_RESTORED",
+        &name,
+        serde_json::json!({"source": "offsite", "events": r.restored.events, "lastEventId": r.last_event_id}),
+    );
+    Ok(())
 }

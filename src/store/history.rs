@@ -11,6 +11,7 @@ use crate::domain::id::Id;
 use crate::domain::past::Past;
 use crate::domain::time::{fmt_ms, parse_ms};
 use crate::domain::StoredEvent;
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 
 use super::gen::{decode_event, Gen};
 use super::snapshot::Snapshot;
@@ -23,10 +24,13 @@ pub(crate) enum At {
     Time(i64),
 }
 
+/// Why a past state cannot be answered.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HistoryError {
+    /// 400: `at` is not an instant or an event id, or lies in the future.
     #[error("{0}")]
     BadInstant(String),
+    /// 500: reading the log failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -252,6 +256,82 @@ impl Stream {
 /// How many of `seqs` (ascending, timestamps ascending) have a timestamp ≤ `t`.
 pub(crate) fn count_until(gen: &Gen, seqs: &[u64], t: i64) -> Result<usize, StoreError> {
     partition(seqs.len(), t, |i| Ok(event(gen, seqs[i])?.ts_ms))
+}
+
+// Monthly stream snapshots (SPEC §7): which instant and which events make a month.
+
+/// A calendar month, `YYYY-MM`: its first instant and the first of the next.
+pub(crate) fn month_bounds(raw: &str) -> Option<(i64, i64)> {
+    let b = raw.as_bytes();
+    if b.len() != 7
+        || b[4] != b'-'
+        || !raw[..4]
+            .bytes()
+            .chain(raw[5..].bytes())
+            .all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let y: i32 = raw[..4].parse().ok()?;
+    let m: u32 = raw[5..].parse().ok()?;
+    let start = NaiveDate::from_ymd_opt(y, m, 1)?;
+    let next = if m == 12 {
+        NaiveDate::from_ymd_opt(y + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(y, m + 1, 1)?
+    };
+    let ms = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis())
+    };
+    Some((ms(start)?, ms(next)?))
+}
+
+pub(crate) fn month_of(ms: i64) -> String {
+    match Utc.timestamp_millis_opt(ms).single() {
+        Some(t) => format!("{:04}-{:02}", t.year(), t.month()),
+        None => "1970-01".into(),
+    }
+}
+
+/// One month of a stream: the instant it is shown at, the last own event by
+/// then, and the last event of any kind to replay.
+pub(crate) struct MonthCut {
+    pub(crate) at_ms: i64,
+    pub(crate) last_own: u64,
+    pub(crate) upto: u64,
+}
+
+pub(crate) fn month_cut(stream: &Stream, start: i64, next: i64, now: i64) -> MonthCut {
+    let last_own_ts = stream.own.last().and_then(|s| stream.own_ts(*s));
+    let at_ms = if next > now {
+        // The current month: its end has not happened; show the latest.
+        match last_own_ts {
+            Some(t) if t >= start => t,
+            _ => now,
+        }
+    } else {
+        next - 1
+    };
+    let last_own = stream
+        .own
+        .iter()
+        .rev()
+        .find(|s| stream.own_ts(**s).is_some_and(|t| t <= at_ms))
+        .copied()
+        .unwrap_or(0);
+    let upto = stream
+        .events
+        .iter()
+        .rev()
+        .find(|(_, e)| e.ts_ms <= at_ms)
+        .map(|(s, _)| *s)
+        .unwrap_or(0);
+    MonthCut {
+        at_ms,
+        last_own,
+        upto,
+    }
 }
 
 #[cfg(test)]

@@ -315,6 +315,39 @@ impl Meta {
     }
 }
 
+/// How often expired sessions are removed while serving (and once at start).
+const SESSION_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Meta {
+    /// Removes expired sessions, saying how many in the log.
+    pub(crate) fn purge_expired(&self) {
+        match self.purge_sessions(crate::domain::time::now_ms()) {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "removed expired sessions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
+        }
+    }
+
+    /// Purges expired sessions every [`SESSION_PURGE_EVERY`] until `stop` flips.
+    pub(crate) fn spawn_purge(
+        self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(SESSION_PURGE_EVERY) => {}
+                    _ = stop.changed() => return,
+                }
+                let meta = self.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || meta.purge_expired()).await {
+                    tracing::warn!(error = %e, "session purge task failed");
+                }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

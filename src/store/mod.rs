@@ -39,6 +39,10 @@ pub(crate) use writer::{Durable, Exclusive, Health, Outcome, SwapError, WriteErr
 use crate::domain::Command;
 use crate::metrics::Metrics;
 
+/// A storage failure or a store that must not be served as it is. In a request
+/// every variant is a 500 (the API never sees the refusals: they stop a start);
+/// at start `NoCurrent`, `LostTail` and `Damaged` are refusals (exit 2, unless a
+/// backup in the restore dir replaces the store) and the rest faults (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sled: {0}")]

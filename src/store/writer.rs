@@ -60,18 +60,24 @@ pub struct Outcome {
     pub(crate) seq: u64,
 }
 
+/// Why a command was not acknowledged; nothing of it is visible anywhere.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// 400, 404 or 409: `decide` refused it (see [`DomainError`]).
     #[error(transparent)]
     Domain(#[from] DomainError),
+    /// 503: an earlier write failure made the store read-only until restarted.
     #[error("{}", READ_ONLY)]
     ReadOnly,
+    /// 507: the disk is (nearly) full; writes work again once space is freed.
     #[error("insufficient storage")]
     NoSpace,
+    /// 503: the server is shutting down.
     #[error("the store is shutting down")]
     Closed,
 }
 
+/// Why a restore could not swap its generation in (a 500; the old one stays live).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SwapError {
     /// CURRENT could not be pointed at the new generation; the old one stays live.
