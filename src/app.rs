@@ -17,6 +17,10 @@ pub(crate) struct App {
     pub(crate) backups: Arc<Backups>,
     /// The off-site copier, when a bucket is configured.
     pub(crate) offsite: Option<Arc<crate::offsite::Offsite>>,
+    /// The log topic's relay status, when `KAFKA_LOG_TOPIC` is set on a primary.
+    pub(crate) log_topic: Option<Arc<crate::mirror::log_topic::LogStatus>>,
+    /// Set on a replica: where it is in the primary's log.
+    pub(crate) replica: Option<Arc<crate::replica::ReplicaStatus>>,
 }
 
 pub(crate) type AppState = Arc<App>;

@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     kafka: KafkaConfig,
     #[command(flatten)]
     offsite: OffsiteArgs,
+    #[command(flatten)]
+    replica: ReplicaConfig,
 }
 
 /// The HTTP server's settings.
@@ -161,6 +163,17 @@ pub struct KafkaConfig {
     /// Partitions when the topic is created.
     #[arg(long = "kafka-partitions", env = "KAFKA_PARTITIONS", default_value = "1", value_parser = positive::<i32>, global = true)]
     pub(crate) partitions: i32,
+    /// Topic of the whole log, for replicas (SPEC §12; default: off). Carries password hashes.
+    #[arg(long = "kafka-log-topic", env = "KAFKA_LOG_TOPIC", value_parser = parse_optional_topic, global = true)]
+    pub log_topic: Option<String>,
+}
+
+/// How this process takes part in a group of nodes (SPEC §12).
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaConfig {
+    /// Where a replica sends writes (307 with the same path and query); unset: 503.
+    #[arg(long = "primary-url", env = "PRIMARY_URL", value_parser = parse_primary_url, global = true)]
+    pub primary_url: Option<String>,
 }
 
 /// Off-site copies as given (SPEC §9); [`Config::offsite`] is what they mean.
@@ -207,6 +220,8 @@ pub enum Cmd {
         #[arg(long)]
         demo: bool,
     },
+    /// Run a read-only replica that follows the primary through KAFKA_LOG_TOPIC (SPEC §12).
+    Replica,
     /// Create, list or verify backups (create needs the server stopped).
     #[command(subcommand)]
     Backup(BackupCmd),
@@ -281,10 +296,19 @@ pub struct Config {
     pub backup: BackupConfig,
     pub kafka: KafkaConfig,
     pub offsite: Option<OffsiteConfig>,
+    pub replica: ReplicaConfig,
+    /// Whether this process is a replica (`taskledger replica`) or a primary.
+    pub role: Role,
     /// Requests taking longer are answered 503 (SPEC §11: 30 s; streaming backup
     /// routes exempt). Not a setting; tests shorten it.
     pub request_timeout: Duration,
     pub(crate) demo: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Replica,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,6 +385,23 @@ fn parse_topic(v: &str) -> Result<String, String> {
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     ok.then(|| v.to_string())
         .ok_or_else(|| format!("{v:?} is not a valid topic name"))
+}
+
+/// Empty means unset (see [`parse_password`]).
+fn parse_optional_topic(v: &str) -> Result<String, String> {
+    match v.trim() {
+        "" => Ok(String::new()),
+        t => parse_topic(t),
+    }
+}
+
+fn parse_primary_url(v: &str) -> Result<String, String> {
+    let u = v.trim().trim_end_matches('/').to_string();
+    let ok = u.is_empty()
+        || (u.starts_with("http://") || u.starts_with("https://"))
+            && axum::http::HeaderValue::from_str(&u).is_ok();
+    ok.then_some(u)
+        .ok_or_else(|| format!("{v:?} is not an http(s) URL like http://primary:3001"))
 }
 
 fn parse_cors(raw: &str) -> Result<Cors, String> {
@@ -477,13 +518,29 @@ impl Config {
         let s = &cli.settings;
         let mut auth = s.auth.clone();
         auth.admin_password = auth.admin_password.filter(|p| !p.is_empty());
+        let mut kafka = s.kafka.clone();
+        kafka.log_topic = kafka.log_topic.filter(|t| !t.is_empty());
+        let mut replica = s.replica.clone();
+        replica.primary_url = replica.primary_url.filter(|u| !u.is_empty());
+        let role = match cli.command {
+            Some(Cmd::Replica) => Role::Replica,
+            _ => Role::Primary,
+        };
+        if role == Role::Replica && kafka.log_topic.is_none() {
+            return Err(err(
+                "KAFKA_LOG_TOPIC",
+                "a replica needs the log topic it follows (and KAFKA_BROKER)",
+            ));
+        }
         Ok(Config {
             http: s.http.clone(),
             store: s.store.clone(),
             auth,
             backup: s.backup.clone(),
-            kafka: s.kafka.clone(),
+            kafka,
             offsite: s.offsite.resolve()?,
+            replica,
+            role,
             request_timeout: Duration::from_secs(30),
             demo: matches!(cli.command, Some(Cmd::Serve { demo: true })),
         })
@@ -661,6 +718,8 @@ mod tests {
             "AWS_SECRET_ACCESS_KEY",
             "S3_PREFIX",
             "RESTORE_FROM_OFFSITE",
+            "KAFKA_LOG_TOPIC",
+            "PRIMARY_URL",
         ] {
             assert_eq!(envs.iter().filter(|e| *e == spec).count(), 1, "{spec}");
         }

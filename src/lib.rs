@@ -33,6 +33,7 @@ pub mod domain;
 pub mod metrics;
 pub(crate) mod mirror;
 pub(crate) mod offsite;
+pub(crate) mod replica;
 pub(crate) mod seed;
 mod serve;
 pub mod store;
@@ -111,6 +112,7 @@ impl From<backup::BackupError> for RunError {
 
 faults!(
     offsite::BootstrapError,
+    replica::bootstrap::BootstrapError,
     seed::SeedError,
     offsite::OffsiteError,
     mirror::relay::RelayError,
@@ -128,11 +130,17 @@ pub async fn run(
     config.ensure_dirs()?;
     let lock = store::lock::acquire(&config.store.data_dir)?;
     let metrics = Arc::new(Metrics::new());
-    if let Some(off) = config.offsite.as_ref().filter(|o| o.restore_latest) {
+    let replica = config.role == config::Role::Replica;
+    if replica {
+        replica::bootstrap::from_newest_backup(&config).await?;
+    } else if let Some(off) = config.offsite.as_ref().filter(|o| o.restore_latest) {
         offsite::restore_latest(&config, off).await?;
     }
     let store = backup::dropfolder::open_or_rescue(&config, metrics.clone()).await?;
-    seed::seed_users(&store, &seed::Seeding::from_config(&config)).await?;
+    // A replica's users come from the primary's log, never from itself.
+    if !replica {
+        seed::seed_users(&store, &seed::Seeding::from_config(&config)).await?;
+    }
     store.meta.purge_expired();
     backup::manager::clean_temp_files(&config.backup.backup_dir);
     let offsite = match &config.offsite {
@@ -157,6 +165,10 @@ pub async fn run(
         metrics.clone(),
         &config,
     ));
+    let log_topic = match (&config.kafka.log_topic, replica) {
+        (Some(_), false) => Some(Arc::new(mirror::log_topic::LogStatus::default())),
+        _ => None,
+    };
     let app = Arc::new(App {
         offsite: offsite.clone(),
         config,
@@ -164,8 +176,13 @@ pub async fn run(
         metrics,
         relay: Arc::new(RelayStatus::default()),
         backups,
+        log_topic,
+        replica: replica.then(|| Arc::new(replica::ReplicaStatus::default())),
     });
-    if app.config.backup.auto_restore_enabled {
+    // A replica's state is the primary's: files dropped into its restore dir
+    // served only to bootstrap it.
+    let drop_folder = app.config.backup.auto_restore_enabled && !replica;
+    if drop_folder {
         backup::dropfolder::initial_scan(&app.backups).await;
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -176,7 +193,7 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
-    if app.config.backup.auto_restore_enabled {
+    if drop_folder {
         workers.push(backup::dropfolder::spawn_watcher(
             app.backups.clone(),
             stop_rx.clone(),
@@ -186,7 +203,27 @@ pub async fn run(
         workers.push(o.spawn(stop_rx.clone()));
     }
     workers.push(app.store.meta.clone().spawn_purge(stop_rx.clone()));
-    if app.config.kafka.enabled {
+    if let (Some(status), Some(topic)) = (&app.log_topic, &app.config.kafka.log_topic) {
+        let deps = mirror::log_topic::LogDeps {
+            store: app.store.clone(),
+            kafka: app.config.kafka.clone(),
+            topic: topic.clone(),
+            status: status.clone(),
+            metrics: app.metrics.clone(),
+        };
+        workers.push(mirror::log_topic::spawn(deps, stop_rx.clone())?);
+    }
+    if let (Some(status), Some(topic)) = (&app.replica, &app.config.kafka.log_topic) {
+        let deps = replica::follow::FollowDeps {
+            store: app.store.clone(),
+            kafka: app.config.kafka.clone(),
+            topic: topic.clone(),
+            status: status.clone(),
+            metrics: app.metrics.clone(),
+        };
+        workers.push(replica::spawn(deps, stop_rx.clone()));
+    }
+    if app.config.kafka.enabled && !replica {
         let deps = mirror::relay::RelayDeps {
             store: app.store.clone(),
             kafka: app.config.kafka.clone(),

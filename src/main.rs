@@ -83,7 +83,7 @@ fn main() -> ExitCode {
     init_tracing(config.http.log_format);
     quiet_panics();
     match cli.command {
-        None | Some(Cmd::Serve { .. }) => serve(config),
+        None | Some(Cmd::Serve { .. }) | Some(Cmd::Replica) => serve(config),
         Some(cmd) => match taskledger::cli::offline(&config, cmd) {
             Ok(code) => ExitCode::from(code),
             Err(e) => fail(e.exit_code() as u8, e),

@@ -29,6 +29,11 @@ pub struct Metrics {
     pub(crate) backup_interval_seconds: IntGauge,
     pub(crate) writable: IntGauge,
     pub(crate) kafka_enabled: IntGauge,
+    /// Last event of the local generation the broker acknowledged on the log topic.
+    pub(crate) log_topic_published: IntGauge,
+    pub(crate) replica_applied_seq: IntGauge,
+    pub(crate) replica_lag_events: IntGauge,
+    pub(crate) replica_lag_seconds: prometheus::Gauge,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -223,6 +228,38 @@ impl Metrics {
             kafka_enabled: reg(
                 &r,
                 IntGauge::new("taskledger_kafka_enabled", "1 when KAFKA_ENABLED").expect(ok),
+            ),
+            log_topic_published: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_log_topic_published_id",
+                    "Last event the broker acknowledged on KAFKA_LOG_TOPIC",
+                )
+                .expect(ok),
+            ),
+            replica_applied_seq: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_replica_applied_seq",
+                    "Last event of the primary's log this replica has applied, durably",
+                )
+                .expect(ok),
+            ),
+            replica_lag_events: reg(
+                &r,
+                IntGauge::new(
+                    "taskledger_replica_lag_events",
+                    "Events the primary has made durable that this replica has not applied",
+                )
+                .expect(ok),
+            ),
+            replica_lag_seconds: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "taskledger_replica_lag_seconds",
+                    "How old the primary state this replica serves is (0 when live and caught up)",
+                )
+                .expect(ok),
             ),
             registry: r,
         }

@@ -112,6 +112,7 @@ impl From<WriteError> for ApiError {
             WriteError::Closed => ApiError::Unavailable("server is shutting down".into()),
             WriteError::ReadOnly => ApiError::Unavailable(e.to_string()),
             WriteError::NoSpace => ApiError::InsufficientStorage,
+            WriteError::OutOfOrder { .. } => ApiError::internal(e),
         }
     }
 }

@@ -26,7 +26,7 @@ pub(crate) async fn get_health(State(app): State<AppState>) -> impl IntoResponse
     .unwrap_or_else(
         |_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}),
     );
-    Json(json!({
+    let mut answer = json!({
         "success": true,
         "message": "taskledger is running",
         "version": env!("CARGO_PKG_VERSION"),
@@ -36,7 +36,23 @@ pub(crate) async fn get_health(State(app): State<AppState>) -> impl IntoResponse
         "backup": backup,
         "kafka": app.relay.snapshot(durable.seq),
         "writable": app.store.writable(),
-    }))
+        "role": if app.replica.is_some() { "replica" } else { "primary" },
+    });
+    if let Some(r) = &app.replica {
+        if let (Some(a), serde_json::Value::Object(extra)) = (answer.as_object_mut(), r.health()) {
+            a.extend(extra);
+        }
+    }
+    if let Some(l) = &app.log_topic {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = l.last_published.load(Relaxed);
+        answer["logTopic"] = json!({
+            "connected": l.connected.load(Relaxed),
+            "lastPublishedEventId": last,
+            "lag": durable.seq.saturating_sub(last),
+        });
+    }
+    Json(answer)
 }
 
 pub(crate) async fn get_metrics(State(app): State<AppState>) -> impl IntoResponse {
@@ -62,6 +78,9 @@ pub(crate) async fn get_metrics(State(app): State<AppState>) -> impl IntoRespons
             .unwrap_or((0, false));
         app.metrics.offsite_pending.set(pending as i64);
         app.metrics.offsite_failing.set(i64::from(failing));
+    }
+    if let Some(r) = &app.replica {
+        r.export(&app.metrics);
     }
     if app.relay.enabled.load(std::sync::atomic::Ordering::Relaxed) {
         app.metrics

@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod input;
 pub(crate) mod logs;
+pub(crate) mod nodes;
 pub(crate) mod openapi;
 pub(crate) mod tasks;
 pub(crate) mod ui;
@@ -150,6 +151,11 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/api/backup/import", post(backup::import_snapshot));
     let router = api
         .merge(streaming)
+        .layer(middleware::from_fn_with_state(app.clone(), nodes::min_seq))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            nodes::replica_gate,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), refuse_large))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {

@@ -13,7 +13,9 @@ use crate::RunError;
 /// Runs one offline command; returns the process exit code.
 pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
     match cmd {
-        Cmd::Serve { .. } => Err(RunError::fault("serve is not an offline command")),
+        Cmd::Serve { .. } | Cmd::Replica => Err(RunError::fault(
+            "serve and replica are not offline commands",
+        )),
         Cmd::Rebuild => {
             config.ensure_dirs()?;
             let _lock = lock::acquire(&config.store.data_dir)?;

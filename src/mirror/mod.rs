@@ -1,6 +1,7 @@
 //! The Kafka mirror: the event log is the outbox, a relay publishes it from a
 //! persisted cursor. This module owns the relay and the status it reports.
 
+pub(crate) mod log_topic;
 pub(crate) mod message;
 pub(crate) mod relay;
 

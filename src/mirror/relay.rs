@@ -67,7 +67,10 @@ impl ClientContext for QuietContext {
     }
 }
 
-type RelayProducer = FutureProducer<QuietContext>;
+// Consumers (replicas) keep librdkafka's chatter at debug level too.
+impl rdkafka::consumer::ConsumerContext for QuietContext {}
+
+pub(crate) type RelayProducer = FutureProducer<QuietContext>;
 
 pub(crate) fn producer_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -133,7 +136,10 @@ pub(crate) fn spawn_relay(
 }
 
 /// Whether the topic exists, asked without triggering auto-creation.
-async fn topic_exists(producer: &RelayProducer, topic: &str) -> Result<bool, RelayError> {
+pub(crate) async fn topic_exists(
+    producer: &RelayProducer,
+    topic: &str,
+) -> Result<bool, RelayError> {
     let p = producer.clone();
     let t = topic.to_string();
     tokio::task::spawn_blocking(move || {
@@ -148,27 +154,33 @@ async fn topic_exists(producer: &RelayProducer, topic: &str) -> Result<bool, Rel
     .await?
 }
 
-async fn ensure_topic(producer: &RelayProducer, k: &KafkaConfig) -> Result<(), RelayError> {
-    if topic_exists(producer, &k.topic).await? {
+/// Creates `topic` when it is missing; `keep_forever` sets `retention.ms=-1`
+/// (the log topic: a replica needs its current generation from the marker on).
+pub(crate) async fn ensure_topic(
+    producer: &RelayProducer,
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    keep_forever: bool,
+) -> Result<(), RelayError> {
+    if topic_exists(producer, topic).await? {
         return Ok(());
     }
     let admin: AdminClient<QuietContext> = ClientConfig::new()
-        .set("bootstrap.servers", &k.brokers)
+        .set("bootstrap.servers", brokers)
         .set("socket.timeout.ms", "10000")
         .create_with_context(QuietContext)?;
-    let topic = NewTopic::new(&k.topic, k.partitions, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    if keep_forever {
+        new = new.set("retention.ms", "-1");
+    }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let res = tokio::time::timeout(
-        Duration::from_secs(15),
-        admin.create_topics([&topic], &opts),
-    )
-    .await
-    .map_err(|_| RelayError::NoAnswer("create topic"))??;
+    let res = tokio::time::timeout(Duration::from_secs(15), admin.create_topics([&new], &opts))
+        .await
+        .map_err(|_| RelayError::NoAnswer("create topic"))??;
     for r in res {
         match r {
-            Ok(_) => {
-                tracing::info!(topic = %k.topic, partitions = k.partitions, "created Kafka topic")
-            }
+            Ok(_) => tracing::info!(topic, partitions, "created Kafka topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => return Err(RelayError::CreateTopic { topic, code }),
         }
@@ -218,7 +230,8 @@ impl Relay {
         let mut durable = self.deps.store.durable();
         // Topic first: many brokers do not auto-create. Retried until it works.
         loop {
-            match ensure_topic(&self.producer, &self.deps.kafka).await {
+            let k = &self.deps.kafka;
+            match ensure_topic(&self.producer, &k.brokers, &k.topic, k.partitions, false).await {
                 Ok(()) => break,
                 Err(e) => {
                     self.set_connected(false, &e.to_string());

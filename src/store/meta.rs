@@ -37,6 +37,9 @@ type SessionCache = Arc<RwLock<HashMap<[u8; 32], Session>>>;
 pub(crate) struct Meta {
     db: sled::Db,
     sessions: sled::Tree,
+    /// Every session created or revoked, in order: what the log-topic relay
+    /// publishes so replicas honour the primary's tokens (SPEC §12).
+    session_log: sled::Tree,
     live_sessions: SessionCache,
     audit: sled::Tree,
     relay: sled::Tree,
@@ -86,8 +89,10 @@ impl Meta {
                 live.insert(key, s);
             }
         }
-        Ok(Meta {
+        let session_log = db.open_tree("session_log")?;
+        let meta = Meta {
             sessions,
+            session_log,
             live_sessions: Arc::new(RwLock::new(live)),
             audit: db.open_tree("audit")?,
             relay: db.open_tree("relay")?,
@@ -95,7 +100,9 @@ impl Meta {
             offsite: db.open_tree("offsite_confirmed")?,
             offsite_drop: db.open_tree("offsite_drop")?,
             db,
-        })
+        };
+        meta.seed_session_log()?;
+        Ok(meta)
     }
 
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
@@ -119,6 +126,11 @@ impl Meta {
         let v = bincode::serialize(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let key = token_key(&token);
         self.sessions.insert(key, v)?;
+        self.journal(&SessionChange::Created {
+            token_hash: hex::encode(key),
+            username: s.username.clone(),
+            expires_ms,
+        })?;
         self.flush()?;
         self.cache().insert(key, s);
         Ok(token)
@@ -148,8 +160,14 @@ impl Meta {
     /// the durable removal then fails.
     pub(crate) fn revoke(&self, token: &str) -> Result<bool, StoreError> {
         let key = token_key(token);
-        self.cache().remove(&key);
+        let gone = self.cache().remove(&key);
         let existed = self.sessions.remove(key)?.is_some();
+        if let Some(s) = gone {
+            self.journal(&SessionChange::Revoked {
+                token_hash: hex::encode(key),
+                expires_ms: s.expires_ms,
+            })?;
+        }
         self.flush()?;
         Ok(existed)
     }
@@ -168,6 +186,17 @@ impl Meta {
                 }
                 self.sessions.remove(k)?;
                 n += 1;
+            }
+        }
+        // Changes about sessions that have expired by now tell a replica nothing
+        // its own clock does not: the journal does not grow forever.
+        for r in self.session_log.iter() {
+            let (k, v) = r?;
+            let stale = serde_json::from_slice::<SessionChange>(&v)
+                .map(|c| c.expires_ms() <= now_ms)
+                .unwrap_or(true);
+            if stale {
+                self.session_log.remove(k)?;
             }
         }
         Ok(n)
@@ -312,6 +341,116 @@ impl Meta {
 
     pub(crate) fn clear_restore_notice(&self) -> Result<(), StoreError> {
         self.relay_remove(RESTORE_NOTICE)
+    }
+}
+
+/// One change to the sessions, as it travels on the log topic (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub(crate) enum SessionChange {
+    #[serde(rename_all = "camelCase")]
+    Created {
+        token_hash: String,
+        username: String,
+        expires_ms: i64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Revoked { token_hash: String, expires_ms: i64 },
+}
+
+impl SessionChange {
+    fn expires_ms(&self) -> i64 {
+        match self {
+            SessionChange::Created { expires_ms, .. }
+            | SessionChange::Revoked { expires_ms, .. } => *expires_ms,
+        }
+    }
+}
+
+impl Meta {
+    fn journal(&self, change: &SessionChange) -> Result<(), StoreError> {
+        let id = self.db.generate_id()? + 1;
+        let v = serde_json::to_vec(change).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.session_log.insert(id.to_be_bytes(), v)?;
+        Ok(())
+    }
+
+    /// A data dir from before the journal: its live sessions become its start.
+    fn seed_session_log(&self) -> Result<(), StoreError> {
+        if !self.session_log.is_empty() {
+            return Ok(());
+        }
+        let live: Vec<([u8; 32], Session)> = self
+            .live_sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, s)| (*k, s.clone()))
+            .collect();
+        for (key, s) in live {
+            self.journal(&SessionChange::Created {
+                token_hash: hex::encode(key),
+                username: s.username,
+                expires_ms: s.expires_ms,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Session changes after journal position `after`, oldest first.
+    pub(crate) fn session_changes(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, SessionChange)>, StoreError> {
+        let mut out = Vec::new();
+        for r in self
+            .session_log
+            .range((after + 1).to_be_bytes()..)
+            .take(limit)
+        {
+            let (k, v) = r?;
+            let id = <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("bad session journal key".into()))?;
+            if let Ok(c) = serde_json::from_slice(&v) {
+                out.push((id, c));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A replica takes a change the primary published (and journals it, so a
+    /// promoted replica carries it on). Not flushed: the caller flushes once
+    /// per batch, before it records how far it got.
+    pub(crate) fn apply_session_change(&self, change: &SessionChange) -> Result<(), StoreError> {
+        let key: [u8; 32] = match change {
+            SessionChange::Created { token_hash, .. }
+            | SessionChange::Revoked { token_hash, .. } => hex::decode(token_hash)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| StoreError::Corrupt("bad session token hash".into()))?,
+        };
+        match change {
+            SessionChange::Created {
+                username,
+                expires_ms,
+                ..
+            } => {
+                let s = Session {
+                    username: username.clone(),
+                    expires_ms: *expires_ms,
+                };
+                let v = bincode::serialize(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                self.sessions.insert(key, v)?;
+                self.cache().insert(key, s);
+            }
+            SessionChange::Revoked { .. } => {
+                self.cache().remove(&key);
+                self.sessions.remove(key)?;
+            }
+        }
+        self.journal(change)
     }
 }
 

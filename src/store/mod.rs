@@ -117,7 +117,7 @@ pub struct Store {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-use writer::{ExclusiveReq, Msg, WriteReq};
+use writer::{ExclusiveReq, Msg, ReplicateReq, WriteReq};
 
 fn gen_dir(data_dir: &Path, id: u64) -> PathBuf {
     data_dir.join(format!("gen-{id}"))
@@ -332,6 +332,20 @@ impl Store {
         rx.await.map_err(|_| WriteError::Closed)?
     }
 
+    /// Appends events the primary made (a replica's one write path), durably;
+    /// answers once they are on disk and visible.
+    pub(crate) async fn replicate(
+        &self,
+        events: Vec<(u64, crate::domain::StoredEvent)>,
+    ) -> Result<Outcome, WriteError> {
+        let tx = self.sender().ok_or(WriteError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Msg::Replicate(ReplicateReq { events, reply }))
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        rx.await.map_err(|_| WriteError::Closed)?
+    }
+
     /// A fresh, empty generation directory for a restore to build into.
     pub(crate) fn prepare_gen(&self) -> Result<Gen, StoreError> {
         next_gen(&self.data_dir, self.gen().id())
@@ -342,6 +356,24 @@ impl Store {
         let dir = gen.dir.clone();
         drop(gen);
         let _ = fs::remove_dir_all(dir);
+    }
+
+    /// Swaps a durable generation and its image in between two write batches
+    /// (a replica's new generation); the old one goes once no reader holds it.
+    pub(crate) async fn swap_in(
+        &self,
+        gen: Gen,
+        state: crate::domain::state::State,
+    ) -> Result<(), SwapError> {
+        let ex = self.exclusive().await?;
+        match ex.swap(Arc::new(gen), state).await {
+            Ok(Ok(old)) => {
+                retire_gen(old);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SwapError::Closed),
+        }
     }
 
     /// Pauses the writer between batches; see [`Exclusive`].

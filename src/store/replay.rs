@@ -117,6 +117,11 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// The last event pushed (0: none yet).
+    pub(crate) fn seq(&self) -> u64 {
+        self.state.seq
+    }
+
     /// Makes the written log durable and hands back the memory image.
     pub(crate) fn finish(mut self) -> Result<State, StoreError> {
         if let Some(gen) = self.gen {

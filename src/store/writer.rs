@@ -75,6 +75,10 @@ pub enum WriteError {
     /// 503: the server is shutting down.
     #[error("the store is shutting down")]
     Closed,
+    /// 500 (never from a request: replicas only): replicated events must
+    /// continue the log exactly.
+    #[error("replicated event {got} does not follow event {applied}")]
+    OutOfOrder { applied: u64, got: u64 },
 }
 
 /// Why a restore could not swap its generation in (a 500; the old one stays live).
@@ -164,8 +168,16 @@ impl Drop for Exclusive {
     }
 }
 
+/// Events made elsewhere (by the primary, SPEC §12) to append as they are: the
+/// same append, barrier and publication as commands, without `decide`.
+pub(crate) struct ReplicateReq {
+    pub(crate) events: Vec<(u64, StoredEvent)>,
+    pub(crate) reply: oneshot::Sender<Result<Outcome, WriteError>>,
+}
+
 pub(crate) enum Msg {
     Write(WriteReq),
+    Replicate(ReplicateReq),
     Exclusive(ExclusiveReq),
 }
 
@@ -246,20 +258,22 @@ impl Writer {
             let mut control = None;
             match first {
                 Msg::Write(w) => batch.push(w),
-                Msg::Exclusive(x) => control = Some(x),
+                other => control = Some(other),
             }
             while control.is_none() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(Msg::Write(w)) => batch.push(w),
-                    Ok(Msg::Exclusive(x)) => control = Some(x),
+                    Ok(other) => control = Some(other),
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
                 self.commit(batch);
             }
-            if let Some(x) = control {
-                self.exclusive(x);
+            match control {
+                Some(Msg::Exclusive(x)) => self.exclusive(x),
+                Some(Msg::Replicate(r)) => self.replicate(r),
+                Some(Msg::Write(_)) | None => {}
             }
         }
         // Let the flusher answer everything still queued before we go.
@@ -341,6 +355,66 @@ impl Writer {
         };
         if let Err(std_mpsc::SendError(Job::Batch { replies, .. })) = self.jobs.send(job) {
             // The flusher only dies with the process; answer rather than hang callers.
+            for (tx, _) in replies {
+                let _ = tx.send(Err(WriteError::Closed));
+            }
+        }
+    }
+
+    /// Appends events made by the primary; duplicates (a resend after the
+    /// primary's relay restarted) are skipped, a gap is refused whole.
+    fn replicate(&mut self, req: ReplicateReq) {
+        let started = Instant::now();
+        if !self.shared.health.writable() {
+            let _ = req.reply.send(Err(WriteError::ReadOnly));
+            return;
+        }
+        if free_space(&self.shared.data_dir).is_some_and(|f| f < SPACE_RESERVE) {
+            let _ = req.reply.send(Err(WriteError::NoSpace));
+            return;
+        }
+        let before = self.state.clone();
+        let mut pending: Vec<(u64, Vec<u8>)> = Vec::with_capacity(req.events.len());
+        for (seq, se) in &req.events {
+            if *seq <= self.state.seq {
+                continue;
+            }
+            if *seq != self.state.seq + 1 {
+                let applied = self.state.seq;
+                self.state = before;
+                let _ = req
+                    .reply
+                    .send(Err(WriteError::OutOfOrder { applied, got: *seq }));
+                return;
+            }
+            self.state.apply(*seq, se);
+            pending.push((*seq, encode_event(se)));
+        }
+        self.clock_floor = self.clock_floor.max(self.state.last_ts);
+        if !pending.is_empty() {
+            if let Err(e) = self.gen.append(&pending) {
+                tracing::error!(error = %e, "appending replicated events failed; the store is now read-only");
+                self.shared.health.poison();
+                self.state = before;
+                let _ = req.reply.send(Err(WriteError::ReadOnly));
+                return;
+            }
+        }
+        let outcome = Outcome {
+            touched: Touched::Nothing,
+            seq: self.state.seq,
+        };
+        let job = Job::Batch {
+            snapshot: Arc::new(Snapshot {
+                gen: self.gen.clone(),
+                state: self.state.clone(),
+            }),
+            events: pending.len() as u64,
+            commands: 1,
+            started,
+            replies: vec![(req.reply, outcome)],
+        };
+        if let Err(std_mpsc::SendError(Job::Batch { replies, .. })) = self.jobs.send(job) {
             for (tx, _) in replies {
                 let _ = tx.send(Err(WriteError::Closed));
             }
