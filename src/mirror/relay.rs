@@ -182,6 +182,12 @@ pub(crate) async fn ensure_topic(
         match r {
             Ok(_) => tracing::info!(topic, partitions, "created Kafka topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            // A broker that refuses the retention setting still gets the topic;
+            // keeping it is then the operator's to configure (the README says how).
+            Err((_, code)) if keep_forever => {
+                tracing::warn!(topic, %code, "the broker refused retention.ms=-1; creating the topic with its default retention");
+                return Box::pin(ensure_topic(producer, brokers, topic, partitions, false)).await;
+            }
             Err((topic, code)) => return Err(RelayError::CreateTopic { topic, code }),
         }
     }
