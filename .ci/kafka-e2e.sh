@@ -5,17 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
-  echo "== installing tansu (one-time build)"
-  cargo install tansu --features dynostore --locked || cargo install tansu --features dynostore
-fi
-TANSU=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
+. .ci/lib.sh
+ensure_tansu
 python3 -c "import kafka" 2>/dev/null || python3 -m pip install -q kafka-python
 
 cargo build --release --bin taskledger
 BIN=target/release/taskledger
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 KPORT=$(free_port)
 HPORT=$(free_port)
 WORK=$(mktemp -d)
@@ -27,10 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$TANSU" broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
-  --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
-BROKER_PID=$!
-for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break; sleep 0.2; done
+start_tansu "$KPORT" "$WORK/tansu.log"
 
 TASKLEDGER_ADMIN_PASSWORD=e2e-password KAFKA_ENABLED=true KAFKA_BROKER="127.0.0.1:$KPORT" \
 AUTO_BACKUP_ENABLED=false AUTO_RESTORE_ENABLED=false RUST_LOG=info \

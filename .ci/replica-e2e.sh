@@ -7,17 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
-  echo "== installing tansu (one-time build)"
-  cargo install tansu --features dynostore --locked || cargo install tansu --features dynostore
-fi
-TANSU=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
+. .ci/lib.sh
+ensure_tansu
 command -v moto_server >/dev/null 2>&1 || { echo "moto_server missing (.ci/run installs it)"; exit 1; }
 
 cargo build --release --bin taskledger
 BIN=target/release/taskledger
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 KPORT=$(free_port); SPORT=$(free_port); PPORT=$(free_port); RPORT=$(free_port)
 WORK=$(mktemp -d)
 cleanup() {
@@ -28,12 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$TANSU" broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
-  --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
-BROKER_PID=$!
+start_tansu "$KPORT" "$WORK/tansu.log"
 moto_server -H 127.0.0.1 -p "$SPORT" >"$WORK/moto.log" 2>&1 &
 S3_PID=$!
-for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break; sleep 0.2; done
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$SPORT/" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -sf -X PUT "http://127.0.0.1:$SPORT/tl-replica" >/dev/null
 

@@ -38,6 +38,67 @@ fn replica_config(dir: &std::path::Path, brokers: &str, primary: Option<&str>) -
     c
 }
 
+/// A primary and a replica following it over one mock cluster, with the
+/// admin's token (issued by the primary).
+struct Pair {
+    _mock: Cluster,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    primary: TestServer,
+    replica: TestServer,
+    token: String,
+}
+
+impl Pair {
+    /// `primary_url`: what the replica redirects writes to; `None` is the primary itself.
+    async fn start(primary_url: Option<&str>) -> Pair {
+        let mock = cluster();
+        let brokers = mock.bootstrap_servers();
+        let pdir = tempfile::tempdir().unwrap();
+        let primary = TestServer::start_config(primary_config(pdir.path(), &brokers)).await;
+        let token = primary.admin_token().await;
+        let rdir = tempfile::tempdir().unwrap();
+        let url = primary_url.unwrap_or(&primary.base).to_string();
+        let replica =
+            TestServer::start_config(replica_config(rdir.path(), &brokers, Some(&url))).await;
+        caught_up(&primary, &replica).await;
+        until_status(
+            &replica,
+            &token,
+            StatusCode::OK,
+            "the admin's token reaching the replica",
+        )
+        .await;
+        Pair {
+            _mock: mock,
+            _dirs: (pdir, rdir),
+            primary,
+            replica,
+            token,
+        }
+    }
+
+    async fn stop(self) {
+        self.replica.shutdown().await;
+        self.primary.shutdown().await;
+    }
+}
+
+/// Waits (10 s at most) until `GET /api/groups` with `token` answers `want`.
+async fn until_status(s: &TestServer, token: &str, want: StatusCode, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.get(token, "/api/groups").await.0 != want {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Drops what describes the asking, not the state, from a snapshot answer.
+fn strip_volatile(snap: &mut Value) {
+    for volatile in ["snapshotId", "createdAt", "createdBy", "at"] {
+        snap.as_object_mut().unwrap().remove(volatile);
+    }
+}
+
 /// Waits until the replica has applied everything the primary has made durable.
 async fn caught_up(primary: &TestServer, replica: &TestServer) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -70,10 +131,7 @@ async fn api_state(s: &TestServer, token: &str) -> Value {
         out.insert(path.clone(), s.get(token, &path).await.1);
     }
     let (_, mut snap) = s.get(token, "/api/snapshot").await;
-    // When and by whom it was asked for, not state.
-    for volatile in ["snapshotId", "createdAt", "createdBy", "at"] {
-        snap.as_object_mut().unwrap().remove(volatile);
-    }
+    strip_volatile(&mut snap);
     out.insert("/api/snapshot".into(), snap);
     Value::Object(out)
 }
@@ -207,24 +265,22 @@ async fn a_replica_serves_the_primarys_state_through_writes_and_a_restore() {
 
     // A logout on the primary is honoured by the replica within its lag.
     let other = primary.admin_token().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while replica.get(&other, "/api/groups").await.0 != StatusCode::OK {
-        assert!(
-            Instant::now() < deadline,
-            "a new token never reached the replica"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_status(
+        &replica,
+        &other,
+        StatusCode::OK,
+        "a new token reaching the replica",
+    )
+    .await;
     let (st, _) = primary.post(&other, "/api/auth/logout", json!({})).await;
     assert_eq!(st, StatusCode::OK);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while replica.get(&other, "/api/groups").await.0 != StatusCode::UNAUTHORIZED {
-        assert!(
-            Instant::now() < deadline,
-            "the replica still takes a token logged out on the primary"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_status(
+        &replica,
+        &other,
+        StatusCode::UNAUTHORIZED,
+        "the replica to refuse a token logged out on the primary",
+    )
+    .await;
     assert_eq!(replica.get(&token, "/api/groups").await.0, StatusCode::OK);
     replica.shutdown().await;
     primary.shutdown().await;
@@ -306,15 +362,8 @@ async fn writes_on_a_replica_are_redirected_or_refused() {
 /// after at most 5 s; the primary answers at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_reads_your_writes_or_says_when_it_cannot() {
-    let mock = cluster();
-    let brokers = mock.bootstrap_servers();
-    let pdir = tempfile::tempdir().unwrap();
-    let primary = TestServer::start_config(primary_config(pdir.path(), &brokers)).await;
-    let token = primary.admin_token().await;
-    let rdir = tempfile::tempdir().unwrap();
-    let replica =
-        TestServer::start_config(replica_config(rdir.path(), &brokers, Some(&primary.base))).await;
-    caught_up(&primary, &replica).await;
+    let pair = Pair::start(None).await;
+    let (primary, replica, token) = (&pair.primary, &pair.replica, pair.token.clone());
     for i in 0..20 {
         let r = primary
             .client
@@ -380,8 +429,7 @@ async fn a_replica_reads_your_writes_or_says_when_it_cannot() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    replica.shutdown().await;
-    primary.shutdown().await;
+    pair.stop().await;
 }
 
 /// Consistency under a concurrent writer: every state the replica serves is
@@ -389,16 +437,8 @@ async fn a_replica_reads_your_writes_or_says_when_it_cannot() {
 /// compared with the primary's own time travel to that event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_serves_the_primarys_state_at_one_sequence_under_load() {
-    let mock = cluster();
-    let brokers = mock.bootstrap_servers();
-    let pdir = tempfile::tempdir().unwrap();
-    let primary = TestServer::start_config(primary_config(pdir.path(), &brokers)).await;
-    let token = primary.admin_token().await;
-    let rdir = tempfile::tempdir().unwrap();
-    let replica =
-        TestServer::start_config(replica_config(rdir.path(), &brokers, Some(&primary.base))).await;
-    caught_up(&primary, &replica).await;
-    wait_token(&replica, &token).await;
+    let pair = Pair::start(None).await;
+    let (primary, replica, token) = (&pair.primary, &pair.replica, pair.token.clone());
     let writer = {
         let (base, client, token) = (primary.base.clone(), primary.client.clone(), token.clone());
         tokio::spawn(async move {
@@ -439,11 +479,8 @@ async fn a_replica_serves_the_primarys_state_at_one_sequence_under_load() {
         let at = snap["lastEventId"].as_u64().unwrap();
         let (st, mut want) = primary.get(&token, &format!("/api/snapshot?at={at}")).await;
         assert_eq!(st, StatusCode::OK, "{want}");
-        for s in [&mut snap, &mut want] {
-            for volatile in ["snapshotId", "createdAt", "createdBy", "at"] {
-                s.as_object_mut().unwrap().remove(volatile);
-            }
-        }
+        strip_volatile(&mut snap);
+        strip_volatile(&mut want);
         assert_eq!(
             snap, want,
             "the replica served something that is not the primary at {at}"
@@ -453,21 +490,8 @@ async fn a_replica_serves_the_primarys_state_at_one_sequence_under_load() {
     }
     writer.await.unwrap();
     assert!(distinct.len() >= 3, "the samples saw only {distinct:?}");
-    caught_up(&primary, &replica).await;
-    replica.shutdown().await;
-    primary.shutdown().await;
-}
-
-/// Waits until a token issued by the primary works on the replica.
-async fn wait_token(replica: &TestServer, token: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while replica.get(token, "/api/groups").await.0 != StatusCode::OK {
-        assert!(
-            Instant::now() < deadline,
-            "the token never reached the replica"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    caught_up(primary, replica).await;
+    pair.stop().await;
 }
 
 fn spawn_replica(root: &std::path::Path, brokers: &str, port: u16) -> std::process::Child {

@@ -279,6 +279,16 @@ pub(crate) struct Health {
     backup: HealthBackup,
     kafka: HealthKafka,
     writable: bool,
+    /// `primary` or `replica` (SPEC §12).
+    role: String,
+    /// Replicas only: the last event of the primary's log applied here.
+    applied_seq: Option<u64>,
+    /// Replicas only: events the primary has made durable that are not applied here.
+    lag_events: Option<u64>,
+    /// Replicas only: how old the served state is, in seconds.
+    lag_seconds: Option<f64>,
+    /// Replicas only: `bootstrapping`, `catching-up` or `live`.
+    state: Option<String>,
 }
 
 #[derive(ToSchema)]

@@ -18,7 +18,10 @@ use rdkafka::producer::{FutureRecord, Producer};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::relay::{ensure_topic, producer_config, QuietContext, RelayError, RelayProducer};
+use super::relay::{
+    ensure_topic_until, producer_config, recover, QuietContext, RelayError, RelayProducer,
+    TopicSpec,
+};
 use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
 use crate::domain::canonical::to_canonical;
@@ -201,21 +204,24 @@ impl LogRelay {
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut durable = self.deps.store.durable();
-        loop {
-            let k = &self.deps.kafka;
-            match ensure_topic(&self.producer, &k.brokers, &self.deps.topic, 1, true).await {
-                Ok(()) => break,
-                Err(e) => {
-                    self.set_connected(false, &e.to_string());
-                    let wait = self.backoff.failed();
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => return,
-                    }
+        let (brokers, topic) = (self.deps.kafka.brokers.clone(), self.deps.topic.clone());
+        let target = TopicSpec {
+            brokers: &brokers,
+            topic: &topic,
+            partitions: 1,
+            keep_forever: true,
+        };
+        let status = self.deps.status.clone();
+        let created =
+            ensure_topic_until(&self.producer, &target, &mut self.backoff, &mut stop, |e| {
+                if status.connected.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "log topic unreachable");
                 }
-            }
+            })
+            .await;
+        if !created {
+            return;
         }
-        self.backoff.succeeded();
         loop {
             if *stop.borrow() {
                 break;
@@ -248,18 +254,9 @@ impl LogRelay {
                 }
                 Err(e) => {
                     self.set_connected(false, &e.to_string());
-                    match producer_config(&self.deps.kafka)
-                        .create_with_context::<_, RelayProducer>(QuietContext)
-                    {
-                        Ok(p) => self.producer = p,
-                        Err(err) => {
-                            tracing::warn!(error = %err, "could not recreate the log-topic producer")
-                        }
-                    }
-                    let wait = self.backoff.failed();
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => break,
+                    let k = self.deps.kafka.clone();
+                    if !recover(&mut self.producer, &k, &mut self.backoff, &mut stop).await {
+                        break;
                     }
                 }
             }

@@ -154,6 +154,62 @@ pub(crate) async fn topic_exists(
     .await?
 }
 
+/// A topic to make sure of.
+pub(crate) struct TopicSpec<'a> {
+    pub(crate) brokers: &'a str,
+    pub(crate) topic: &'a str,
+    pub(crate) partitions: i32,
+    /// `retention.ms=-1` (the log topic).
+    pub(crate) keep_forever: bool,
+}
+
+/// Creates the topic if needed, retrying with backoff until it works; false
+/// when `stop` flipped first. `failed` hears each failure.
+pub(crate) async fn ensure_topic_until(
+    producer: &RelayProducer,
+    t: &TopicSpec<'_>,
+    backoff: &mut Backoff,
+    stop: &mut watch::Receiver<bool>,
+    mut failed: impl FnMut(&RelayError),
+) -> bool {
+    loop {
+        match ensure_topic(producer, t.brokers, t.topic, t.partitions, t.keep_forever).await {
+            Ok(()) => {
+                backoff.succeeded();
+                return true;
+            }
+            Err(e) => {
+                failed(&e);
+                let wait = backoff.failed();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return false,
+                }
+            }
+        }
+    }
+}
+
+/// After a failed round: a fresh producer (new producer id: whatever state the
+/// old one was left in, fenced or fatal, the cursor says what to resend) and a
+/// backoff wait. False when `stop` flipped during the wait.
+pub(crate) async fn recover(
+    producer: &mut RelayProducer,
+    kafka: &KafkaConfig,
+    backoff: &mut Backoff,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    match producer_config(kafka).create_with_context::<_, RelayProducer>(QuietContext) {
+        Ok(p) => *producer = p,
+        Err(err) => tracing::warn!(error = %err, "could not recreate the Kafka producer"),
+    }
+    let wait = backoff.failed();
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = stop.changed() => false,
+    }
+}
+
 /// Creates `topic` when it is missing; `keep_forever` sets `retention.ms=-1`
 /// (the log topic: a replica needs its current generation from the marker on).
 pub(crate) async fn ensure_topic(
@@ -235,21 +291,24 @@ impl Relay {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut durable = self.deps.store.durable();
         // Topic first: many brokers do not auto-create. Retried until it works.
-        loop {
-            let k = &self.deps.kafka;
-            match ensure_topic(&self.producer, &k.brokers, &k.topic, k.partitions, false).await {
-                Ok(()) => break,
-                Err(e) => {
-                    self.set_connected(false, &e.to_string());
-                    let wait = self.backoff.failed();
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => return,
-                    }
-                }
-            }
+        let k = self.deps.kafka.clone();
+        let target = TopicSpec {
+            brokers: &k.brokers,
+            topic: &k.topic,
+            partitions: k.partitions,
+            keep_forever: false,
+        };
+        let (producer, backoff) = (&self.producer, &mut self.backoff);
+        let (status, metrics) = (&self.deps.status, &self.deps.metrics);
+        let created = ensure_topic_until(producer, &target, backoff, &mut stop, |e| {
+            status.connected.store(false, Ordering::Relaxed);
+            metrics.kafka_connected.set(0);
+            tracing::debug!(error = %e, "Kafka topic not ready");
+        })
+        .await;
+        if !created {
+            return;
         }
-        self.backoff.succeeded();
         loop {
             if *stop.borrow() {
                 break;
@@ -276,20 +335,9 @@ impl Relay {
             };
             if let Err(e) = step {
                 self.set_connected(false, &e.to_string());
-                // Start over with a fresh producer (new producer id): whatever state the
-                // old one was left in (fenced, fatal), the cursor says what to resend.
-                match producer_config(&self.deps.kafka)
-                    .create_with_context::<_, RelayProducer>(QuietContext)
-                {
-                    Ok(p) => self.producer = p,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "could not recreate the Kafka producer")
-                    }
-                }
-                let wait = self.backoff.failed();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => break,
+                let k = self.deps.kafka.clone();
+                if !recover(&mut self.producer, &k, &mut self.backoff, &mut stop).await {
+                    break;
                 }
             }
         }
