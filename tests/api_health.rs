@@ -70,6 +70,7 @@ async fn health_has_the_spec_shape() {
             "message",
             "version",
             "commit",
+            "role",
             "events",
             "lastEventId",
             "backup",
@@ -83,6 +84,7 @@ async fn health_has_the_spec_shape() {
     assert_eq!(h["message"], "taskledger is running");
     assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(h["commit"], built_from());
+    assert_eq!(h["role"], "primary");
     assert_keys(
         &h["backup"],
         &["available", "count", "latest", "offsite", "totalSizeMB"],
