@@ -51,8 +51,9 @@ pub(crate) enum BackupError {
 impl From<ArchiveError> for BackupError {
     fn from(e: ArchiveError) -> Self {
         match e {
-            ArchiveError::Invalid(m) => BackupError::Invalid(format!("invalid backup: {m}")),
             ArchiveError::Io(e) => e.into(),
+            // Every other variant is a failed check, its text already `invalid backup: …`.
+            invalid => BackupError::Invalid(invalid.to_string()),
         }
     }
 }

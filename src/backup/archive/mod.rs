@@ -73,17 +73,83 @@ pub(crate) struct ArchiveMeta {
     pub(crate) app_version: String,
 }
 
+/// What can go wrong with an archive. At the backup layer's boundary
+/// (`BackupError`'s `From`) `Io` becomes `BackupError::Io` (500), or `NoSpace` (507)
+/// when the disk is full; every other variant means the file (or, when writing, the
+/// data given for it) fails a check, and becomes `BackupError::Invalid` with this
+/// very text (422). Each of those texts starts with `invalid backup: `.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ArchiveError {
+    /// Reading or writing a file failed: the disk, not the data.
     #[error("backup i/o error: {0}")]
     Io(#[from] io::Error),
-    /// The archive (or, when writing, the data given for it) fails verification.
-    #[error("invalid backup: {0}")]
-    Invalid(String),
+    /// A check failed. `at` names the part in one vocabulary for code to branch on:
+    /// `archive`, `gzip stream`, `tar stream`, `manifest.json`, a member's name,
+    /// `events.ndjson`, `events.ndjson line N`; when writing also `meta` and
+    /// `event N`. `why` is the sentence users see; it keeps the wording users and
+    /// scripts already match on, so it names the part in its own words
+    /// (`line 7: …`, `manifest: …`) rather than being glued to `at`.
+    #[error("invalid backup: {why}")]
+    Invalid { at: String, why: String },
+    /// gzip or tar cannot decode the stream (a bad CRC or header, cut short).
+    #[error("invalid backup: corrupt archive: {0}")]
+    Corrupt(#[source] io::Error),
+    /// `manifest.json` is not JSON of a manifest's shape.
+    #[error("invalid backup: {} is not a valid manifest: {}", MANIFEST_NAME, .0)]
+    Manifest(#[source] serde_json::Error),
+    /// `createdAt`, of a manifest or of the meta given for writing, is not RFC 3339.
+    #[error("invalid backup: createdAt {value:?} is not an RFC 3339 time: {source}")]
+    CreatedAt {
+        value: String,
+        #[source]
+        source: chrono::ParseError,
+    },
+    /// Line `line` of `events.ndjson` is not a canonical event line.
+    #[error("invalid backup: line {line}: {source}")]
+    Line {
+        line: u64,
+        #[source]
+        source: LineError,
+    },
+    /// When writing: the bytes given for event `id` are not a canonical event line.
+    #[error("invalid backup: event {id}: {source}")]
+    Event {
+        id: u64,
+        #[source]
+        source: LineError,
+    },
+    /// The caller's `on_event` refused line `line` of `events.ndjson`.
+    #[error("invalid backup: {source}")]
+    Refused {
+        line: u64,
+        #[source]
+        source: Refusal,
+    },
 }
 
-fn invalid<T>(msg: impl Into<String>) -> Result<T, ArchiveError> {
-    Err(ArchiveError::Invalid(msg.into()))
+/// Why [`verify_archive`]'s `on_event` refuses a line; kept as the cause of
+/// [`ArchiveError::Refused`].
+pub(crate) type Refusal = Box<dyn std::error::Error + Send + Sync>;
+
+fn invalid<T>(at: impl Into<String>, why: impl Into<String>) -> Result<T, ArchiveError> {
+    Err(ArchiveError::Invalid {
+        at: at.into(),
+        why: why.into(),
+    })
+}
+
+/// Why some bytes are not a canonical event line. Reaches users only inside
+/// [`ArchiveError::Line`] or [`ArchiveError::Event`] (422).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LineError {
+    #[error("empty line")]
+    Empty,
+    /// Padded, or not an object at all.
+    #[error("not a JSON object")]
+    NotObject,
+    /// An object, but not JSON, or without exactly one unsigned `"id"`.
+    #[error("bad event JSON: {0}")]
+    Json(#[source] serde_json::Error),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -154,20 +220,22 @@ impl<W: Write> Write for Hashing<W> {
 // ---------------------------------------------------------------------------
 // Checks shared by writing and reading.
 
-fn check_kind(kind: &str) -> Result<(), ArchiveError> {
+/// `at` is where the kind was read: `manifest.json`, or `meta` when writing.
+fn check_kind(kind: &str, at: &str) -> Result<(), ArchiveError> {
     if KINDS.contains(&kind) {
         Ok(())
     } else {
-        invalid(format!("unknown backup kind {kind:?}"))
+        invalid(at, format!("unknown backup kind {kind:?}"))
     }
 }
 
 fn parse_created_at(created_at: &str) -> Result<i64, ArchiveError> {
     match chrono::DateTime::parse_from_rfc3339(created_at) {
         Ok(t) => Ok(t.timestamp()),
-        Err(e) => invalid(format!(
-            "createdAt {created_at:?} is not an RFC 3339 time: {e}"
-        )),
+        Err(source) => Err(ArchiveError::CreatedAt {
+            value: created_at.to_string(),
+            source,
+        }),
     }
 }
 
@@ -220,17 +288,17 @@ impl<'de> Deserialize<'de> for LineId {
     }
 }
 
-fn event_line_id(line: &[u8]) -> Result<u64, String> {
+fn event_line_id(line: &[u8]) -> Result<u64, LineError> {
     if line.is_empty() {
-        return Err("empty line".into());
+        return Err(LineError::Empty);
     }
     // Canonical lines are bare objects; serde_json alone would accept padding.
     if line.first() != Some(&b'{') || line.last() != Some(&b'}') {
-        return Err("not a JSON object".into());
+        return Err(LineError::NotObject);
     }
     match serde_json::from_slice::<LineId>(line) {
         Ok(LineId(id)) => Ok(id),
-        Err(e) => Err(format!("bad event JSON: {e}")),
+        Err(e) => Err(LineError::Json(e)),
     }
 }
 
@@ -337,10 +405,15 @@ mod fixtures {
         verify_collect(path, &Limits::default()).0
     }
 
+    /// The text after `invalid backup: ` of an error saying the archive fails a check.
     pub(super) fn invalid_msg<T>(result: Result<T, ArchiveError>) -> String {
         match result {
-            Err(ArchiveError::Invalid(msg)) => msg,
-            Err(other) => panic!("expected Invalid, got {other:?}"),
+            Err(ArchiveError::Io(e)) => panic!("expected an invalid archive, got {e:?}"),
+            Err(e) => e
+                .to_string()
+                .strip_prefix("invalid backup: ")
+                .expect("every check's text starts so")
+                .to_string(),
             Ok(_) => panic!("expected Invalid, got Ok"),
         }
     }

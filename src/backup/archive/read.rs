@@ -13,7 +13,7 @@ use flate2::bufread::GzDecoder;
 
 use super::{
     check_kind, event_line_id, invalid, parse_created_at, ArchiveError, FileEntry, Hashing, Limits,
-    Manifest, EVENTS_NAME, FORMAT, IO_BUF, MANIFEST_NAME, VERSION,
+    Manifest, Refusal, EVENTS_NAME, FORMAT, IO_BUF, MANIFEST_NAME, VERSION,
 };
 
 /// Events are small JSON objects (request bodies are capped well below this);
@@ -41,12 +41,15 @@ impl Probe {
             return ArchiveError::Io(original);
         }
         if self.over_cap.get() {
-            return ArchiveError::Invalid(format!(
-                "archive unpacks to more than {} bytes, more than its manifest and limits allow",
-                self.cap.get()
-            ));
+            return ArchiveError::Invalid {
+                at: "archive".into(),
+                why: format!(
+                    "archive unpacks to more than {} bytes, more than its manifest and limits allow",
+                    self.cap.get()
+                ),
+            };
         }
-        ArchiveError::Invalid(format!("corrupt archive: {e}"))
+        ArchiveError::Corrupt(e)
     }
 }
 
@@ -118,13 +121,16 @@ fn round_up(n: u64) -> u64 {
 
 /// A member name must be a single plain file name: no directory part, nothing
 /// that could climb out of wherever a tool might unpack it.
-fn check_plain_name(name: &[u8]) -> Result<&str, String> {
+fn check_plain_name(name: &[u8]) -> Result<&str, ArchiveError> {
     let shown = String::from_utf8_lossy(name);
     let Ok(text) = std::str::from_utf8(name) else {
-        return Err(format!("member name {shown:?} is not UTF-8"));
+        return invalid(&*shown, format!("member name {shown:?} is not UTF-8"));
     };
     if text.is_empty() || text == "." || text == ".." || text.contains(['/', '\\']) {
-        return Err(format!("member name {shown:?} is not a plain file name"));
+        return invalid(
+            text,
+            format!("member name {shown:?} is not a plain file name"),
+        );
     }
     Ok(text)
 }
@@ -133,15 +139,13 @@ fn member_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, ArchiveErro
     let raw = entry.path_bytes();
     let kind = entry.header().entry_type();
     if kind != tar::EntryType::Regular {
-        return invalid(format!(
-            "member {:?} is not a regular file ({kind:?})",
-            String::from_utf8_lossy(&raw)
-        ));
+        let shown = String::from_utf8_lossy(&raw);
+        return invalid(
+            &*shown,
+            format!("member {shown:?} is not a regular file ({kind:?})"),
+        );
     }
-    match check_plain_name(&raw) {
-        Ok(name) => Ok(name.to_string()),
-        Err(msg) => invalid(msg),
-    }
+    check_plain_name(&raw).map(str::to_string)
 }
 
 /// Everything a manifest must say about itself before any member is trusted.
@@ -151,38 +155,54 @@ fn validate_manifest(
     limits: &Limits,
 ) -> Result<(), ArchiveError> {
     if m.format != FORMAT {
-        return invalid(format!("not a taskledger backup (format {:?})", m.format));
+        return invalid(
+            MANIFEST_NAME,
+            format!("not a taskledger backup (format {:?})", m.format),
+        );
     }
     if m.version != VERSION {
-        return invalid(format!("unsupported backup version {}", m.version));
+        return invalid(
+            MANIFEST_NAME,
+            format!("unsupported backup version {}", m.version),
+        );
     }
     parse_created_at(&m.created_at)?;
-    check_kind(&m.kind)?;
+    check_kind(&m.kind, MANIFEST_NAME)?;
     match (m.events, m.first_event_id) {
         (0, None) if m.last_event_id == 0 => {}
         (0, _) => {
             return invalid(
+                MANIFEST_NAME,
                 "manifest: an empty backup must have firstEventId null and lastEventId 0",
             )
         }
-        (_, None) => return invalid("manifest: events present but firstEventId is null"),
+        (_, None) => {
+            return invalid(
+                MANIFEST_NAME,
+                "manifest: events present but firstEventId is null",
+            )
+        }
         // Sequence numbers start at 1.
-        (_, Some(0)) => return invalid("manifest: firstEventId must be at least 1"),
+        (_, Some(0)) => return invalid(MANIFEST_NAME, "manifest: firstEventId must be at least 1"),
         (n, Some(first)) => {
             if first.checked_add(n - 1) != Some(m.last_event_id) {
-                return invalid(format!(
-                    "manifest: {n} events from id {first} cannot end at id {}",
-                    m.last_event_id
-                ));
+                return invalid(
+                    MANIFEST_NAME,
+                    format!(
+                        "manifest: {n} events from id {first} cannot end at id {}",
+                        m.last_event_id
+                    ),
+                );
             }
         }
     }
     // Version 1 has exactly one data member; anything else is not ours.
     if m.files.len() != 1 || !m.files.contains_key(EVENTS_NAME) {
         let names: Vec<&str> = m.files.keys().map(String::as_str).collect();
-        return invalid(format!(
-            "manifest must list exactly {EVENTS_NAME}, it lists {names:?}"
-        ));
+        return invalid(
+            MANIFEST_NAME,
+            format!("manifest must list exactly {EVENTS_NAME}, it lists {names:?}"),
+        );
     }
     let mut declared = manifest_bytes;
     for (name, entry) in &m.files {
@@ -192,17 +212,21 @@ fn validate_manifest(
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hex_ok {
-            return invalid(format!(
-                "manifest: sha256 of {name} is not 64 lowercase hex digits"
-            ));
+            return invalid(
+                MANIFEST_NAME,
+                format!("manifest: sha256 of {name} is not 64 lowercase hex digits"),
+            );
         }
         declared = declared.saturating_add(entry.bytes);
     }
     if declared > limits.max_unpacked_bytes {
-        return invalid(format!(
-            "archive declares {declared} unpacked bytes, the limit is {}",
-            limits.max_unpacked_bytes
-        ));
+        return invalid(
+            "archive",
+            format!(
+                "archive declares {declared} unpacked bytes, the limit is {}",
+                limits.max_unpacked_bytes
+            ),
+        );
     }
     Ok(())
 }
@@ -217,32 +241,39 @@ fn read_manifest_member<R: Read>(
     probe: &Probe,
 ) -> Result<Manifest, ArchiveError> {
     let mut entry = match entries.next() {
-        None => return invalid("archive is empty; manifest.json must be its first member"),
+        None => {
+            return invalid(
+                "archive",
+                "archive is empty; manifest.json must be its first member",
+            )
+        }
         Some(entry) => entry.map_err(|e| probe.classify(e))?,
     };
     let name = member_name(&entry)?;
     if name != MANIFEST_NAME {
-        return invalid(format!(
-            "first member is {name:?}, expected {MANIFEST_NAME}"
-        ));
+        return invalid(
+            name.as_str(),
+            format!("first member is {name:?}, expected {MANIFEST_NAME}"),
+        );
     }
     let size = entry.size();
     if size > limits.max_manifest_bytes {
-        return invalid(format!(
-            "{MANIFEST_NAME} is {size} bytes, the limit is {}",
-            limits.max_manifest_bytes
-        ));
+        return invalid(
+            MANIFEST_NAME,
+            format!(
+                "{MANIFEST_NAME} is {size} bytes, the limit is {}",
+                limits.max_manifest_bytes
+            ),
+        );
     }
     let mut data = Vec::new();
     entry
         .read_to_end(&mut data)
         .map_err(|e| probe.classify(e))?;
     if data.len() as u64 != size {
-        return invalid(format!("{MANIFEST_NAME} is truncated"));
+        return invalid(MANIFEST_NAME, format!("{MANIFEST_NAME} is truncated"));
     }
-    let manifest: Manifest = serde_json::from_slice(&data).map_err(|e| {
-        ArchiveError::Invalid(format!("{MANIFEST_NAME} is not a valid manifest: {e}"))
-    })?;
+    let manifest: Manifest = serde_json::from_slice(&data).map_err(ArchiveError::Manifest)?;
     validate_manifest(&manifest, size, limits)?;
     Ok(manifest)
 }
@@ -269,7 +300,7 @@ pub(crate) fn file_digest(path: &Path) -> io::Result<(u64, String)> {
 
 /// Streams and fully verifies an archive, calling `on_event(line_no, id, line_bytes)` for every
 /// event line in order (line numbers from 1, bytes without the '\n'); `on_event` returning
-/// `Err(msg)` aborts with `Invalid(msg)`. All `on_event` work is provisional until this returns
+/// `Err(why)` aborts with [`ArchiveError::Refused`], `why` its cause. All `on_event` work is provisional until this returns
 /// `Ok`: the checksum of `events.ndjson` can only be confirmed after its last line.
 ///
 /// Checked: the whole gzip stream up to its trailer CRC, and nothing after it; only zeros between
@@ -285,7 +316,7 @@ pub(crate) fn verify_archive<F>(
     mut on_event: F,
 ) -> Result<Manifest, ArchiveError>
 where
-    F: FnMut(u64, u64, &[u8]) -> Result<(), String>,
+    F: FnMut(u64, u64, &[u8]) -> Result<(), Refusal>,
 {
     let probe = Rc::new(Probe::default());
     probe
@@ -316,7 +347,7 @@ where
             break;
         }
         if buf[..n].iter().any(|&b| b != 0) {
-            return invalid("data after the end of the tar archive");
+            return invalid("tar stream", "data after the end of the tar archive");
         }
     }
     let mut compressed = rest.inner.into_inner();
@@ -325,7 +356,7 @@ where
         .map_err(|e| probe.classify(e))?
         .is_empty()
     {
-        return invalid("data after the end of the gzip stream");
+        return invalid("gzip stream", "data after the end of the gzip stream");
     }
     Ok(manifest)
 }
@@ -338,34 +369,43 @@ fn check_members<R: Read, F>(
     on_event: &mut F,
 ) -> Result<(), ArchiveError>
 where
-    F: FnMut(u64, u64, &[u8]) -> Result<(), String>,
+    F: FnMut(u64, u64, &[u8]) -> Result<(), Refusal>,
 {
     let mut seen_events = false;
     for entry in entries {
         let mut entry = entry.map_err(|e| probe.classify(e))?;
         let name = member_name(&entry)?;
         if name == MANIFEST_NAME {
-            return invalid(format!("{MANIFEST_NAME} appears more than once"));
+            return invalid(
+                MANIFEST_NAME,
+                format!("{MANIFEST_NAME} appears more than once"),
+            );
         }
         let Some(listed) = manifest.files.get(&name) else {
-            return invalid(format!("member {name:?} is not listed in the manifest"));
+            return invalid(
+                name.as_str(),
+                format!("member {name:?} is not listed in the manifest"),
+            );
         };
         if seen_events {
-            return invalid(format!("duplicate member {name:?}"));
+            return invalid(name.as_str(), format!("duplicate member {name:?}"));
         }
         seen_events = true;
         // Checked before reading a byte, so a lying header costs nothing.
         if entry.size() != listed.bytes {
-            return invalid(format!(
-                "{name} is {} bytes in the tar header, the manifest says {}",
-                entry.size(),
-                listed.bytes
-            ));
+            return invalid(
+                name.as_str(),
+                format!(
+                    "{name} is {} bytes in the tar header, the manifest says {}",
+                    entry.size(),
+                    listed.bytes
+                ),
+            );
         }
         check_events(&mut entry, manifest, listed, probe, on_event)?;
     }
     if !seen_events {
-        return invalid(format!("{EVENTS_NAME} is missing"));
+        return invalid(EVENTS_NAME, format!("{EVENTS_NAME} is missing"));
     }
     Ok(())
 }
@@ -378,7 +418,7 @@ fn check_events<R: Read, F>(
     on_event: &mut F,
 ) -> Result<(), ArchiveError>
 where
-    F: FnMut(u64, u64, &[u8]) -> Result<(), String>,
+    F: FnMut(u64, u64, &[u8]) -> Result<(), Refusal>,
 {
     let mut reader = BufReader::with_capacity(IO_BUF, Hashing::new(member));
     let first = manifest.first_event_id.unwrap_or(0);
@@ -394,49 +434,70 @@ where
             break;
         }
         line_no += 1;
+        let at = || format!("{EVENTS_NAME} line {line_no}");
         let Some(body) = line.strip_suffix(b"\n") else {
             if line.len() > MAX_EVENT_LINE_BYTES {
-                return invalid(format!(
-                    "line {line_no}: longer than {MAX_EVENT_LINE_BYTES} bytes"
-                ));
+                return invalid(
+                    at(),
+                    format!("line {line_no}: longer than {MAX_EVENT_LINE_BYTES} bytes"),
+                );
             }
             if reader.get_ref().bytes < listed.bytes {
-                return invalid(format!("{EVENTS_NAME} is truncated"));
+                return invalid(EVENTS_NAME, format!("{EVENTS_NAME} is truncated"));
             }
-            return invalid(format!("{EVENTS_NAME} does not end with a newline"));
+            return invalid(
+                EVENTS_NAME,
+                format!("{EVENTS_NAME} does not end with a newline"),
+            );
         };
-        let id = event_line_id(body).or_else(|msg| invalid(format!("line {line_no}: {msg}")))?;
+        let id = event_line_id(body).map_err(|source| ArchiveError::Line {
+            line: line_no,
+            source,
+        })?;
         if line_no > manifest.events {
-            return invalid(format!(
-                "line {line_no}: more events than the manifest's {}",
-                manifest.events
-            ));
+            return invalid(
+                at(),
+                format!(
+                    "line {line_no}: more events than the manifest's {}",
+                    manifest.events
+                ),
+            );
         }
         // Cannot overflow: the manifest was checked to end at first + events - 1.
         let expected = first + (line_no - 1);
         if id != expected {
-            return invalid(format!(
-                "line {line_no}: event id {expected} expected, got {id}"
-            ));
+            return invalid(
+                at(),
+                format!("line {line_no}: event id {expected} expected, got {id}"),
+            );
         }
-        on_event(line_no, id, body).map_err(ArchiveError::Invalid)?;
+        on_event(line_no, id, body).map_err(|source| ArchiveError::Refused {
+            line: line_no,
+            source,
+        })?;
     }
     let (_, bytes, sha256) = reader.into_inner().finish();
     if bytes != listed.bytes {
-        return invalid(format!(
-            "{EVENTS_NAME} is truncated ({bytes} of {} bytes)",
-            listed.bytes
-        ));
+        return invalid(
+            EVENTS_NAME,
+            format!(
+                "{EVENTS_NAME} is truncated ({bytes} of {} bytes)",
+                listed.bytes
+            ),
+        );
     }
     if line_no != manifest.events {
-        return invalid(format!(
-            "{EVENTS_NAME} has {line_no} events, the manifest says {}",
-            manifest.events
-        ));
+        return invalid(
+            EVENTS_NAME,
+            format!(
+                "{EVENTS_NAME} has {line_no} events, the manifest says {}",
+                manifest.events
+            ),
+        );
     }
     // Count and consecutive ids from firstEventId already pin the last id to lastEventId.
     if sha256 != listed.sha256 {
-        return invalid(format!("{EVENTS_NAME} checksum mismatch"));
+        return invalid(EVENTS_NAME, format!("{EVENTS_NAME} checksum mismatch"));
     }
     Ok(())
 }
@@ -445,6 +506,7 @@ where
 mod tests {
     use super::*;
     use crate::backup::archive::fixtures::*;
+    use crate::backup::archive::LineError;
     use tempfile::TempDir;
 
     #[test]
@@ -560,6 +622,66 @@ mod tests {
         );
     }
 
+    fn invalid_at<T: std::fmt::Debug>(result: Result<T, ArchiveError>) -> String {
+        match result {
+            Err(ArchiveError::Invalid { at, .. }) => at,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_part_and_keep_their_cause() {
+        use std::error::Error as _;
+        let dir = TempDir::new().unwrap();
+        let members = members_with_events(&ndjson([1, 2, 4]), 3, Some(1), 3);
+        assert_eq!(
+            invalid_at(verify(&put_members(&dir, &members))),
+            "events.ndjson line 3"
+        );
+        let mut members = good_members(1..=3);
+        members.insert(1, raw("notes.txt", b"hello"));
+        assert_eq!(
+            invalid_at(verify(&put_members(&dir, &members))),
+            "notes.txt"
+        );
+        let data = ndjson(1..=3);
+        let mut m = manifest_for(&data, 3, Some(1), 3);
+        m.version = 2;
+        let path = put_members(&dir, &[manifest_member(&m), raw(EVENTS_NAME, &data)]);
+        assert_eq!(
+            invalid_at(read_manifest(&path, &Limits::default())),
+            "manifest.json"
+        );
+        let mut inner = tar_bytes(&good_members(1..=3));
+        inner.extend(b"junk");
+        let path = put(&dir, "junk.tar.gz", &gzip(&inner));
+        assert_eq!(invalid_at(verify(&path)), "tar stream");
+
+        let bad_json = members_with_events(b"{\"id\":\"1\"}\n", 1, Some(1), 1);
+        match verify(&put_members(&dir, &bad_json)) {
+            Err(e @ ArchiveError::Line { line: 1, .. }) => {
+                let cause = e.source().unwrap();
+                assert!(matches!(
+                    cause.downcast_ref::<LineError>(),
+                    Some(LineError::Json(_))
+                ));
+                assert!(cause.source().is_some(), "the serde_json error is kept");
+            }
+            other => panic!("expected Line, got {other:?}"),
+        }
+        let path = put(&dir, "text.tar.gz", b"this is not gzip at all");
+        assert!(matches!(verify(&path), Err(ArchiveError::Corrupt(_))));
+        let path = put_members(&dir, &[raw(MANIFEST_NAME, b"[]"), raw(EVENTS_NAME, &data)]);
+        assert!(matches!(verify(&path), Err(ArchiveError::Manifest(_))));
+        m.version = VERSION;
+        m.created_at = "yesterday".into();
+        let path = put_members(&dir, &[manifest_member(&m), raw(EVENTS_NAME, &data)]);
+        assert!(matches!(
+            verify(&path),
+            Err(ArchiveError::CreatedAt { value, .. }) if value == "yesterday"
+        ));
+    }
+
     #[test]
     fn on_event_error_aborts() {
         let dir = TempDir::new().unwrap();
@@ -573,7 +695,12 @@ mod tests {
                 Ok(())
             }
         });
-        assert_eq!(invalid_msg(result), "replay failed at 3");
+        match result {
+            Err(ArchiveError::Refused { line: 3, source }) => {
+                assert_eq!(source.to_string(), "replay failed at 3");
+            }
+            other => panic!("expected Refused at line 3, got {other:?}"),
+        }
         assert_eq!(calls, 3);
     }
 

@@ -80,13 +80,16 @@ where
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    check_kind(&meta.kind)?;
+    check_kind(&meta.kind, "meta")?;
     let secs = parse_created_at(&meta.created_at)?;
     if u64::try_from(secs).ok() != Some(meta.created_unix_secs) {
-        return invalid(format!(
-            "createdAt {} is not {} seconds after the epoch",
-            meta.created_at, meta.created_unix_secs
-        ));
+        return invalid(
+            "meta",
+            format!(
+                "createdAt {} is not {} seconds after the epoch",
+                meta.created_at, meta.created_unix_secs
+            ),
+        );
     }
 
     let events_tmp = dir.join(temp_name(name, ".events.tmp"));
@@ -132,26 +135,28 @@ where
     let mut count = 0u64;
     for item in events {
         let (id, line) = item?;
+        let at = || format!("event {id}");
         let expected = match first {
-            None if id == 0 => return invalid("event ids start at 1, got 0"),
+            None if id == 0 => return invalid(at(), "event ids start at 1, got 0"),
             None => id,
             Some(_) => match last.checked_add(1) {
                 Some(next) => next,
-                None => return invalid(format!("event id {last} is the last possible id")),
+                None => return invalid(at(), format!("event id {last} is the last possible id")),
             },
         };
         if id != expected {
-            return invalid(format!(
-                "event ids must be consecutive: {expected} expected, got {id}"
-            ));
+            return invalid(
+                at(),
+                format!("event ids must be consecutive: {expected} expected, got {id}"),
+            );
         }
         if line.contains(&b'\n') {
-            return invalid(format!("event {id}: line contains a newline"));
+            return invalid(at(), format!("event {id}: line contains a newline"));
         }
         match event_line_id(&line) {
             Ok(inner) if inner == id => {}
-            Ok(inner) => return invalid(format!("event {id}: its JSON says id {inner}")),
-            Err(msg) => return invalid(format!("event {id}: {msg}")),
+            Ok(inner) => return invalid(at(), format!("event {id}: its JSON says id {inner}")),
+            Err(source) => return Err(ArchiveError::Event { id, source }),
         }
         out.write_all(&line)?;
         out.write_all(b"\n")?;
@@ -222,10 +227,13 @@ where
         .expect("a manifest is strings, numbers and a string-keyed map; it always serializes");
     let manifest_limit = Limits::default().max_manifest_bytes;
     if manifest_json.len() as u64 > manifest_limit {
-        return invalid(format!(
-            "manifest would be {} bytes, readers accept at most {manifest_limit}",
-            manifest_json.len()
-        ));
+        return invalid(
+            MANIFEST_NAME,
+            format!(
+                "manifest would be {} bytes, readers accept at most {manifest_limit}",
+                manifest_json.len()
+            ),
+        );
     }
 
     let file = OpenOptions::new()
@@ -277,7 +285,7 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::backup::archive::fixtures::*;
-    use crate::backup::archive::{file_digest, read_manifest};
+    use crate::backup::archive::{file_digest, read_manifest, LineError};
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use tempfile::TempDir;
 
@@ -396,7 +404,10 @@ mod tests {
         let path = dir.path().join("b.tar.gz");
 
         let mut source = events(1..=10);
-        source.push(Err(ArchiveError::Invalid("source failed".into())));
+        source.push(Err(ArchiveError::Invalid {
+            at: "source".into(),
+            why: "source failed".into(),
+        }));
         source.extend(events(11..=20));
         assert_eq!(
             invalid_msg(write_archive(&path, &meta(), source)),
@@ -436,6 +447,32 @@ mod tests {
             write_archive(&path, &bad_secs, events(1..=3)),
             "seconds after the epoch",
         );
+        assert!(dir_names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn write_errors_name_the_event() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("b.tar.gz");
+        match write_archive(&path, &meta(), events([1, 2, 4])) {
+            Err(ArchiveError::Invalid { at, .. }) => assert_eq!(at, "event 4"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        match write_archive(&path, &meta(), vec![Ok((1, b"[1]".to_vec()))]) {
+            Err(ArchiveError::Event {
+                id: 1,
+                source: LineError::NotObject,
+            }) => {}
+            other => panic!("expected Event, got {other:?}"),
+        }
+        let bad_kind = ArchiveMeta {
+            kind: "weekly".into(),
+            ..meta()
+        };
+        match write_archive(&path, &bad_kind, events(1..=3)) {
+            Err(ArchiveError::Invalid { at, .. }) => assert_eq!(at, "meta"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
         assert!(dir_names(dir.path()).is_empty());
     }
 
