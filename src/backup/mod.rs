@@ -17,6 +17,7 @@ use crate::config::BackupConfig;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use archive::ArchiveError;
+use import::ImportError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BackupError {
@@ -55,6 +56,12 @@ impl From<ArchiveError> for BackupError {
             // Every other variant is a failed check, its text already `invalid backup: …`.
             invalid => BackupError::Invalid(invalid.to_string()),
         }
+    }
+}
+
+impl From<ImportError> for BackupError {
+    fn from(e: ImportError) -> Self {
+        BackupError::Invalid(format!("invalid import: {e}"))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::archive::{self, Limits, Manifest};
-use super::import::{self, Imported};
+use super::import::{self, ImportError, Imported};
 use super::manager::{audit, durable_prefix, write_backup, PRE_RESTORE};
 use super::{blocking, BackupError, Backups, Turn};
 use crate::domain::canonical::from_canonical;
@@ -192,10 +192,6 @@ fn history_error(e: HistoryError) -> BackupError {
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> BackupError {
-    BackupError::Invalid(format!("invalid import: {e}"))
-}
-
 /// Builds the new log into `scratch` from `source` (blocking). `live` is the
 /// durable state now: the prefix source of a live point-in-time restore, and the
 /// passwords an import keeps for users it names without one.
@@ -238,11 +234,10 @@ fn import_into(path: &Path, live: &State, scratch: &Gen) -> Result<(State, Impor
     let bytes = std::fs::read(path)?;
     let plan = import::plan(&bytes, &|u| {
         live.user_rec(u).map(|r| r.password_hash.clone())
-    })
-    .map_err(invalid)?;
+    })?;
     let mut importer = replay::Importer::new(Some(scratch));
     for (seq, se) in (1..).zip(plan.events) {
-        importer.push(seq, se).map_err(invalid)?;
+        importer.push(seq, se).map_err(ImportError::Replay)?;
     }
     Ok((importer.finish()?, plan.imported))
 }
