@@ -45,6 +45,28 @@ const LINES_PER_HANDOFF: usize = 1024;
 
 type Lines = Vec<(u64, u64, Vec<u8>)>;
 
+/// Why the replaying half of a verification refuses a backup. Every variant
+/// becomes `BackupError::Invalid`, `invalid backup: ` and this text (422).
+#[derive(Debug, thiserror::Error)]
+enum ReplayError {
+    /// Line `line` of `events.ndjson` is not an event of this log: unreadable
+    /// (the canonical reader's words), another id, or earlier than the one before.
+    #[error("events.ndjson line {line}: {why}")]
+    Line { line: u64, why: String },
+    /// The event breaks the log's rules, or its chunk of the new log cannot be written.
+    #[error("events.ndjson line {line}: {source}")]
+    Refused {
+        line: u64,
+        #[source]
+        source: StoreError,
+    },
+    /// The new log's last chunk or its sync failed.
+    #[error("{0}")]
+    Finish(#[source] StoreError),
+    #[error("the replay thread panicked")]
+    Panicked,
+}
+
 /// Verifies `path` fully and replays it into a memory image, writing its log into
 /// `gen` when given (blocking). `gen` holds junk if this fails; the caller throws
 /// it away. Two threads: one inflates, untars, hashes and splits lines, the other
@@ -65,21 +87,25 @@ fn verify_upto(
 ) -> Result<(Manifest, State, Cut), BackupError> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(8);
-        let replayer = scope.spawn(move || -> Result<(State, Cut), String> {
+        let replayer = scope.spawn(move || -> Result<(State, Cut), ReplayError> {
             let mut importer = replay::Importer::new(gen);
             let mut cut = Cut { seq: 0, at_ms: 0 };
             let mut last_ts = None;
             for batch in rx {
                 for (line, id, bytes) in batch {
-                    let (seq, se) = from_canonical(&bytes)
-                        .map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+                    let (seq, se) =
+                        from_canonical(&bytes).map_err(|why| ReplayError::Line { line, why })?;
                     if seq != id {
-                        return Err(format!("events.ndjson line {line}: id mismatch"));
+                        return Err(ReplayError::Line {
+                            line,
+                            why: "id mismatch".into(),
+                        });
                     }
                     if last_ts.is_some_and(|t| se.ts_ms < t) {
-                        return Err(format!(
-                            "events.ndjson line {line}: its timestamp is earlier than the event before it"
-                        ));
+                        return Err(ReplayError::Line {
+                            line,
+                            why: "its timestamp is earlier than the event before it".into(),
+                        });
                     }
                     last_ts = Some(se.ts_ms);
                     let keep = match upto {
@@ -94,7 +120,7 @@ fn verify_upto(
                         };
                         importer
                             .push(seq, se)
-                            .map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+                            .map_err(|source| ReplayError::Refused { line, source })?;
                     }
                 }
             }
@@ -104,7 +130,7 @@ fn verify_upto(
             importer
                 .finish()
                 .map(|s| (s, cut))
-                .map_err(|e| e.to_string())
+                .map_err(ReplayError::Finish)
         });
         let mut pending: Lines = Vec::with_capacity(LINES_PER_HANDOFF);
         let verified = archive::verify_archive(path, &Limits::default(), |line, id, bytes| {
@@ -112,7 +138,7 @@ fn verify_upto(
             if pending.len() == LINES_PER_HANDOFF {
                 let full = std::mem::replace(&mut pending, Vec::with_capacity(LINES_PER_HANDOFF));
                 // A closed channel means the replayer stopped on an error; it is reported below.
-                tx.send(full).map_err(|_| "replay stopped".to_string())?;
+                tx.send(full).map_err(|_| "replay stopped")?;
             }
             Ok(())
         });
@@ -122,7 +148,7 @@ fn verify_upto(
         drop(tx);
         let replayed = replayer
             .join()
-            .unwrap_or_else(|_| Err("the replay thread panicked".into()));
+            .unwrap_or_else(|_| Err(ReplayError::Panicked));
         // The replayer's own error is the real cause when both failed.
         let (state, cut) =
             replayed.map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
