@@ -80,7 +80,8 @@ pub(crate) struct ArchiveMeta {
 /// very text (422). Each of those texts starts with `invalid backup: `.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ArchiveError {
-    /// Reading or writing a file failed: the disk, not the data.
+    /// Reading or writing a file, or reading the log being archived, failed: the
+    /// disk, not the data.
     #[error("backup i/o error: {0}")]
     Io(#[from] io::Error),
     /// A check failed. `at` names the part in one vocabulary for code to branch on:

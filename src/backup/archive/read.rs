@@ -26,7 +26,7 @@ const END_SLACK: u64 = 16 << 10;
 
 /// Shared between the layers of the read stack. gzip and tar turn every failure
 /// into an `io::Error`; this is how we later tell a failing disk (`Io`) from a
-/// damaged or hostile archive (`Invalid`).
+/// damaged or hostile archive (`Corrupt`, or `Invalid` past the cap).
 #[derive(Default)]
 struct Probe {
     file_error: RefCell<Option<io::Error>>,

@@ -58,8 +58,9 @@ fn temp_name(name: &std::ffi::OsStr, suffix: &str) -> OsString {
 /// `events` yields (sequence id, canonical JSON bytes without the trailing newline). Ids must be
 /// consecutive from at least 1, and each line must pass the verifier's line check (a JSON object
 /// whose `"id"` is that id, no newline), so that whatever is written can be restored; otherwise
-/// `Invalid`, as for a bad `meta` (unknown kind, `created_at` not RFC 3339 or not matching
-/// `created_unix_secs`). An `Err` from `events` is returned as is. An existing `final_path` is
+/// `Invalid` or `Event` naming the event, as a bad `meta` is `Invalid` at `meta` (unknown kind,
+/// `created_at` not matching `created_unix_secs`) or `CreatedAt` (not RFC 3339). An `Err` from
+/// `events` is returned as is. An existing `final_path` is
 /// replaced. If only the final directory fsync fails, the archive is already in place.
 pub(crate) fn write_archive<I>(
     final_path: &Path,
