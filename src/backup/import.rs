@@ -12,6 +12,54 @@ use crate::domain::event::*;
 use crate::domain::password::hash_password;
 use crate::domain::time::{now_ms, parse_ms};
 use crate::domain::{Id, Role, Status};
+use crate::store::StoreError;
+
+/// Why a predecessor file cannot be imported; nothing was changed. Every variant
+/// becomes `BackupError::Invalid`, `invalid import: ` and this text (422).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ImportError {
+    /// The file ends inside its JSON.
+    #[error("the file ends early (truncated JSON): {0}")]
+    Truncated(#[source] serde_json::Error),
+    #[error("not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// A part of the file has the wrong shape, or a record a wrong link. `at` is
+    /// the part: a JSON path (`data.tasks[3].status`, `metadata.counts.tasks`,
+    /// `data`, `the file`) or a record (`task 65f…`); `why` says what is wrong with
+    /// it, so that the text reads `{at} {why}`.
+    #[error("{at} {why}")]
+    Invalid { at: String, why: String },
+    /// Two records share an id; `what` is the kind of the later one.
+    #[error("duplicate id {id} ({what})")]
+    DuplicateId { id: Id, what: &'static str },
+    #[error("duplicate username {0}")]
+    DuplicateUsername(String),
+    /// Hashing a password from the file, or the random one of a user without.
+    #[error("hashing a password: {0}")]
+    Hash(#[from] argon2::password_hash::Error),
+    /// The planned events break the log's rules when they are replayed into the
+    /// new generation. Not `#[from]`: a `StoreError` from writing that generation is
+    /// a fault (500), not something wrong with the file.
+    #[error("{0}")]
+    Replay(#[source] StoreError),
+}
+
+impl From<serde_json::Error> for ImportError {
+    fn from(e: serde_json::Error) -> Self {
+        if e.is_eof() {
+            ImportError::Truncated(e)
+        } else {
+            ImportError::NotJson(e)
+        }
+    }
+}
+
+fn invalid(at: impl Into<String>, why: impl Into<String>) -> ImportError {
+    ImportError::Invalid {
+        at: at.into(),
+        why: why.into(),
+    }
+}
 
 /// Record counts of an imported file (the answer's `imported`).
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -35,50 +83,57 @@ fn field<'a>(o: &'a Obj, name: &str) -> Option<&'a Value> {
     o.get(name).filter(|v| !v.is_null())
 }
 
-fn text(o: &Obj, at: &str, name: &str) -> Result<Option<String>, String> {
+fn text(o: &Obj, at: &str, name: &str) -> Result<Option<String>, ImportError> {
     match field(o, name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("{at}.{name} must be a string")),
+        Some(_) => Err(invalid(format!("{at}.{name}"), "must be a string")),
     }
 }
 
-fn req_text(o: &Obj, at: &str, name: &str) -> Result<String, String> {
-    text(o, at, name)?.ok_or_else(|| format!("{at}.{name} is missing"))
+fn req_text(o: &Obj, at: &str, name: &str) -> Result<String, ImportError> {
+    text(o, at, name)?.ok_or_else(|| invalid(format!("{at}.{name}"), "is missing"))
 }
 
-fn id_of(o: &Obj, at: &str, name: &str) -> Result<Id, String> {
+fn id_of(o: &Obj, at: &str, name: &str) -> Result<Id, ImportError> {
     let raw = req_text(o, at, name)?;
-    Id::parse(&raw).ok_or_else(|| format!("{at}.{name} is not a usable id: {raw:?}"))
+    Id::parse(&raw).ok_or_else(|| {
+        invalid(
+            format!("{at}.{name}"),
+            format!("is not a usable id: {raw:?}"),
+        )
+    })
 }
 
-fn time(o: &Obj, at: &str, name: &str) -> Result<Option<i64>, String> {
+fn time(o: &Obj, at: &str, name: &str) -> Result<Option<i64>, ImportError> {
     match text(o, at, name)? {
         None => Ok(None),
-        Some(s) => parse_ms(&s)
-            .map(Some)
-            .ok_or_else(|| format!("{at}.{name} is not an RFC 3339 time: {s:?}")),
+        Some(s) => parse_ms(&s).map(Some).ok_or_else(|| {
+            invalid(
+                format!("{at}.{name}"),
+                format!("is not an RFC 3339 time: {s:?}"),
+            )
+        }),
     }
 }
 
-fn id_list(o: &Obj, at: &str, name: &str) -> Result<Vec<Id>, String> {
+fn id_list(o: &Obj, at: &str, name: &str) -> Result<Vec<Id>, ImportError> {
     match field(o, name) {
         None => Ok(Vec::new()),
         Some(Value::Array(a)) => a
             .iter()
             .enumerate()
             .map(|(i, v)| match v {
-                Value::String(s) => {
-                    Id::parse(s).ok_or_else(|| format!("{at}.{name}[{i}] is not a usable id"))
-                }
-                _ => Err(format!("{at}.{name}[{i}] must be a string id")),
+                Value::String(s) => Id::parse(s)
+                    .ok_or_else(|| invalid(format!("{at}.{name}[{i}]"), "is not a usable id")),
+                _ => Err(invalid(format!("{at}.{name}[{i}]"), "must be a string id")),
             })
             .collect(),
-        Some(_) => Err(format!("{at}.{name} must be an array of ids")),
+        Some(_) => Err(invalid(format!("{at}.{name}"), "must be an array of ids")),
     }
 }
 
-fn objects<'a>(data: &'a Obj, name: &str) -> Result<Vec<&'a Obj>, String> {
+fn objects<'a>(data: &'a Obj, name: &str) -> Result<Vec<&'a Obj>, ImportError> {
     match data.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a
@@ -86,10 +141,10 @@ fn objects<'a>(data: &'a Obj, name: &str) -> Result<Vec<&'a Obj>, String> {
             .enumerate()
             .map(|(i, v)| {
                 v.as_object()
-                    .ok_or_else(|| format!("data.{name}[{i}] must be an object"))
+                    .ok_or_else(|| invalid(format!("data.{name}[{i}]"), "must be an object"))
             })
             .collect(),
-        Some(_) => Err(format!("data.{name} must be an array")),
+        Some(_) => Err(invalid(format!("data.{name}"), "must be an array")),
     }
 }
 
@@ -140,17 +195,19 @@ struct Parsed {
     by: String,
 }
 
-fn check_counts(root: &Obj, p: &Parsed) -> Result<(), String> {
+fn check_counts(root: &Obj, p: &Parsed) -> Result<(), ImportError> {
     let Some(meta) = root.get("metadata").filter(|v| !v.is_null()) else {
         return Ok(());
     };
-    let meta = meta.as_object().ok_or("metadata must be an object")?;
+    let meta = meta
+        .as_object()
+        .ok_or_else(|| invalid("metadata", "must be an object"))?;
     let Some(counts) = meta.get("counts").filter(|v| !v.is_null()) else {
         return Ok(());
     };
     let counts = counts
         .as_object()
-        .ok_or("metadata.counts must be an object")?;
+        .ok_or_else(|| invalid("metadata.counts", "must be an object"))?;
     let have = [
         ("groups", p.groups.len()),
         ("tasks", p.tasks.len()),
@@ -163,30 +220,34 @@ fn check_counts(root: &Obj, p: &Parsed) -> Result<(), String> {
             Some(v) => match v.as_u64() {
                 Some(c) if c as usize == n => {}
                 Some(c) => {
-                    return Err(format!(
-                        "metadata.counts.{name} is {c} but the file holds {n}"
+                    return Err(invalid(
+                        format!("metadata.counts.{name}"),
+                        format!("is {c} but the file holds {n}"),
                     ))
                 }
-                None => return Err(format!("metadata.counts.{name} must be a whole number")),
+                None => {
+                    return Err(invalid(
+                        format!("metadata.counts.{name}"),
+                        "must be a whole number",
+                    ))
+                }
             },
         }
     }
     Ok(())
 }
 
-fn parse(bytes: &[u8]) -> Result<Parsed, String> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_eof() {
-            format!("the file ends early (truncated JSON): {e}")
-        } else {
-            format!("not valid JSON: {e}")
-        }
+fn parse(bytes: &[u8]) -> Result<Parsed, ImportError> {
+    let root: Value = serde_json::from_slice(bytes)?;
+    let root = root
+        .as_object()
+        .ok_or_else(|| invalid("the file", "must hold a JSON object"))?;
+    let data = root.get("data").and_then(Value::as_object).ok_or_else(|| {
+        invalid(
+            "data",
+            "must be an object with groups, tasks, comments and users",
+        )
     })?;
-    let root = root.as_object().ok_or("the file must hold a JSON object")?;
-    let data = root
-        .get("data")
-        .and_then(Value::as_object)
-        .ok_or("data must be an object with groups, tasks, comments and users")?;
     let fallback = time(root, "snapshot", "createdAt")?.unwrap_or_else(now_ms);
     let by = text(root, "snapshot", "createdBy")?.unwrap_or_else(|| "import".into());
     let mut p = Parsed {
@@ -214,7 +275,12 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         let status = match text(o, &at, "status")? {
             None => Status::New,
             Some(s) => Status::parse(&s).ok_or_else(|| {
-                format!("{at}.status must be one of New, Backlog, In Progress, Completed, Approved, not {s:?}")
+                invalid(
+                    format!("{at}.status"),
+                    format!(
+                        "must be one of New, Backlog, In Progress, Completed, Approved, not {s:?}"
+                    ),
+                )
             })?,
         };
         p.tasks.push(Task {
@@ -248,7 +314,10 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         let at = format!("data.users[{i}]");
         let username = req_text(o, &at, "username")?;
         if username.is_empty() || username.chars().any(char::is_control) {
-            return Err(format!("{at}.username is not a usable user name"));
+            return Err(invalid(
+                format!("{at}.username"),
+                "is not a usable user name",
+            ));
         }
         let role = match text(o, &at, "role")?.as_deref().and_then(Role::parse) {
             Some(r) => r,
@@ -268,13 +337,16 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     Ok(p)
 }
 
-fn check_references(p: &Parsed) -> Result<(), String> {
+fn check_references(p: &Parsed) -> Result<(), ImportError> {
     let mut ids: HashSet<Id> = HashSet::new();
-    let mut unique = |id: &Id, what: &str| -> Result<(), String> {
+    let mut unique = |id: &Id, what: &'static str| -> Result<(), ImportError> {
         if ids.insert(id.clone()) {
             Ok(())
         } else {
-            Err(format!("duplicate id {id} ({what})"))
+            Err(ImportError::DuplicateId {
+                id: id.clone(),
+                what,
+            })
         }
     };
     for g in &p.groups {
@@ -290,7 +362,7 @@ fn check_references(p: &Parsed) -> Result<(), String> {
     for u in &p.users {
         unique(&u.id, "user")?;
         if !names.insert(u.username.as_str()) {
-            return Err(format!("duplicate username {}", u.username));
+            return Err(ImportError::DuplicateUsername(u.username.clone()));
         }
     }
     let groups: HashMap<&Id, &Group> = p.groups.iter().map(|g| (&g.id, g)).collect();
@@ -298,29 +370,29 @@ fn check_references(p: &Parsed) -> Result<(), String> {
     let comments: HashMap<&Id, &Comment> = p.comments.iter().map(|c| (&c.id, c)).collect();
     for t in &p.tasks {
         let g = groups.get(&t.group).ok_or_else(|| {
-            format!(
-                "task {} belongs to group {}, which is not in the file",
-                t.id, t.group
+            invalid(
+                format!("task {}", t.id),
+                format!("belongs to group {}, which is not in the file", t.group),
             )
         })?;
         if t.created < g.created {
-            return Err(format!(
-                "task {} was created before its group {}",
-                t.id, g.id
+            return Err(invalid(
+                format!("task {}", t.id),
+                format!("was created before its group {}", g.id),
             ));
         }
     }
     for c in &p.comments {
         let t = tasks.get(&c.task).ok_or_else(|| {
-            format!(
-                "comment {} belongs to task {}, which is not in the file",
-                c.id, c.task
+            invalid(
+                format!("comment {}", c.id),
+                format!("belongs to task {}, which is not in the file", c.task),
             )
         })?;
         if c.created < t.created {
-            return Err(format!(
-                "comment {} was created before its task {}",
-                c.id, t.id
+            return Err(invalid(
+                format!("comment {}", c.id),
+                format!("was created before its task {}", t.id),
             ));
         }
     }
@@ -330,15 +402,15 @@ fn check_references(p: &Parsed) -> Result<(), String> {
             match tasks.get(t) {
                 Some(task) if task.group == g.id => {}
                 Some(_) => {
-                    return Err(format!(
-                        "group {} lists task {t}, which belongs to another group",
-                        g.id
+                    return Err(invalid(
+                        format!("group {}", g.id),
+                        format!("lists task {t}, which belongs to another group"),
                     ))
                 }
                 None => {
-                    return Err(format!(
-                        "group {} lists task {t}, which is not in the file",
-                        g.id
+                    return Err(invalid(
+                        format!("group {}", g.id),
+                        format!("lists task {t}, which is not in the file"),
                     ))
                 }
             }
@@ -349,15 +421,15 @@ fn check_references(p: &Parsed) -> Result<(), String> {
             match comments.get(c) {
                 Some(com) if com.task == t.id => {}
                 Some(_) => {
-                    return Err(format!(
-                        "task {} lists comment {c}, which belongs to another task",
-                        t.id
+                    return Err(invalid(
+                        format!("task {}", t.id),
+                        format!("lists comment {c}, which belongs to another task"),
                     ))
                 }
                 None => {
-                    return Err(format!(
-                        "task {} lists comment {c}, which is not in the file",
-                        t.id
+                    return Err(invalid(
+                        format!("task {}", t.id),
+                        format!("lists comment {c}, which is not in the file"),
                     ))
                 }
             }
@@ -383,7 +455,7 @@ fn rank(e: &Event) -> u8 {
 pub(crate) fn plan(
     bytes: &[u8],
     live_hash: &dyn Fn(&str) -> Option<String>,
-) -> Result<Plan, String> {
+) -> Result<Plan, ImportError> {
     let p = parse(bytes)?;
     let mut out: Vec<(i64, u8, usize, String, Event)> = Vec::new();
     let mut push = |ts: i64, user: &str, e: Event| {
@@ -392,14 +464,14 @@ pub(crate) fn plan(
     };
     for u in &p.users {
         let password_hash = match (&u.password, live_hash(&u.username)) {
-            (Some(pw), _) => hash_password(pw).map_err(|e| format!("hashing a password: {e}"))?,
+            (Some(pw), _) => hash_password(pw)?,
             (None, Some(h)) => h,
             (None, None) => {
                 let random: String = {
                     use rand::distributions::{Alphanumeric, DistString};
                     Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
                 };
-                hash_password(&random).map_err(|e| format!("hashing a password: {e}"))?
+                hash_password(&random)?
             }
         };
         let e = Event::UserCreated(UserCreated {
@@ -520,4 +592,73 @@ pub(crate) fn plan(
             users: p.users.len() as u64,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refusal(bytes: &[u8]) -> ImportError {
+        match parse(bytes) {
+            Err(e) => e,
+            Ok(_) => panic!("accepted {}", String::from_utf8_lossy(bytes)),
+        }
+    }
+
+    fn refusal_of(v: Value) -> ImportError {
+        refusal(&serde_json::to_vec(&v).unwrap())
+    }
+
+    #[test]
+    fn shape_refusals_name_the_part() {
+        let e = refusal_of(json!({"data": {"groups": [{"_id": "g1", "name": 42}]}}));
+        assert!(
+            matches!(&e, ImportError::Invalid { at, .. } if at == "data.groups[0].name"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "data.groups[0].name must be a string");
+
+        let e =
+            refusal_of(json!({"data": {"tasks": [{"_id": "t1", "groupId": "g9", "name": "T"}]}}));
+        assert!(
+            matches!(&e, ImportError::Invalid { at, .. } if at == "task t1"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "task t1 belongs to group g9, which is not in the file"
+        );
+
+        let e = refusal_of(json!({"data": {"groups": [
+            {"_id": "a", "name": "A"}, {"_id": "a", "name": "B"}
+        ]}}));
+        assert!(matches!(e, ImportError::DuplicateId { what: "group", .. }));
+        assert_eq!(e.to_string(), "duplicate id a (group)");
+
+        let e = refusal_of(json!({"metadata": {"counts": {"groups": 2}}, "data": {}}));
+        assert_eq!(
+            e.to_string(),
+            "metadata.counts.groups is 2 but the file holds 0"
+        );
+        assert_eq!(
+            refusal(b"[1]").to_string(),
+            "the file must hold a JSON object"
+        );
+    }
+
+    #[test]
+    fn json_refusals_keep_the_parser_error() {
+        use std::error::Error as _;
+        let e = refusal(br#"{"data": {"groups": ["#);
+        assert!(matches!(e, ImportError::Truncated(_)), "{e:?}");
+        assert!(e
+            .to_string()
+            .starts_with("the file ends early (truncated JSON): "));
+        assert!(e.source().is_some());
+        let e = refusal(b"{]");
+        assert!(matches!(e, ImportError::NotJson(_)), "{e:?}");
+        assert!(e.to_string().starts_with("not valid JSON: "));
+        assert!(e.source().is_some());
+    }
 }

@@ -113,7 +113,7 @@ pub(crate) fn write_backup(
     };
     let events = gen.events(1, upto).map(|r| {
         r.map(|(seq, se)| (seq, to_canonical(seq, &se)))
-            .map_err(|e| ArchiveError::Io(io::Error::other(e.to_string())))
+            .map_err(|e| ArchiveError::Io(io::Error::other(e)))
     });
     Ok(archive::write_archive(&path, &meta, events)?)
 }

@@ -18,6 +18,7 @@ use crate::config::BackupConfig;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use archive::ArchiveError;
+use import::ImportError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BackupError {
@@ -52,9 +53,16 @@ pub(crate) enum BackupError {
 impl From<ArchiveError> for BackupError {
     fn from(e: ArchiveError) -> Self {
         match e {
-            ArchiveError::Invalid(m) => BackupError::Invalid(format!("invalid backup: {m}")),
             ArchiveError::Io(e) => e.into(),
+            // Every other variant is a failed check, its text already `invalid backup: …`.
+            invalid => BackupError::Invalid(invalid.to_string()),
         }
+    }
+}
+
+impl From<ImportError> for BackupError {
+    fn from(e: ImportError) -> Self {
+        BackupError::Invalid(format!("invalid import: {e}"))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::archive::{self, Limits, Manifest};
-use super::import::{self, Imported};
+use super::import::{self, ImportError, Imported};
 use super::manager::{audit, durable_prefix, write_backup, PRE_RESTORE};
 use super::{BackupError, Backups, Turn};
 use crate::blocking::blocking;
@@ -46,6 +46,28 @@ const LINES_PER_HANDOFF: usize = 1024;
 
 type Lines = Vec<(u64, u64, Vec<u8>)>;
 
+/// Why the replaying half of a verification refuses a backup. Every variant
+/// becomes `BackupError::Invalid`, `invalid backup: ` and this text (422).
+#[derive(Debug, thiserror::Error)]
+enum ReplayError {
+    /// Line `line` of `events.ndjson` is not an event of this log: unreadable
+    /// (the canonical reader's words), another id, or earlier than the one before.
+    #[error("events.ndjson line {line}: {why}")]
+    Line { line: u64, why: String },
+    /// The event breaks the log's rules, or its chunk of the new log cannot be written.
+    #[error("events.ndjson line {line}: {source}")]
+    Refused {
+        line: u64,
+        #[source]
+        source: StoreError,
+    },
+    /// The new log's last chunk or its sync failed.
+    #[error("{0}")]
+    Finish(#[source] StoreError),
+    #[error("the replay thread panicked")]
+    Panicked,
+}
+
 /// Verifies `path` fully and replays it into a memory image, writing its log into
 /// `gen` when given (blocking). `gen` holds junk if this fails; the caller throws
 /// it away. Two threads: one inflates, untars, hashes and splits lines, the other
@@ -66,21 +88,25 @@ fn verify_upto(
 ) -> Result<(Manifest, State, Cut), BackupError> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(8);
-        let replayer = scope.spawn(move || -> Result<(State, Cut), String> {
+        let replayer = scope.spawn(move || -> Result<(State, Cut), ReplayError> {
             let mut importer = replay::Importer::new(gen);
             let mut cut = Cut { seq: 0, at_ms: 0 };
             let mut last_ts = None;
             for batch in rx {
                 for (line, id, bytes) in batch {
-                    let (seq, se) = from_canonical(&bytes)
-                        .map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+                    let (seq, se) =
+                        from_canonical(&bytes).map_err(|why| ReplayError::Line { line, why })?;
                     if seq != id {
-                        return Err(format!("events.ndjson line {line}: id mismatch"));
+                        return Err(ReplayError::Line {
+                            line,
+                            why: "id mismatch".into(),
+                        });
                     }
                     if last_ts.is_some_and(|t| se.ts_ms < t) {
-                        return Err(format!(
-                            "events.ndjson line {line}: its timestamp is earlier than the event before it"
-                        ));
+                        return Err(ReplayError::Line {
+                            line,
+                            why: "its timestamp is earlier than the event before it".into(),
+                        });
                     }
                     last_ts = Some(se.ts_ms);
                     let keep = match upto {
@@ -95,7 +121,7 @@ fn verify_upto(
                         };
                         importer
                             .push(seq, se)
-                            .map_err(|e| format!("events.ndjson line {line}: {e}"))?;
+                            .map_err(|source| ReplayError::Refused { line, source })?;
                     }
                 }
             }
@@ -105,7 +131,7 @@ fn verify_upto(
             importer
                 .finish()
                 .map(|s| (s, cut))
-                .map_err(|e| e.to_string())
+                .map_err(ReplayError::Finish)
         });
         let mut pending: Lines = Vec::with_capacity(LINES_PER_HANDOFF);
         let verified = archive::verify_archive(path, &Limits::default(), |line, id, bytes| {
@@ -113,7 +139,7 @@ fn verify_upto(
             if pending.len() == LINES_PER_HANDOFF {
                 let full = std::mem::replace(&mut pending, Vec::with_capacity(LINES_PER_HANDOFF));
                 // A closed channel means the replayer stopped on an error; it is reported below.
-                tx.send(full).map_err(|_| "replay stopped".to_string())?;
+                tx.send(full).map_err(|_| "replay stopped")?;
             }
             Ok(())
         });
@@ -123,7 +149,7 @@ fn verify_upto(
         drop(tx);
         let replayed = replayer
             .join()
-            .unwrap_or_else(|_| Err("the replay thread panicked".into()));
+            .unwrap_or_else(|_| Err(ReplayError::Panicked));
         // The replayer's own error is the real cause when both failed.
         let (state, cut) =
             replayed.map_err(|e| BackupError::Invalid(format!("invalid backup: {e}")))?;
@@ -193,10 +219,6 @@ fn history_error(e: HistoryError) -> BackupError {
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> BackupError {
-    BackupError::Invalid(format!("invalid import: {e}"))
-}
-
 /// Builds the new log into `scratch` from `source` (blocking). `live` is the
 /// durable state now: the prefix source of a live point-in-time restore, and the
 /// passwords an import keeps for users it names without one.
@@ -239,11 +261,10 @@ fn import_into(path: &Path, live: &State, scratch: &Gen) -> Result<(State, Impor
     let bytes = std::fs::read(path)?;
     let plan = import::plan(&bytes, &|u| {
         live.user_rec(u).map(|r| r.password_hash.clone())
-    })
-    .map_err(invalid)?;
+    })?;
     let mut importer = replay::Importer::new(Some(scratch));
     for (seq, se) in (1..).zip(plan.events) {
-        importer.push(seq, se).map_err(invalid)?;
+        importer.push(seq, se).map_err(ImportError::Replay)?;
     }
     Ok((importer.finish()?, plan.imported))
 }
