@@ -20,32 +20,41 @@ use crate::store::{Store, StoreError};
 use archive::ArchiveError;
 use import::ImportError;
 
+/// Why a backup, restore, upload, import or deletion did not happen; in every
+/// case nothing live was changed. At the API edge:
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BackupError {
+    /// 400: a backup name with path parts or the wrong suffix.
     #[error("{0}")]
     BadName(String),
+    /// 404: no such backup.
     #[error("{0}")]
     NotFound(String),
-    /// The file fails verification; nothing was changed.
+    /// 422: the file fails verification (archive, import or replay rules).
     #[error("{0}")]
     Invalid(String),
+    /// 409: another backup or restore is running (SPEC §3).
     #[error("a backup or restore is already running")]
     Busy,
-    /// The name asked for is taken.
+    /// 409: the name asked for is taken.
     #[error("{0}")]
     Exists(String),
-    /// An instant (`at`) that names no point of the log in question.
+    /// 400: an instant (`at`) that names no point of the log in question.
     #[error("{0}")]
     BadInstant(String),
-    /// A full disk: nothing was changed, and it works again once space is freed.
+    /// 507: a full disk; it works again once space is freed.
     #[error("insufficient storage")]
     NoSpace,
+    /// 500.
     #[error("backup i/o: {0}")]
-    Io(std::io::Error),
+    Io(#[source] std::io::Error),
+    /// 500 (at start: the store's own refusals stay refusals, exit 2).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// 500.
     #[error("swap failed: {0}")]
     Swap(#[from] crate::store::SwapError),
+    /// 500.
     #[error("backup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
