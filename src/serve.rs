@@ -20,7 +20,6 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
@@ -38,7 +37,10 @@ const ADMIT_WAIT: Duration = Duration::from_secs(1);
 /// counts until its body is sent) and since when it has had none.
 struct Conn {
     busy: AtomicUsize,
+    /// Milliseconds since `epoch` (the server's start, copied here so a request
+    /// touches only its own connection's memory, never a shared counter).
     idle_since_ms: AtomicU64,
+    epoch: Instant,
     close: Notify,
 }
 
@@ -67,6 +69,7 @@ impl Conns {
         let conn = Arc::new(Conn {
             busy: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(self.now_ms()),
+            epoch: self.epoch,
             close: Notify::new(),
         });
         if let Ok(mut open) = self.open.lock() {
@@ -105,22 +108,50 @@ impl Conns {
 /// A request in progress on a connection, until its response body is sent.
 struct Busy {
     conn: Arc<Conn>,
-    conns: Arc<Conns>,
 }
 
 impl Busy {
-    fn enter(conn: Arc<Conn>, conns: Arc<Conns>) -> Busy {
+    fn enter(conn: Arc<Conn>) -> Busy {
         conn.busy.fetch_add(1, Ordering::SeqCst);
-        Busy { conn, conns }
+        Busy { conn }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.conn
-            .idle_since_ms
-            .store(self.conns.now_ms(), Ordering::SeqCst);
+        let now = self.conn.epoch.elapsed().as_millis() as u64;
+        self.conn.idle_since_ms.store(now, Ordering::SeqCst);
         self.conn.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The router as one connection's hyper service: one router clone per request
+/// (as hyper-util's adapter does) and the connection's own busy count.
+#[derive(Clone)]
+struct Service {
+    router: Router,
+    conn: Arc<Conn>,
+}
+
+impl hyper::service::Service<axum::extract::Request<hyper::body::Incoming>> for Service {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: axum::extract::Request<hyper::body::Incoming>) -> Self::Future {
+        let busy = Busy::enter(self.conn.clone());
+        let answer = self.router.clone().oneshot(req.map(Body::new));
+        Box::pin(async move {
+            let resp = answer
+                .await
+                .unwrap_or_else(|never: Infallible| match never {});
+            // A body whose size is known is written out at once: the request ends
+            // here. A stream (a backup download) keeps the connection busy until sent.
+            if http_body::Body::size_hint(resp.body()).exact().is_some() {
+                return Ok(resp);
+            }
+            Ok(resp.map(|inner| Body::new(Tracked { inner, _busy: busy })))
+        })
     }
 }
 
@@ -238,19 +269,12 @@ pub(crate) async fn serve(
         }
         let _ = stream.set_nodelay(true);
         let (id, conn) = conns.add();
-        let (c, cs, r) = (conn.clone(), conns.clone(), router.clone());
-        let service = tower::service_fn(move |req| {
-            let busy = Busy::enter(c.clone(), cs.clone());
-            let answer = r.clone().oneshot(req);
-            async move {
-                let resp: axum::response::Response = answer
-                    .await
-                    .unwrap_or_else(|never: Infallible| match never {});
-                Ok::<_, Infallible>(resp.map(|inner| Body::new(Tracked { inner, _busy: busy })))
-            }
-        });
+        let service = Service {
+            router: router.clone(),
+            conn: conn.clone(),
+        };
         let http = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let http = graceful.watch(http);
         let conns = conns.clone();

@@ -17,6 +17,7 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::input::JsonObject;
 use crate::app::AppState;
+use crate::blocking::blocking;
 use crate::domain::decide::{check_password, check_username};
 use crate::domain::password::{hash_password, verify_password};
 use crate::domain::time::now_ms;
@@ -29,10 +30,10 @@ fn decoy_hash() -> &'static str {
 }
 
 pub(crate) async fn hash_blocking(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(format!("hashing a password: {e}")))
+    blocking(move || {
+        hash_password(&password).map_err(|e| ApiError::internal(format!("hashing a password: {e}")))
+    })
+    .await
 }
 
 /// The caller, resolved from `Authorization: Bearer <token>`.
@@ -130,9 +131,7 @@ pub(crate) async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| decoy_hash().to_string());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = blocking(move || Ok::<_, ApiError>(verify_password(&password, &hash))).await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
@@ -145,11 +144,10 @@ pub(crate) async fn login(
         i64::try_from(app.config.auth.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let meta = app.store.meta.clone();
     let name = user.username.clone();
-    let token = tokio::task::spawn_blocking(move || {
-        meta.create_session(&name, now_ms().saturating_add(ttl_ms))
+    let token = blocking(move || {
+        Ok::<_, ApiError>(meta.create_session(&name, now_ms().saturating_add(ttl_ms))?)
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     Ok(Json(
         json!({"success": true, "token": token, "data": UserView::from(&user)}),
     ))
@@ -160,9 +158,7 @@ pub(crate) async fn logout(
     auth: Auth,
 ) -> ApiResult<impl IntoResponse> {
     let meta = app.store.meta.clone();
-    tokio::task::spawn_blocking(move || meta.revoke(&auth.token))
-        .await
-        .map_err(ApiError::internal)??;
+    blocking(move || Ok::<_, ApiError>(meta.revoke(&auth.token)?)).await?;
     Ok(Json(json!({"success": true, "message": "logged out"})))
 }
 

@@ -149,13 +149,20 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/api/backup/download/{name}", get(backup::download_backup))
         .route("/api/backup/upload", post(backup::upload_backup))
         .route("/api/backup/import", post(backup::import_snapshot));
-    let router = api
-        .merge(streaming)
-        .layer(middleware::from_fn_with_state(app.clone(), nodes::min_seq))
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            nodes::replica_gate,
-        ))
+    let router = api.merge(streaming);
+    // Only a replica redirects writes or waits for a sequence (a primary has
+    // every write it acknowledged): the primary's requests pay for neither.
+    let router = if app.replica.is_some() {
+        router
+            .layer(middleware::from_fn_with_state(app.clone(), nodes::min_seq))
+            .layer(middleware::from_fn_with_state(
+                app.clone(),
+                nodes::replica_gate,
+            ))
+    } else {
+        router
+    };
+    let router = router
         .layer(middleware::from_fn_with_state(app.clone(), refuse_large))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {

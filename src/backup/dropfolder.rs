@@ -16,7 +16,7 @@ use tokio::sync::{watch, Notify};
 
 use super::restore::{restore, Source};
 use super::Backups;
-use super::{BackupError, Turn};
+use super::{printable, BackupError, Turn};
 use crate::blocking::blocking;
 use crate::store::{Store, StoreError};
 
@@ -249,20 +249,6 @@ async fn pass(backups: &Arc<Backups>, dir: &Path, settling: &mut Settling) {
         .count();
     backups.metrics.restore_dir_waiting.set(waiting as i64);
     backups.metrics.restore_dir_scans.inc();
-}
-
-/// Text from a bad file (names, reasons quoting its bytes) with control
-/// characters escaped, so a note or log line cannot carry terminal escapes.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() && c != '\n' {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 /// [`file_away`] from the async watcher, on a blocking thread.

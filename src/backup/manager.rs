@@ -57,7 +57,7 @@ pub(crate) async fn adopt_upload(
     let a = backups.clone();
     let t = tmp.clone();
     let adopted = blocking::<_, BackupError>(move || {
-        let manifest = super::restore::verify_file(&t)?;
+        let manifest = super::verify::verify_file(&t)?;
         let dir = &a.settings.backup_dir;
         let name = match wanted {
             Some(n) if dir.join(&n).exists() => {

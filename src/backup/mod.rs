@@ -10,6 +10,7 @@ pub(crate) mod import;
 pub(crate) mod manager;
 pub(crate) mod restore;
 pub(crate) mod scheduler;
+pub(crate) mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -159,6 +160,20 @@ impl BackupState {
             Turn::RefuseIfBusy => self.busy.try_lock().map_err(|_| BackupError::Busy),
         }
     }
+}
+
+/// Text from a bad file (names, reasons quoting its bytes) with control
+/// characters escaped, so a note or log line cannot carry terminal escapes.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// A name the API accepts: no path parts, the right suffix.

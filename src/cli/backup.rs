@@ -6,7 +6,8 @@ use serde_json::json;
 
 use crate::backup::archive::{self, Limits};
 use crate::backup::manager::{write_backup, MANUAL};
-use crate::backup::restore::{restore_offline, verify_file, Source};
+use crate::backup::restore::{restore_offline, Source};
+use crate::backup::verify::verify_file;
 use crate::config::{BackupCmd, Config};
 use crate::store::{self, lock, Meta};
 use crate::RunError;
