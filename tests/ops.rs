@@ -433,7 +433,7 @@ async fn idle_connections_at_the_fd_limit_do_not_lock_out_requests() {
         .envs(bin.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut child = limited.spawn().unwrap();
+    let server = Reaped(limited.spawn().unwrap());
     let fresh = || {
         reqwest::Client::builder()
             .pool_max_idle_per_host(0)
@@ -484,6 +484,5 @@ async fn idle_connections_at_the_fd_limit_do_not_lock_out_requests() {
         assert!(started.elapsed() < Duration::from_secs(2));
     }
     drop(idle);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
 }

@@ -494,15 +494,59 @@ async fn a_replica_serves_the_primarys_state_at_one_sequence_under_load() {
     pair.stop().await;
 }
 
-fn spawn_replica(root: &std::path::Path, brokers: &str, port: u16) -> std::process::Child {
-    binary(root, &["replica", "--addr", &format!("127.0.0.1:{port}")])
+/// A replica process and what it logs to stdout (read on a thread until it exits).
+struct Spawned {
+    child: std::process::Child,
+    log: std::thread::JoinHandle<String>,
+}
+
+impl Spawned {
+    /// SIGKILL, then everything it logged.
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::mem::replace(&mut self.log, std::thread::spawn(String::new));
+        log.join().unwrap_or_default()
+    }
+}
+
+// A failed assertion must not leave the process running.
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_replica(root: &std::path::Path, brokers: &str, port: u16) -> Spawned {
+    let mut child = binary(root, &["replica", "--addr", &format!("127.0.0.1:{port}")])
         .env("KAFKA_BROKER", brokers)
         .env("KAFKA_LOG_TOPIC", LOG_TOPIC)
         .env("RUST_LOG", "info,librdkafka=off")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("replica starts")
+        .expect("replica starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let log = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut s = String::new();
+        let _ = std::io::BufReader::new(stdout).read_to_string(&mut s);
+        s
+    });
+    Spawned { child, log }
+}
+
+/// Waits (30 s at most) until the replica at `base` has applied `want`.
+async fn until_applied(client: &reqwest::Client, base: &str, want: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while applied_at(client, base).await != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not at {want} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn applied_at(client: &reqwest::Client, base: &str) -> Option<u64> {
@@ -534,23 +578,9 @@ async fn a_killed_replica_resumes_from_its_own_log() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut child = spawn_replica(rdir.path(), &brokers, port);
-    let stdout = child.stdout.take().unwrap();
-    let first_log = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut s = String::new();
-        let _ = std::io::BufReader::new(stdout).read_to_string(&mut s);
-        s
-    });
-    let want = primary.events().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while applied_at(&client, &base).await != Some(want) {
-        assert!(Instant::now() < deadline, "the replica did not catch up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let first = first_log.join().unwrap();
+    let replica = spawn_replica(rdir.path(), &brokers, port);
+    until_applied(&client, &base, primary.events().await, "the new replica").await;
+    let first = replica.kill();
     assert!(
         first.contains("replica bootstrapped from a backup"),
         "{first}"
@@ -558,23 +588,14 @@ async fn a_killed_replica_resumes_from_its_own_log() {
     assert!(first.contains("found where the local log ends"), "{first}");
 
     mixed_writes(&primary, &token, 5).await;
-    let mut child = spawn_replica(rdir.path(), &brokers, port);
-    let stdout = child.stdout.take().unwrap();
-    let second_log = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut s = String::new();
-        let _ = std::io::BufReader::new(stdout).read_to_string(&mut s);
-        s
-    });
-    let want = primary.events().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while applied_at(&client, &base).await != Some(want) {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted replica did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let replica = spawn_replica(rdir.path(), &brokers, port);
+    until_applied(
+        &client,
+        &base,
+        primary.events().await,
+        "the restarted replica",
+    )
+    .await;
     let replica_state = {
         let r = client
             .get(format!("{base}/api/groups"))
@@ -585,9 +606,7 @@ async fn a_killed_replica_resumes_from_its_own_log() {
         r.json::<Value>().await.unwrap()
     };
     assert_eq!(replica_state, primary.get(&token, "/api/groups").await.1);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let second = second_log.join().unwrap();
+    let second = replica.kill();
     assert!(
         !second.contains("found where the local log ends"),
         "it looked again: {second}"

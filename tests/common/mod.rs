@@ -555,3 +555,14 @@ pub async fn until_metric(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A spawned process that is killed when the test lets go of it, even when an
+/// assertion fails first (a leaked server would outlive the test run).
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
