@@ -32,7 +32,7 @@ KPORT=$(free_port); PP=$(free_port)
 PIDS+=($!)
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break; sleep 0.2; done
 export TASKLEDGER_ADMIN_PASSWORD=bench-password AUTO_BACKUP_ENABLED=false KAFKA_BROKER="127.0.0.1:$KPORT" \
-  KAFKA_LOG_TOPIC=boot-log RUST_LOG=warn
+  KAFKA_LOG_TOPIC=boot-log RUST_LOG=warn,taskledger=info
 "$BIN" serve --addr "127.0.0.1:$PP" --data-dir "$WORK/p/storage" --backup-dir "$WORK/p/backups" \
   --restore-dir "$WORK/p/restore" >"$WORK/p.log" 2>&1 &
 PIDS+=($!)
@@ -84,3 +84,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "log: $EVENTS events; backup ends at $BEV ($(du -h "$WORK/p/backups/$B" | cut -f1))"
 echo "replica from the backup plus the topic tail: live in $WITH s"
 echo "replica from the topic alone: live in $WITHOUT s"
+for r in r1 r2; do
+  echo "--- $r: where the time went"
+  grep -E "bootstrap|memory image|placed|reading it|found where|generation" "$WORK/$r.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-220
+done
