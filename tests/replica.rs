@@ -381,14 +381,7 @@ async fn a_replica_reads_your_writes_or_says_when_it_cannot() {
             .as_str()
             .unwrap()
             .to_string();
-        let read = replica
-            .client
-            .get(replica.url(&format!("/api/groups/{id}")))
-            .bearer_auth(&token)
-            .header("X-Taskledger-Min-Seq", &seq)
-            .send()
-            .await
-            .unwrap();
+        let read = min_seq_get(replica, &token, &format!("/api/groups/{id}"), &seq).await;
         assert_eq!(
             read.status(),
             StatusCode::OK,
@@ -396,14 +389,7 @@ async fn a_replica_reads_your_writes_or_says_when_it_cannot() {
         );
     }
     let started = Instant::now();
-    let far = replica
-        .client
-        .get(replica.url("/api/groups"))
-        .bearer_auth(&token)
-        .header("X-Taskledger-Min-Seq", "1000000")
-        .send()
-        .await
-        .unwrap();
+    let far = min_seq_get(replica, &token, "/api/groups", "1000000").await;
     let waited = started.elapsed();
     assert_eq!(far.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(far.headers()["retry-after"], "1");
@@ -411,25 +397,22 @@ async fn a_replica_reads_your_writes_or_says_when_it_cannot() {
         waited >= Duration::from_secs(4) && waited < Duration::from_secs(8),
         "{waited:?}"
     );
-    let on_primary = primary
-        .client
-        .get(primary.url("/api/groups"))
-        .bearer_auth(&token)
-        .header("X-Taskledger-Min-Seq", "1")
-        .send()
-        .await
-        .unwrap();
+    let on_primary = min_seq_get(primary, &token, "/api/groups", "1").await;
     assert_eq!(on_primary.status(), StatusCode::OK);
-    let bad = replica
-        .client
-        .get(replica.url("/api/groups"))
-        .bearer_auth(&token)
-        .header("X-Taskledger-Min-Seq", "soon")
-        .send()
-        .await
-        .unwrap();
+    let bad = min_seq_get(replica, &token, "/api/groups", "soon").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     pair.stop().await;
+}
+
+/// A GET of `path` asking for a state at least as new as `seq`.
+async fn min_seq_get(s: &TestServer, token: &str, path: &str, seq: &str) -> reqwest::Response {
+    s.client
+        .get(s.url(path))
+        .bearer_auth(token)
+        .header("X-Taskledger-Min-Seq", seq)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Consistency under a concurrent writer: every state the replica serves is
