@@ -166,6 +166,37 @@ pub struct KafkaConfig {
     /// Topic of the whole log, for replicas (SPEC §12; default: off). Carries password hashes.
     #[arg(long = "kafka-log-topic", env = "KAFKA_LOG_TOPIC", value_parser = parse_optional_topic, global = true)]
     pub log_topic: Option<String>,
+    /// When a write is acknowledged (SPEC §12): `async` after the local fsync,
+    /// `sync` also after the broker took its log-topic message.
+    #[arg(long = "kafka-commit", env = "KAFKA_COMMIT", default_value = "async", value_parser = parse_commit, global = true)]
+    pub(crate) commit: Commit,
+    /// In sync mode, how long a write waits for the broker before it is answered 503.
+    #[arg(long = "kafka-commit-timeout-ms", env = "KAFKA_COMMIT_TIMEOUT_MS", default_value = "5000", value_parser = positive::<u64>, global = true)]
+    pub(crate) commit_timeout_ms: u64,
+}
+
+/// `KAFKA_COMMIT`: where a write's acknowledgement waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    Async,
+    Sync,
+}
+
+impl Commit {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Commit::Async => "async",
+            Commit::Sync => "sync",
+        }
+    }
+}
+
+fn parse_commit(v: &str) -> Result<Commit, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "async" => Ok(Commit::Async),
+        "sync" => Ok(Commit::Sync),
+        _ => Err(format!("must be sync or async, got {v:?}")),
+    }
 }
 
 /// How this process takes part in a group of nodes (SPEC §12).
@@ -222,6 +253,9 @@ pub enum Cmd {
     },
     /// Run a read-only replica that follows the primary through KAFKA_LOG_TOPIC (SPEC §12).
     Replica,
+    /// Make this (stopped) replica's data dir the primary: the next `serve` or
+    /// `replica` catches up with the log topic, fences the old primary and takes writes.
+    Promote,
     /// Create, list or verify backups (create needs the server stopped).
     #[command(subcommand)]
     Backup(BackupCmd),
@@ -526,6 +560,12 @@ impl Config {
             Some(Cmd::Replica) => Role::Replica,
             _ => Role::Primary,
         };
+        if kafka.commit == Commit::Sync && kafka.log_topic.is_none() {
+            return Err(err(
+                "KAFKA_COMMIT",
+                "sync waits for the log topic's broker: set KAFKA_LOG_TOPIC too",
+            ));
+        }
         if role == Role::Replica && kafka.log_topic.is_none() {
             return Err(err(
                 "KAFKA_LOG_TOPIC",
@@ -720,6 +760,8 @@ mod tests {
             "RESTORE_FROM_OFFSITE",
             "KAFKA_LOG_TOPIC",
             "PRIMARY_URL",
+            "KAFKA_COMMIT",
+            "KAFKA_COMMIT_TIMEOUT_MS",
         ] {
             assert_eq!(envs.iter().filter(|e| *e == spec).count(), 1, "{spec}");
         }

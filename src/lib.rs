@@ -137,6 +137,9 @@ pub async fn run(
         offsite::restore_latest(&config, off).await?;
     }
     let store = backup::dropfolder::open_or_rescue(&config, metrics.clone()).await?;
+    // `taskledger promote` ran here: follow until caught up, then take over.
+    let pending = store.meta.relay_get(replica::promote::PENDING)? == Some(1);
+    let replica = replica || pending;
     // A replica's users come from the primary's log, never from itself.
     if !replica {
         seed::seed_users(&store, &seed::Seeding::from_config(&config)).await?;
@@ -165,10 +168,12 @@ pub async fn run(
         metrics.clone(),
         &config,
     ));
-    let log_topic = match (&config.kafka.log_topic, replica) {
-        (Some(_), false) => Some(Arc::new(mirror::log_topic::LogStatus::default())),
-        _ => None,
-    };
+    let log_topic = config
+        .kafka
+        .log_topic
+        .as_ref()
+        .map(|_| Arc::new(mirror::log_topic::LogStatus::default()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         offsite: offsite.clone(),
         config,
@@ -178,6 +183,13 @@ pub async fn run(
         backups,
         log_topic,
         replica: replica.then(|| Arc::new(replica::ReplicaStatus::default())),
+        role: replica::NodeRole::new(if replica {
+            replica::Role::Replica
+        } else {
+            replica::Role::Primary
+        }),
+        workers: std::sync::Mutex::new(Vec::new()),
+        stop: stop_rx.clone(),
     });
     // A replica's state is the primary's: files dropped into its restore dir
     // served only to bootstrap it.
@@ -185,7 +197,6 @@ pub async fn run(
     if drop_folder {
         backup::dropfolder::initial_scan(&app.backups).await;
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     if app.config.backup.auto_backup_enabled {
         workers.push(backup::scheduler::spawn_scheduler(
@@ -203,15 +214,9 @@ pub async fn run(
         workers.push(o.spawn(stop_rx.clone()));
     }
     workers.push(app.store.meta.clone().spawn_purge(stop_rx.clone()));
-    if let (Some(status), Some(topic)) = (&app.log_topic, &app.config.kafka.log_topic) {
-        let deps = mirror::log_topic::LogDeps {
-            store: app.store.clone(),
-            kafka: app.config.kafka.clone(),
-            topic: topic.clone(),
-            status: status.clone(),
-            metrics: app.metrics.clone(),
-        };
-        workers.push(mirror::log_topic::spawn(deps, stop_rx.clone())?);
+    if !replica {
+        let topic = app.config.kafka.log_topic.clone().unwrap_or_default();
+        replica::promote::start_primary_work(&app, &topic, None)?;
     }
     if let (Some(status), Some(topic)) = (&app.replica, &app.config.kafka.log_topic) {
         let deps = replica::follow::FollowDeps {
@@ -223,20 +228,17 @@ pub async fn run(
         };
         workers.push(replica::spawn(deps, stop_rx.clone()));
     }
-    if app.config.kafka.enabled && !replica {
-        let deps = mirror::relay::RelayDeps {
-            store: app.store.clone(),
-            kafka: app.config.kafka.clone(),
-            status: app.relay.clone(),
-            metrics: app.metrics.clone(),
-        };
-        workers.push(mirror::relay::spawn_relay(deps, stop_rx.clone())?);
+    if pending {
+        workers.push(replica::promote::spawn_pending(app.clone()));
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, events = app.store.durable().borrow().seq, "taskledger is serving");
     serve::serve(listener, api::router(app.clone()), shutdown).await;
     tracing::info!("shutting down: requests drained, stopping background work");
     let _ = stop_tx.send(true);
+    if let Ok(mut late) = app.workers.lock() {
+        workers.append(&mut late);
+    }
     for w in workers {
         // A backup or restore in progress finishes; give it a bounded time.
         if tokio::time::timeout(std::time::Duration::from_secs(60), w)

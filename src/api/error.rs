@@ -110,7 +110,9 @@ impl From<WriteError> for ApiError {
         match e {
             WriteError::Domain(ref d) => d.clone().into(),
             WriteError::Closed => ApiError::Unavailable("server is shutting down".into()),
-            WriteError::ReadOnly => ApiError::Unavailable(e.to_string()),
+            WriteError::ReadOnly | WriteError::Fenced | WriteError::NotCommitted(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
             WriteError::NoSpace => ApiError::InsufficientStorage,
             WriteError::OutOfOrder { .. } => ApiError::internal(e),
         }

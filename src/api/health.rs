@@ -26,6 +26,13 @@ pub(crate) async fn get_health(State(app): State<AppState>) -> impl IntoResponse
     .unwrap_or_else(
         |_| json!({"available": false, "count": 0, "latest": null, "totalSizeMB": 0.0}),
     );
+    let role = if app.store.fenced() {
+        "fenced"
+    } else if app.role.takes_writes() {
+        "primary"
+    } else {
+        "replica"
+    };
     let mut answer = json!({
         "success": true,
         "message": "taskledger is running",
@@ -36,20 +43,25 @@ pub(crate) async fn get_health(State(app): State<AppState>) -> impl IntoResponse
         "backup": backup,
         "kafka": app.relay.snapshot(durable.seq),
         "writable": app.store.writable(),
-        "role": if app.replica.is_some() { "replica" } else { "primary" },
+        "role": role,
     });
-    if let Some(r) = &app.replica {
+    if let Some(r) = app.replica.as_ref().filter(|_| role == "replica") {
         if let (Some(a), serde_json::Value::Object(extra)) = (answer.as_object_mut(), r.health()) {
             a.extend(extra);
         }
     }
-    if let Some(l) = &app.log_topic {
+    if let Some(l) = app
+        .log_topic
+        .as_ref()
+        .filter(|l| l.enabled.load(std::sync::atomic::Ordering::Relaxed))
+    {
         use std::sync::atomic::Ordering::Relaxed;
         let last = l.last_published.load(Relaxed);
         answer["logTopic"] = json!({
             "connected": l.connected.load(Relaxed),
             "lastPublishedEventId": last,
             "lag": durable.seq.saturating_sub(last),
+            "commit": app.config.kafka.commit.as_str(),
         });
     }
     Json(answer)

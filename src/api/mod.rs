@@ -87,6 +87,7 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/api/health", get(health::get_health))
         .route("/api/openapi.json", get(openapi::get_openapi))
         .route("/metrics", get(health::get_metrics))
+        .route("/api/admin/promote", post(nodes::promote_node))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
         .route(

@@ -11,7 +11,11 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::error_body;
+use axum::Json;
+
+use super::auth::Admin;
+use super::error::{error_body, ApiError, ApiResult};
+use crate::replica::promote::{self, PromoteError, Promoted};
 use crate::app::AppState;
 
 pub(crate) const MIN_SEQ: &str = "x-taskledger-min-seq";
@@ -19,12 +23,30 @@ pub(crate) const MIN_SEQ: &str = "x-taskledger-min-seq";
 const MIN_SEQ_WAIT: Duration = Duration::from_secs(5);
 pub(crate) const READ_ONLY_REPLICA: &str = "read-only replica";
 
-/// Writes a replica takes itself: its own backup files, which change no log.
+/// Writes a replica takes itself: its own backup files, which change no log,
+/// and its promotion.
 fn local_on_replica(method: &Method, path: &str) -> bool {
     matches!(
         (method, path),
-        (&Method::POST, "/api/backup/create") | (&Method::POST, "/api/backup/upload")
+        (&Method::POST, "/api/backup/create")
+            | (&Method::POST, "/api/backup/upload")
+            | (&Method::POST, "/api/admin/promote")
     ) || (method == Method::DELETE && path.starts_with("/api/backup/"))
+}
+
+/// `POST /api/admin/promote` (admin): this replica becomes the primary.
+pub(crate) async fn promote_node(
+    State(app): State<AppState>,
+    Admin(admin): Admin,
+) -> ApiResult<Json<Promoted>> {
+    tracing::info!(by = %admin.username, "promotion requested");
+    promote::promote(&app).await.map(Json).map_err(|e| match e {
+        PromoteError::NotReplica(_) => ApiError::Conflict(e.to_string()),
+        PromoteError::Kafka(_) | PromoteError::CatchUp(_) | PromoteError::Relay(_) => {
+            ApiError::Unavailable(e.to_string())
+        }
+        PromoteError::Store(_) | PromoteError::Task(_) => ApiError::internal(e),
+    })
 }
 
 fn is_read(method: &Method) -> bool {
@@ -36,7 +58,7 @@ pub(crate) async fn replica_gate(
     req: Request,
     next: Next,
 ) -> Response {
-    if app.replica.is_none()
+    if app.role.takes_writes()
         || is_read(req.method())
         || !req.uri().path().starts_with("/api/")
         || local_on_replica(req.method(), req.uri().path())

@@ -279,7 +279,7 @@ pub(crate) struct Health {
     backup: HealthBackup,
     kafka: HealthKafka,
     writable: bool,
-    /// `primary` or `replica` (SPEC §12).
+    /// `primary`, `replica` or `fenced` (SPEC §12).
     role: String,
     /// Replicas only: the last event of the primary's log applied here.
     applied_seq: Option<u64>,
@@ -289,6 +289,19 @@ pub(crate) struct Health {
     lag_seconds: Option<f64>,
     /// Replicas only: `bootstrapping`, `catching-up` or `live`.
     state: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct PromoteAnswer {
+    /// `primary`.
+    role: String,
+    /// The term this node took: every message it publishes carries it.
+    term: u64,
+    /// The last event applied before taking writes; the next write continues from it.
+    applied_seq: u64,
+    generation: u64,
 }
 
 #[derive(ToSchema)]
@@ -353,6 +366,11 @@ mod ops {
     fn metrics() {}
     #[utoipa::path(get, path = "/api/openapi.json", tag = "health", responses((status = 200, description = "this document")))]
     fn openapi() {}
+    #[utoipa::path(post, path = "/api/admin/promote", tag = "nodes", security(("bearer" = [])),
+        description = "Makes this replica the primary (SPEC §12): fences the old primary, applies the whole log topic, takes the next term, then takes writes.",
+        responses((status = 200, body = PromoteAnswer), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+            (status = 409, body = ErrorBody, description = "not a replica"), (status = 503, body = ErrorBody, description = "the log topic cannot be taken over")))]
+    fn promote() {}
     #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
         responses((status = 200, body = LoginAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
     fn login() {}
@@ -486,6 +504,7 @@ impl Modify for Bearer {
         ops::health,
         ops::metrics,
         ops::openapi,
+        ops::promote,
         ops::login,
         ops::logout,
         ops::list_users,

@@ -16,6 +16,28 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
         Cmd::Serve { .. } | Cmd::Replica => Err(RunError::fault(
             "serve and replica are not offline commands",
         )),
+        Cmd::Promote => {
+            config.ensure_dirs()?;
+            let _lock = lock::acquire(&config.store.data_dir)?;
+            let meta = store::meta::Meta::open(&config.store.data_dir.join("meta"))?;
+            if meta
+                .relay_get(crate::replica::follow::POSITION)?
+                .is_none()
+            {
+                return Err(RunError::Refused(
+                    format!(
+                        "{}: not a replica's data dir (it has no position in a log topic)",
+                        config.store.data_dir.display()
+                    )
+                    .into(),
+                ));
+            }
+            meta.relay_set_all(&[(crate::replica::promote::PENDING, 1)])?;
+            println!(
+                "promotion recorded: the next start of this data dir applies the rest of the log topic, fences the old primary and takes writes"
+            );
+            Ok(0)
+        }
         Cmd::Rebuild => {
             config.ensure_dirs()?;
             let _lock = lock::acquire(&config.store.data_dir)?;

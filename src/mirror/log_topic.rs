@@ -18,6 +18,8 @@ use rdkafka::producer::{FutureRecord, Producer};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use rdkafka::config::ClientConfig;
+
 use super::relay::{
     ensure_topic_until, producer_config, recover, QuietContext, RelayError, RelayProducer,
     TopicSpec,
@@ -41,6 +43,8 @@ pub(crate) enum Kind {
     Generation,
     Heartbeat,
     Session,
+    /// A promotion (SPEC §12): from here on only this term's messages count.
+    Term,
 }
 
 impl Kind {
@@ -50,6 +54,7 @@ impl Kind {
             Kind::Generation => "generation",
             Kind::Heartbeat => "heartbeat",
             Kind::Session => "session",
+            Kind::Term => "term",
         }
     }
 
@@ -59,6 +64,7 @@ impl Kind {
             Kind::Generation,
             Kind::Heartbeat,
             Kind::Session,
+            Kind::Term,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -83,6 +89,16 @@ pub(crate) struct Heartbeat {
     pub(crate) timestamp_ms: i64,
 }
 
+/// A promotion: a new primary took over at `lastEventId` of `generation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TermMarker {
+    pub(crate) term: u64,
+    pub(crate) generation: u64,
+    pub(crate) last_event_id: u64,
+    pub(crate) timestamp_ms: i64,
+}
+
 /// Events per round, acknowledged as a whole before the cursor moves.
 const BATCH: u64 = 10_000;
 const SESSIONS_PER_ROUND: usize = 1_000;
@@ -91,12 +107,22 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 // Meta keys (relay tree).
-const CURSOR: &str = "log_cursor";
-const CURSOR_GEN: &str = "log_cursor_gen";
-const GENERATION_KEY: &str = "log_generation";
-const GENERATION_FOR: &str = "log_generation_for";
-const SESSIONS: &str = "log_session_cursor";
+pub(crate) const CURSOR: &str = "log_cursor";
+pub(crate) const CURSOR_GEN: &str = "log_cursor_gen";
+pub(crate) const GENERATION_KEY: &str = "log_generation";
+pub(crate) const GENERATION_FOR: &str = "log_generation_for";
+pub(crate) const SESSIONS: &str = "log_session_cursor";
 pub(crate) const TERM_KEY: &str = "term";
+/// The term this node last announced with a term marker.
+pub(crate) const ANNOUNCED: &str = "term_announced";
+
+/// How often the open transaction is committed: commits only keep the
+/// transactional producer alive (readers read uncommitted; a message counts
+/// once the broker acknowledged it), so they need not be per batch.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// Transaction and message timeout of the log topic's producer.
+const TXN_TIMEOUT_MS: &str = "60000";
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What health and metrics show about the log topic.
 #[derive(Debug, Default)]
@@ -113,11 +139,89 @@ pub(crate) struct LogDeps {
     pub(crate) topic: String,
     pub(crate) status: Arc<LogStatus>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Where a fenced node keeps what it never published.
+    pub(crate) backup_dir: std::path::PathBuf,
+    /// A producer already holding the transactional id (a promotion fenced
+    /// the old primary with it); `None`: the relay makes its own.
+    pub(crate) producer: Option<RelayProducer>,
+}
+
+/// Every primary of one log topic shares this transactional id: the broker
+/// lets only the newest producer holding it write (Kafka's own fencing).
+pub(crate) fn transactional_id(topic: &str) -> String {
+    format!("taskledger-log-{topic}")
+}
+
+/// The log topic's producer: idempotent, acks=all, and transactional so that a
+/// newer primary fences it.
+pub(crate) fn log_producer_config(k: &KafkaConfig, topic: &str) -> ClientConfig {
+    let mut c = producer_config(k);
+    c.set("transactional.id", transactional_id(topic))
+        .set("transaction.timeout.ms", TXN_TIMEOUT_MS)
+        .set("message.timeout.ms", TXN_TIMEOUT_MS)
+        // Sync mode waits for every batch: do not hold messages back.
+        .set("linger.ms", "1");
+    c
+}
+
+/// Whether Kafka said another producer now holds the transactional id.
+pub(crate) fn is_fenced(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::ProducerFenced | C::InvalidProducerEpoch | C::Fenced)
+    )
+}
+
+/// Takes the transactional id (fencing whoever held it) and opens a
+/// transaction; blocking.
+pub(crate) fn take_over(producer: &RelayProducer) -> Result<(), KafkaError> {
+    producer.init_transactions(CALL_TIMEOUT)?;
+    producer.begin_transaction()
+}
+
+/// The term of the topic's last message (`None`: empty or not ours); blocking.
+pub(crate) fn last_term(k: &KafkaConfig, topic: &str) -> Result<Option<u64>, KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer<QuietContext> = ClientConfig::new()
+        .set("bootstrap.servers", &k.brokers)
+        .set("group.id", format!("taskledger-term-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("socket.timeout.ms", "10000")
+        .set("log_level", "4")
+        .create_with_context(QuietContext)?;
+    let (low, high) = consumer.fetch_watermarks(topic, 0, CALL_TIMEOUT)?;
+    if high <= low {
+        return Ok(None);
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(high - 1))?;
+    consumer.assign(&tpl)?;
+    let until = Instant::now() + CALL_TIMEOUT;
+    while Instant::now() < until {
+        if let Some(r) = consumer.poll(Duration::from_millis(100)) {
+            let m = r?;
+            let term = m.headers().and_then(|hs| {
+                hs.iter()
+                    .find(|h| h.key == TERM)
+                    .and_then(|h| h.value)
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            });
+            return Ok(term);
+        }
+    }
+    Err(KafkaError::MessageConsumption(RDKafkaErrorCode::RequestTimedOut))
 }
 
 struct LogRelay {
     deps: LogDeps,
     producer: RelayProducer,
+    /// The producer holds the transactional id and a transaction is open.
+    ready: bool,
+    /// Since when the open transaction has had messages.
+    txn_since: Option<Instant>,
     /// Last published event of the local generation `cursor_gen`.
     cursor: u64,
     cursor_gen: u64,
@@ -125,15 +229,22 @@ struct LogRelay {
     generation: u64,
     sessions: u64,
     term: u64,
+    announced: u64,
     last_sent: Instant,
     backoff: Backoff,
 }
 
 pub(crate) fn spawn(
-    deps: LogDeps,
+    mut deps: LogDeps,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, RelayError> {
-    let producer: RelayProducer = producer_config(&deps.kafka).create_with_context(QuietContext)?;
+    let (producer, ready) = match deps.producer.take() {
+        Some(p) => (p, true),
+        None => (
+            log_producer_config(&deps.kafka, &deps.topic).create_with_context(QuietContext)?,
+            false,
+        ),
+    };
     let meta = &deps.store.meta;
     let relay = LogRelay {
         cursor: meta.relay_get(CURSOR)?.unwrap_or(0),
@@ -141,7 +252,10 @@ pub(crate) fn spawn(
         generation: meta.relay_get(GENERATION_KEY)?.unwrap_or(0),
         sessions: meta.relay_get(SESSIONS)?.unwrap_or(0),
         term: meta.relay_get(TERM_KEY)?.unwrap_or(1),
+        announced: meta.relay_get(ANNOUNCED)?.unwrap_or(1),
         producer,
+        ready,
+        txn_since: None,
         last_sent: Instant::now(),
         backoff: Backoff::new(Duration::from_millis(200), MAX_BACKOFF),
         deps,
@@ -152,7 +266,35 @@ pub(crate) fn spawn(
         .status
         .last_published
         .store(relay.cursor, Ordering::Relaxed);
+    relay
+        .deps
+        .store
+        .commit_gate()
+        .acked(relay.cursor_gen, relay.cursor);
     Ok(tokio::spawn(relay.run(stop)))
+}
+
+/// What a failed step means for the relay.
+enum Failure {
+    /// Another node holds the transactional id or announced a higher term.
+    Fenced(String),
+    /// Retried with a fresh producer after a backoff.
+    Retry(RelayError),
+}
+
+impl From<RelayError> for Failure {
+    fn from(e: RelayError) -> Self {
+        match &e {
+            RelayError::Kafka(k) if is_fenced(k) => Failure::Fenced(e.to_string()),
+            _ => Failure::Retry(e),
+        }
+    }
+}
+
+impl From<KafkaError> for Failure {
+    fn from(e: KafkaError) -> Self {
+        RelayError::Kafka(e).into()
+    }
 }
 
 impl LogRelay {
@@ -187,6 +329,7 @@ impl LogRelay {
             .partition(0)
             .payload(value)
             .headers(self.headers(kind, seq));
+        self.txn_since.get_or_insert_with(Instant::now);
         match self.producer.send(rec, Duration::from_secs(0)).await {
             Ok(_) => {
                 self.last_sent = Instant::now();
@@ -202,8 +345,106 @@ impl LogRelay {
         Ok(())
     }
 
+    /// Makes the producer the one holding the transactional id — unless the
+    /// topic says a newer primary exists, which would be fenced by taking it.
+    async fn prepare(&mut self) -> Result<(), Failure> {
+        if self.ready {
+            return Ok(());
+        }
+        let (k, t) = (self.deps.kafka.clone(), self.deps.topic.clone());
+        let seen = tokio::task::spawn_blocking(move || last_term(&k, &t))
+            .await
+            .map_err(RelayError::from)??;
+        if let Some(seen) = seen.filter(|s| *s > self.term) {
+            return Err(Failure::Fenced(format!(
+                "the log topic is at term {seen}, this node's term is {}",
+                self.term
+            )));
+        }
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || take_over(&p))
+            .await
+            .map_err(RelayError::from)??;
+        self.ready = true;
+        self.txn_since = None;
+        Ok(())
+    }
+
+    /// Commits the open transaction now and then (keeps the producer's
+    /// transaction within its timeout) and opens the next.
+    async fn maybe_commit(&mut self) -> Result<(), Failure> {
+        if !self.txn_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY) {
+            return Ok(());
+        }
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            p.commit_transaction(CALL_TIMEOUT)?;
+            p.begin_transaction()
+        })
+        .await
+        .map_err(RelayError::from)??;
+        self.txn_since = None;
+        Ok(())
+    }
+
+    /// A promoted node says so once, before anything else of its term.
+    async fn announce(&mut self, gen: u64, seq: u64) -> Result<(), Failure> {
+        if self.announced >= self.term || self.cursor_gen != gen {
+            return Ok(());
+        }
+        let m = TermMarker {
+            term: self.term,
+            generation: self.generation,
+            last_event_id: seq,
+            timestamp_ms: now_ms(),
+        };
+        let value = serde_json::to_vec(&m).unwrap_or_default();
+        self.send_one(Kind::Term, seq, &value).await?;
+        self.announced = self.term;
+        self.save(vec![(ANNOUNCED, self.term)]).await?;
+        tracing::info!(
+            term = self.term,
+            last_event_id = seq,
+            "log topic: this node is primary; term announced"
+        );
+        Ok(())
+    }
+
+    async fn step(
+        &mut self,
+        synced: &mut watch::Receiver<crate::store::Durable>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, Failure> {
+        self.prepare().await?;
+        let d = *synced.borrow_and_update();
+        self.announce(d.gen, self.cursor).await?;
+        if d.gen != self.cursor_gen {
+            self.mark_generation(d.gen, d.seq).await?;
+        } else if d.seq > self.cursor {
+            tokio::select! {
+                r = self.publish_events(d.gen, d.seq) => r?,
+                _ = stop.changed() => return Ok(false),
+            }
+        } else if let Some(r) = self.publish_sessions().await {
+            r?
+        } else if self.last_sent.elapsed() >= HEARTBEAT {
+            self.heartbeat(d.seq).await?
+        } else {
+            let nap = HEARTBEAT
+                .saturating_sub(self.last_sent.elapsed())
+                .min(COMMIT_EVERY);
+            tokio::select! {
+                _ = synced.changed() => {}
+                _ = tokio::time::sleep(nap) => {}
+                _ = stop.changed() => return Ok(false),
+            }
+        }
+        self.maybe_commit().await?;
+        Ok(true)
+    }
+
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut durable = self.deps.store.durable();
+        let mut synced = self.deps.store.synced();
         let (brokers, topic) = (self.deps.kafka.brokers.clone(), self.deps.topic.clone());
         let target = TopicSpec {
             brokers: &brokers,
@@ -226,43 +467,80 @@ impl LogRelay {
             if *stop.borrow() {
                 break;
             }
-            let d = *durable.borrow_and_update();
-            let step = if d.gen != self.cursor_gen {
-                self.mark_generation(d.gen, d.seq).await
-            } else if d.seq > self.cursor {
-                tokio::select! {
-                    r = self.publish_events(d.gen, d.seq) => r,
-                    _ = stop.changed() => break,
-                }
-            } else if let Some(r) = self.publish_sessions().await {
-                r
-            } else if self.last_sent.elapsed() >= HEARTBEAT {
-                self.heartbeat(d.seq).await
-            } else {
-                let nap = HEARTBEAT.saturating_sub(self.last_sent.elapsed());
-                tokio::select! {
-                    _ = durable.changed() => {}
-                    _ = tokio::time::sleep(nap) => {}
-                    _ = stop.changed() => break,
-                }
-                Ok(())
-            };
-            match step {
-                Ok(()) => {
+            match self.step(&mut synced, &mut stop).await {
+                Ok(true) => {
                     self.backoff.succeeded();
                     self.set_connected(true, "");
                 }
-                Err(e) => {
+                Ok(false) => break,
+                Err(Failure::Fenced(why)) => {
+                    self.fenced(&why).await;
+                    return;
+                }
+                Err(Failure::Retry(e)) => {
                     self.set_connected(false, &e.to_string());
-                    let k = self.deps.kafka.clone();
-                    if !recover(&mut self.producer, &k, &mut self.backoff, &mut stop).await {
+                    let cfg = log_producer_config(&self.deps.kafka, &self.deps.topic);
+                    self.ready = false;
+                    if !recover(&mut self.producer, &cfg, &mut self.backoff, &mut stop).await {
                         break;
                     }
                 }
             }
         }
-        let p = self.producer.clone();
-        let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(5))).await;
+        if self.ready {
+            let p = self.producer.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                p.flush(Duration::from_secs(5))?;
+                p.commit_transaction(Duration::from_secs(5))
+            })
+            .await;
+        }
+    }
+
+    /// Another node is primary: refuse writes from now on and keep what this
+    /// node acknowledged but never published in a `…_diverged` backup.
+    async fn fenced(&mut self, why: &str) {
+        let store = self.deps.store.clone();
+        store.fence();
+        self.deps.status.connected.store(false, Ordering::Relaxed);
+        tracing::error!(
+            reason = why,
+            "fenced: another node is primary; this node acknowledges no more writes (restart it as a replica)"
+        );
+        let (cursor, cursor_gen, dir) = (
+            self.cursor,
+            self.cursor_gen,
+            self.deps.backup_dir.clone(),
+        );
+        let kept = tokio::task::spawn_blocking(move || {
+            let snap = store.gen();
+            let end = snap.gen.last_seq()?;
+            let from = if snap.id() == cursor_gen { cursor + 1 } else { 1 };
+            if end < from {
+                return Ok(None);
+            }
+            let w = crate::backup::manager::write_backup(
+                &snap.gen,
+                end,
+                &dir,
+                "diverged",
+                Some("diverged"),
+            )?;
+            Ok::<_, crate::backup::BackupError>(Some((from, end, w.path)))
+        })
+        .await;
+        match kept {
+            Ok(Ok(None)) => tracing::info!("fenced: every event of this node was published"),
+            Ok(Ok(Some((from, to, path)))) => tracing::error!(
+                from,
+                to,
+                backup = %path.display(),
+                "fenced: events {from}..={to} were written here but never published; they are kept in {}",
+                path.display()
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "fenced: could not write the diverged backup"),
+            Err(e) => tracing::error!(error = %e, "fenced: the diverged backup task failed"),
+        }
     }
 
     fn set_connected(&mut self, up: bool, why: &str) {
@@ -309,6 +587,7 @@ impl LogRelay {
         );
         self.cursor_gen = gen;
         self.cursor = 0;
+        self.deps.store.commit_gate().acked(gen, 0);
         self.save(vec![(CURSOR_GEN, gen), (CURSOR, 0)]).await?;
         self.deps.status.last_published.store(0, Ordering::Relaxed);
         Ok(())
@@ -329,6 +608,7 @@ impl LogRelay {
         })
         .await??;
         let mut inflight = Vec::with_capacity(lines.len());
+        self.txn_since.get_or_insert_with(Instant::now);
         for (seq, line) in &lines {
             let rec: FutureRecord<'_, (), [u8]> = FutureRecord::to(&self.deps.topic)
                 .partition(0)
@@ -358,6 +638,7 @@ impl LogRelay {
         if acked > self.cursor {
             self.last_sent = Instant::now();
             self.cursor = acked;
+            self.deps.store.commit_gate().acked(gen, acked);
             self.save(vec![(CURSOR, acked)]).await?;
             self.deps
                 .status

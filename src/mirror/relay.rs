@@ -29,8 +29,8 @@ const BATCH: u64 = 10_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const PROBE_EVERY: Duration = Duration::from_secs(10);
 
-const CURSOR: &str = "cursor";
-const CURSOR_GEN: &str = "cursor_gen";
+pub(crate) const CURSOR: &str = "cursor";
+pub(crate) const CURSOR_GEN: &str = "cursor_gen";
 
 /// Why a relay round failed. Every one is retried with backoff; the kind says
 /// whether the broker, the log or the relay itself was at fault.
@@ -195,11 +195,11 @@ pub(crate) async fn ensure_topic_until(
 /// backoff wait. False when `stop` flipped during the wait.
 pub(crate) async fn recover(
     producer: &mut RelayProducer,
-    kafka: &KafkaConfig,
+    config: &ClientConfig,
     backoff: &mut Backoff,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
-    match producer_config(kafka).create_with_context::<_, RelayProducer>(QuietContext) {
+    match config.create_with_context::<_, RelayProducer>(QuietContext) {
         Ok(p) => *producer = p,
         Err(err) => tracing::warn!(error = %err, "could not recreate the Kafka producer"),
     }
@@ -336,7 +336,7 @@ impl Relay {
             if let Err(e) = step {
                 self.set_connected(false, &e.to_string());
                 let k = self.deps.kafka.clone();
-                if !recover(&mut self.producer, &k, &mut self.backoff, &mut stop).await {
+                if !recover(&mut self.producer, &producer_config(&k), &mut self.backoff, &mut stop).await {
                     break;
                 }
             }

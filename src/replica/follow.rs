@@ -19,7 +19,7 @@ use crate::config::KafkaConfig;
 use crate::domain::canonical::from_canonical;
 use crate::domain::StoredEvent;
 use crate::metrics::Metrics;
-use crate::mirror::log_topic::{self, Heartbeat, Kind, Marker};
+use crate::mirror::log_topic::{self, Heartbeat, Kind, Marker, TermMarker};
 use crate::mirror::relay::QuietContext;
 use crate::store::gen::encode_event;
 use crate::store::meta::SessionChange;
@@ -62,7 +62,7 @@ enum FollowError {
 }
 
 /// A message of the log topic, decoded.
-enum Msg {
+enum Body {
     Event {
         generation: u64,
         seq: u64,
@@ -71,6 +71,13 @@ enum Msg {
     Generation(Marker),
     Heartbeat(Heartbeat),
     Session(SessionChange),
+    Term(TermMarker),
+}
+
+/// A message and the term of the primary that sent it.
+struct Msg {
+    term: u64,
+    body: Body,
 }
 
 fn header<'a>(m: &'a BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
@@ -93,27 +100,30 @@ fn decode(m: &BorrowedMessage<'_>) -> Result<Option<Msg>, FollowError> {
     };
     let value = m.payload().unwrap_or_default();
     let num = |key: &str| header(m, key).and_then(|v| v.parse::<u64>().ok());
-    Ok(Some(match kind {
+    let term = num(log_topic::TERM).unwrap_or(1);
+    let body = match kind {
         Kind::Event => {
             let (seq, event) = from_canonical(value).map_err(bad)?;
             let generation =
                 num(log_topic::GENERATION).ok_or_else(|| bad("no generation".into()))?;
-            Msg::Event {
+            Body::Event {
                 generation,
                 seq,
                 event: Box::new(event),
             }
         }
         Kind::Generation => {
-            Msg::Generation(serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?)
+            Body::Generation(serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?)
         }
         Kind::Heartbeat => {
-            Msg::Heartbeat(serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?)
+            Body::Heartbeat(serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?)
         }
         Kind::Session => {
-            Msg::Session(serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?)
+            Body::Session(serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?)
         }
-    }))
+        Kind::Term => Body::Term(serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?),
+    };
+    Ok(Some(Msg { term, body }))
 }
 
 /// A generation being built aside until its marker's last event arrives.
@@ -163,6 +173,8 @@ struct Follower {
     run_last_ts: i64,
     /// Offset of the last message read (its effect durable once `run` is flushed).
     read_to: i64,
+    /// Highest term seen: messages of a lower one are a fenced primary's.
+    term: u64,
 }
 
 pub(crate) fn spawn(deps: FollowDeps, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
@@ -201,6 +213,7 @@ pub(crate) fn spawn(deps: FollowDeps, stop: watch::Receiver<bool>) -> tokio::tas
 
 impl Follower {
     fn new(deps: FollowDeps, rt: Handle) -> Result<Follower, FollowError> {
+        let deps_term = deps.store.meta.relay_get(log_topic::TERM_KEY)?.unwrap_or(1);
         let consumer: BaseConsumer<QuietContext> = ClientConfig::new()
             .set("bootstrap.servers", &deps.kafka.brokers)
             .set(
@@ -222,6 +235,7 @@ impl Follower {
             run: Vec::with_capacity(RUN),
             run_last_ts: 0,
             read_to: -1,
+            term: deps_term,
         })
     }
 
@@ -301,12 +315,12 @@ impl Follower {
             };
             let m = r?;
             last = m.offset();
-            match decode(&m)? {
-                Some(Msg::Generation(mk)) => {
+            match decode(&m)?.map(|m| m.body) {
+                Some(Body::Generation(mk)) => {
                     marker = Some((m.offset(), mk.generation));
                     found = (seq == 0).then_some(m.offset());
                 }
-                Some(Msg::Event {
+                Some(Body::Event {
                     generation,
                     seq: s,
                     event,
@@ -334,6 +348,11 @@ impl Follower {
             match self.position(stop)? {
                 Some(offset) => break offset,
                 None => {
+                    if let Some(req) = self.deps.status.take_promotion() {
+                        let _ = req.reply.send(Err(
+                            "the log topic holds no generation yet: nothing to take over".into(),
+                        ));
+                    }
                     tracing::info!("replica: the log topic holds no generation yet; waiting");
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -365,6 +384,24 @@ impl Follower {
                 }
                 None => self.flush()?,
             }
+            if let Some(until) = self.deps.status.promotion_until() {
+                if self.read_to >= until && self.building.is_none() {
+                    self.flush()?;
+                    if let Some(req) = self.deps.status.take_promotion() {
+                        let _ = req.reply.send(Ok(super::Caught {
+                            applied: self.deps.store.gen().last_seq(),
+                            generation: self.following,
+                            term: self.term,
+                        }));
+                        tracing::info!(
+                            offset = self.read_to,
+                            "replica: applied the whole log topic; stopping to take over"
+                        );
+                        self.deps.status.export(&self.deps.metrics);
+                        return Ok(());
+                    }
+                }
+            }
             if last_export.elapsed() >= Duration::from_millis(200) {
                 self.deps.status.export(&self.deps.metrics);
                 last_export = Instant::now();
@@ -374,8 +411,14 @@ impl Follower {
     }
 
     fn take(&mut self, msg: Msg, offset: i64) -> Result<(), FollowError> {
-        match msg {
-            Msg::Event {
+        // A primary that was superseded may still have written after the
+        // promotion (a broker without fencing): its term gives it away.
+        if msg.term < self.term {
+            return Ok(());
+        }
+        self.term = msg.term;
+        match msg.body {
+            Body::Event {
                 generation,
                 seq,
                 event,
@@ -399,21 +442,32 @@ impl Follower {
                 self.run_last_ts = event.ts_ms;
                 self.run.push((seq, *event));
             }
-            Msg::Generation(mk) => {
+            Body::Generation(mk) => {
                 if mk.generation <= self.following && self.building.is_none() {
                     return Ok(()); // a marker sent twice
                 }
                 self.flush()?;
                 self.start_building(mk, offset)?;
             }
-            Msg::Heartbeat(hb) => {
+            Body::Heartbeat(hb) => {
                 if self.building.is_none() {
                     self.flush()?;
                     self.deps.status.heard(hb.last_event_id, hb.timestamp_ms);
                 }
             }
-            Msg::Session(change) => {
+            Body::Session(change) => {
                 self.deps.store.meta.apply_session_change(&change)?;
+            }
+            Body::Term(t) => {
+                if self.building.is_none() {
+                    self.flush()?;
+                    self.deps.status.heard(t.last_event_id, t.timestamp_ms);
+                }
+                tracing::info!(
+                    term = t.term,
+                    last_event_id = t.last_event_id,
+                    "replica: a new primary took over; following it"
+                );
             }
         }
         Ok(())
@@ -444,6 +498,7 @@ impl Follower {
             (POSITION, self.read_to as u64),
             (FOLLOWING, self.following),
             (LOCAL_GEN, local),
+            (log_topic::TERM_KEY, self.term),
         ])?;
         Ok(())
     }

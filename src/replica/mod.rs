@@ -11,8 +11,10 @@
 
 pub(crate) mod bootstrap;
 pub(crate) mod follow;
+pub(crate) mod promote;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
 
 pub(crate) use follow::spawn;
 
@@ -39,6 +41,69 @@ impl Phase {
     }
 }
 
+/// What this node is now (SPEC §12); it changes only by a promotion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Primary,
+    Replica,
+    /// Catching up and taking over; writes are still refused.
+    Promoting,
+}
+
+/// The node's role, shared by the API gate, health and the promotion.
+#[derive(Debug)]
+pub(crate) struct NodeRole(AtomicU8);
+
+impl NodeRole {
+    pub(crate) fn new(r: Role) -> NodeRole {
+        NodeRole(AtomicU8::new(r as u8))
+    }
+
+    pub(crate) fn get(&self) -> Role {
+        match self.0.load(Ordering::SeqCst) {
+            0 => Role::Primary,
+            1 => Role::Replica,
+            _ => Role::Promoting,
+        }
+    }
+
+    pub(crate) fn set(&self, r: Role) {
+        self.0.store(r as u8, Ordering::SeqCst);
+    }
+
+    /// Moves from `from` to `to`; false when the role was not `from`.
+    pub(crate) fn swap(&self, from: Role, to: Role) -> bool {
+        self.0
+            .compare_exchange(from as u8, to as u8, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// Whether writes are the primary's business, not this node's.
+    pub(crate) fn takes_writes(&self) -> bool {
+        self.get() == Role::Primary
+    }
+}
+
+/// Where the follower stood when it stopped for a promotion.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caught {
+    pub(crate) applied: u64,
+    pub(crate) generation: u64,
+    pub(crate) term: u64,
+}
+
+/// A promotion asks the follower to apply the topic up to `until` and stop.
+pub(crate) struct PromoteReq {
+    pub(crate) until: i64,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<Caught, String>>,
+}
+
+impl std::fmt::Debug for PromoteReq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PromoteReq(until {})", self.until)
+    }
+}
+
 /// A replica is live when it has applied what the primary last reported and
 /// that report is this recent.
 const LIVE_WITHIN_MS: i64 = 3_000;
@@ -53,9 +118,25 @@ pub(crate) struct ReplicaStatus {
     /// The primary's clock when the state this replica serves was current.
     fresh_ms: AtomicI64,
     generation: AtomicU64,
+    promote: Mutex<Option<PromoteReq>>,
 }
 
 impl ReplicaStatus {
+    pub(crate) fn request_promotion(&self, req: PromoteReq) {
+        if let Ok(mut p) = self.promote.lock() {
+            *p = Some(req);
+        }
+    }
+
+    /// The offset a pending promotion waits for.
+    fn promotion_until(&self) -> Option<i64> {
+        self.promote.lock().ok()?.as_ref().map(|r| r.until)
+    }
+
+    fn take_promotion(&self) -> Option<PromoteReq> {
+        self.promote.lock().ok()?.take()
+    }
+
     pub(crate) fn applied(&self) -> u64 {
         self.applied.load(Ordering::Relaxed)
     }

@@ -397,6 +397,16 @@ impl Meta {
         Ok(())
     }
 
+    /// The journal position of the newest session change (0: none).
+    pub(crate) fn session_journal_end(&self) -> Result<u64, StoreError> {
+        Ok(match self.session_log.last()? {
+            Some((k, _)) => <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0),
+            None => 0,
+        })
+    }
+
     /// Session changes after journal position `after`, oldest first.
     pub(crate) fn session_changes(
         &self,

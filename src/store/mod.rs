@@ -22,6 +22,7 @@ pub(crate) mod meta;
 mod model_check;
 pub mod replay;
 pub(crate) mod snapshot;
+pub(crate) mod commit;
 pub(crate) mod writer;
 
 use std::fs;
@@ -276,6 +277,7 @@ impl Store {
         });
         let (tx, rx) = mpsc::channel(QUEUE);
         let (dtx, drx) = watch::channel(Durable::default());
+        let (stx, _) = watch::channel(Durable::default());
         let shared = Arc::new(writer::Shared {
             data_dir: data_dir.to_path_buf(),
             live: Arc::new(ArcSwap::new(snap.clone())),
@@ -283,6 +285,9 @@ impl Store {
             health: Arc::new(Health::default()),
             metrics,
             marks: mark::Marker::start(data_dir)?,
+            gate: Arc::new(commit::CommitGate::default()),
+            synced: stx,
+            checkpointed: Mutex::new((0, 0)),
         });
         shared.marks.durable(&snap);
         if loaded == replay::Loaded::Replay && snap.last_seq() > 0 {
@@ -309,9 +314,30 @@ impl Store {
         self.durable.clone()
     }
 
-    /// False once a write barrier failed: writes are refused until restart.
+    /// Fsync'd on this node, in sync mode maybe not yet acknowledged by the
+    /// broker nor visible: what the log relay publishes.
+    pub(crate) fn synced(&self) -> watch::Receiver<Durable> {
+        self.shared.synced.subscribe()
+    }
+
+    /// False once a write barrier failed (until restart) or once fenced.
     pub(crate) fn writable(&self) -> bool {
-        self.shared.health.writable()
+        self.shared.health.writable() && !self.shared.health.fenced()
+    }
+
+    pub(crate) fn fenced(&self) -> bool {
+        self.shared.health.fenced()
+    }
+
+    /// Another node is primary: refuse every write from now on (SPEC §12).
+    pub(crate) fn fence(&self) {
+        self.shared.health.fence();
+        self.shared.gate.fence();
+    }
+
+    /// Sync mode's gate, for the log relay to report the broker's progress.
+    pub(crate) fn commit_gate(&self) -> Arc<commit::CommitGate> {
+        self.shared.gate.clone()
     }
 
     fn sender(&self) -> Option<mpsc::Sender<Msg>> {
@@ -396,7 +422,7 @@ impl Store {
         let snap = self.gen();
         self.shared.marks.durable(&snap);
         let current = checkpoint::peek_seq(&snap.gen.dir, snap.id());
-        if self.writable() && current != Some(snap.last_seq()) {
+        if self.shared.health.writable() && current != Some(snap.last_seq()) {
             self.shared.marks.checkpoint(snap);
         }
         self.shared.marks.stop();

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::gen::{encode_event, Gen};
 use super::snapshot::Snapshot;
+use super::commit::CommitGate;
 use super::{mark, StoreError};
 use crate::domain::event::EVENT_VERSION;
 use crate::domain::state::{State, Touched};
@@ -42,6 +43,7 @@ pub(crate) const SPACE_RESERVE: u64 = 32 * 1024 * 1024;
 const CHECKPOINT_EVERY: u64 = 200_000;
 
 pub(crate) const READ_ONLY: &str = "storage is read-only after a write failure; restart the server";
+pub(crate) const FENCED: &str = "fenced: another node is primary";
 
 /// The newest durable point of the live generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,6 +77,13 @@ pub enum WriteError {
     /// 503: the server is shutting down.
     #[error("the store is shutting down")]
     Closed,
+    /// 503: another node was promoted; this one acknowledges no more writes.
+    #[error("{}", FENCED)]
+    Fenced,
+    /// 503 (`KAFKA_COMMIT=sync`): the log topic's broker did not take the write
+    /// in time; it is not acknowledged.
+    #[error("not acknowledged: the log topic's broker did not confirm the write within {0} ms")]
+    NotCommitted(u64),
     /// 500 (never from a request: replicas only): replicated events must
     /// continue the log exactly.
     #[error("replicated event {got} does not follow event {applied}")]
@@ -95,12 +104,14 @@ pub(crate) enum SwapError {
 #[derive(Debug)]
 pub(crate) struct Health {
     writable: AtomicBool,
+    fenced: AtomicBool,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
             writable: AtomicBool::new(true),
+            fenced: AtomicBool::new(false),
         }
     }
 }
@@ -108,6 +119,14 @@ impl Default for Health {
 impl Health {
     pub(crate) fn writable(&self) -> bool {
         self.writable.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn fence(&self) {
+        self.fenced.store(true, Ordering::SeqCst);
     }
 
     fn poison(&self) {
@@ -181,9 +200,9 @@ pub(crate) enum Msg {
     Exclusive(ExclusiveReq),
 }
 
-type Reply = (oneshot::Sender<Result<Outcome, WriteError>>, Outcome);
+pub(super) type Reply = (oneshot::Sender<Result<Outcome, WriteError>>, Outcome);
 
-enum Job {
+pub(super) enum Job {
     Batch {
         snapshot: Arc<Snapshot>,
         events: u64,
@@ -202,6 +221,12 @@ pub(crate) struct Shared {
     pub(crate) health: Arc<Health>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) marks: mark::Marker,
+    /// `KAFKA_COMMIT=sync`: answers wait for the log topic's broker.
+    pub(crate) gate: Arc<CommitGate>,
+    /// Fsync'd, maybe not yet published (sync mode): what the log relay may send.
+    pub(crate) synced: watch::Sender<Durable>,
+    /// (generation, sequence) of the last checkpoint scheduled.
+    pub(crate) checkpointed: std::sync::Mutex<(u64, u64)>,
 }
 
 struct Writer {
@@ -223,11 +248,17 @@ pub(crate) fn spawn(
     rx: mpsc::Receiver<Msg>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, StoreError> {
     let snap = shared.live.load_full();
-    shared.durable.send_replace(Durable {
+    let at = Durable {
         gen: snap.id(),
         seq: snap.last_seq(),
-    });
+    };
+    shared.durable.send_replace(at);
+    shared.synced.send_replace(at);
+    if let Ok(mut c) = shared.checkpointed.lock() {
+        *c = (at.gen, at.seq);
+    }
     let (jobs_tx, jobs_rx) = std_mpsc::sync_channel::<Job>(64);
+    let w_shared = shared.clone();
     let sh = shared.clone();
     let flusher = std::thread::Builder::new()
         .name("tl-flusher".into())
@@ -242,7 +273,11 @@ pub(crate) fn spawn(
     let writer = std::thread::Builder::new()
         .name("tl-writer".into())
         .spawn(move || w.run(rx))?;
-    Ok(vec![writer, flusher])
+    let sh = w_shared;
+    let committer = std::thread::Builder::new()
+        .name("tl-committer".into())
+        .spawn(move || super::commit::committer(sh))?;
+    Ok(vec![writer, flusher, committer])
 }
 
 /// Bytes free for us on the filesystem of `dir`; `None` when it cannot be told.
@@ -282,9 +317,16 @@ impl Writer {
 
     fn commit(&mut self, batch: Vec<WriteReq>) {
         let started = Instant::now();
-        if !self.shared.health.writable() {
+        if !self.shared.health.writable() || self.shared.health.fenced() {
+            let why = || {
+                if self.shared.health.fenced() {
+                    WriteError::Fenced
+                } else {
+                    WriteError::ReadOnly
+                }
+            };
             for req in batch {
-                let _ = req.reply.send(Err(WriteError::ReadOnly));
+                let _ = req.reply.send(Err(why()));
             }
             return;
         }
@@ -461,10 +503,12 @@ impl Writer {
             state,
         });
         self.shared.live.store(snap.clone());
-        self.shared.durable.send_replace(Durable {
+        let at = Durable {
             gen: snap.id(),
             seq: snap.last_seq(),
-        });
+        };
+        self.shared.durable.send_replace(at);
+        self.shared.synced.send_replace(at);
         self.shared.marks.durable(&snap);
         self.shared.marks.checkpoint(snap);
         let _ = req.reply.send(Ok(old));
@@ -472,9 +516,6 @@ impl Writer {
 }
 
 fn flusher(rx: std_mpsc::Receiver<Job>, shared: Arc<Shared>) {
-    let start = shared.live.load();
-    let mut last_checkpoint = (start.id(), start.last_seq());
-    drop(start);
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while let Ok(j) = rx.try_recv() {
@@ -511,52 +552,85 @@ fn flusher(rx: std_mpsc::Receiver<Job>, shared: Arc<Shared>) {
         };
         if ok {
             if let Some(snap) = &newest {
-                shared.live.store(snap.clone());
-                shared.durable.send_if_modified(|d| {
-                    if d.gen == snap.id() && d.seq < snap.last_seq() {
-                        d.seq = snap.last_seq();
-                        true
-                    } else {
-                        false
-                    }
-                });
-                shared.marks.durable(snap);
-                if last_checkpoint.0 != snap.id() {
-                    last_checkpoint = (snap.id(), snap.last_seq());
-                }
-                if snap.last_seq() >= last_checkpoint.1 + CHECKPOINT_EVERY {
-                    last_checkpoint.1 = snap.last_seq();
-                    shared.marks.checkpoint(snap.clone());
-                }
+                shared.synced.send_if_modified(|d| advance(d, snap));
+            }
+        }
+        if shared.gate.armed() {
+            // Sync mode: the committer answers once the broker has the batch.
+            shared.gate.enqueue(jobs, ok);
+            continue;
+        }
+        if ok {
+            if let Some(snap) = &newest {
+                publish(&shared, snap);
             }
         }
         for j in jobs {
-            match j {
-                Job::Barrier(done) => {
-                    let _ = done.send(());
+            finish(&shared, j, ok);
+        }
+    }
+    shared.gate.close();
+}
+
+fn advance(d: &mut Durable, snap: &Snapshot) -> bool {
+    if d.gen == snap.id() && d.seq < snap.last_seq() {
+        d.seq = snap.last_seq();
+        true
+    } else {
+        false
+    }
+}
+
+/// Makes `snap` the state readers see, and schedules checkpoints.
+pub(super) fn publish(shared: &Shared, snap: &Arc<Snapshot>) {
+    shared.live.store(snap.clone());
+    shared.durable.send_if_modified(|d| advance(d, snap));
+    shared.marks.durable(snap);
+    let Ok(mut last) = shared.checkpointed.lock() else {
+        return;
+    };
+    if last.0 != snap.id() {
+        *last = (snap.id(), snap.last_seq());
+    }
+    if snap.last_seq() >= last.1 + CHECKPOINT_EVERY {
+        last.1 = snap.last_seq();
+        shared.marks.checkpoint(snap.clone());
+    }
+}
+
+/// Answers a job's callers: their outcomes when `ok`, else the store's refusal.
+pub(super) fn finish(shared: &Shared, job: Job, ok: bool) {
+    match job {
+        Job::Barrier(done) => {
+            let _ = done.send(());
+        }
+        Job::Batch {
+            events,
+            commands,
+            started,
+            replies,
+            ..
+        } => {
+            if ok {
+                shared.metrics.events_appended.inc_by(events);
+                shared
+                    .metrics
+                    .append_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                shared.metrics.batch_size.observe(commands as f64);
+                for (tx, out) in replies {
+                    let _ = tx.send(Ok(out));
                 }
-                Job::Batch {
-                    events,
-                    commands,
-                    started,
-                    replies,
-                    ..
-                } => {
-                    if ok {
-                        shared.metrics.events_appended.inc_by(events);
-                        shared
-                            .metrics
-                            .append_seconds
-                            .observe(started.elapsed().as_secs_f64());
-                        shared.metrics.batch_size.observe(commands as f64);
-                        for (tx, out) in replies {
-                            let _ = tx.send(Ok(out));
-                        }
+            } else {
+                let why = || {
+                    if shared.health.fenced() {
+                        WriteError::Fenced
                     } else {
-                        for (tx, _) in replies {
-                            let _ = tx.send(Err(WriteError::ReadOnly));
-                        }
+                        WriteError::ReadOnly
                     }
+                };
+                for (tx, _) in replies {
+                    let _ = tx.send(Err(why()));
                 }
             }
         }
