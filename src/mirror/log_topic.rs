@@ -215,13 +215,53 @@ pub(crate) fn last_term(k: &KafkaConfig, topic: &str) -> Result<Option<u64>, Kaf
     Err(KafkaError::MessageConsumption(RDKafkaErrorCode::RequestTimedOut))
 }
 
+type Tail = rdkafka::consumer::BaseConsumer<QuietContext>;
+
+/// A consumer at the topic's end: a primary reads what others write there, so
+/// it notices a promotion even on a broker that does not fence producers.
+fn tail(k: &KafkaConfig, topic: &str) -> Result<Tail, KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let c: Tail = ClientConfig::new()
+        .set("bootstrap.servers", &k.brokers)
+        .set("group.id", format!("taskledger-tail-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("log_level", "4")
+        .create_with_context(QuietContext)?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::End)?;
+    c.assign(&tpl)?;
+    Ok(c)
+}
+
+/// The highest term among the messages `tail` has received since last asked.
+fn newest_term(tail: &Tail) -> Option<u64> {
+    use rdkafka::message::{Headers, Message};
+    let mut newest = None;
+    while let Some(Ok(m)) = tail.poll(Duration::ZERO) {
+        let term = m.headers().and_then(|hs| {
+            hs.iter()
+                .find(|h| h.key == TERM)
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+        newest = newest.max(term);
+    }
+    newest
+}
+
 struct LogRelay {
     deps: LogDeps,
     producer: RelayProducer,
+    tail: Option<Tail>,
     /// The producer holds the transactional id and a transaction is open.
     ready: bool,
     /// Since when the open transaction has had messages.
     txn_since: Option<Instant>,
+    /// The broker cannot end transactions (tansu): the one transaction stays
+    /// open; it still fences, which is what it is for.
+    commits: bool,
     /// Last published event of the local generation `cursor_gen`.
     cursor: u64,
     cursor_gen: u64,
@@ -254,8 +294,10 @@ pub(crate) fn spawn(
         term: meta.relay_get(TERM_KEY)?.unwrap_or(1),
         announced: meta.relay_get(ANNOUNCED)?.unwrap_or(1),
         producer,
+        tail: None,
         ready,
         txn_since: None,
+        commits: true,
         last_sent: Instant::now(),
         backoff: Backoff::new(Duration::from_millis(200), MAX_BACKOFF),
         deps,
@@ -348,6 +390,25 @@ impl LogRelay {
     /// Makes the producer the one holding the transactional id — unless the
     /// topic says a newer primary exists, which would be fenced by taking it.
     async fn prepare(&mut self) -> Result<(), Failure> {
+        if let Some(seen) = self
+            .tail
+            .as_ref()
+            .and_then(newest_term)
+            .filter(|t| *t > self.term)
+        {
+            return Err(Failure::Fenced(format!(
+                "a primary of term {seen} writes to the log topic; this node's term is {}",
+                self.term
+            )));
+        }
+        if self.tail.is_none() {
+            let (k, t) = (self.deps.kafka.clone(), self.deps.topic.clone());
+            self.tail = Some(
+                tokio::task::spawn_blocking(move || tail(&k, &t))
+                    .await
+                    .map_err(RelayError::from)??,
+            );
+        }
         if self.ready {
             return Ok(());
         }
@@ -373,18 +434,34 @@ impl LogRelay {
     /// Commits the open transaction now and then (keeps the producer's
     /// transaction within its timeout) and opens the next.
     async fn maybe_commit(&mut self) -> Result<(), Failure> {
-        if !self.txn_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY) {
+        if !self.commits || !self.txn_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY) {
             return Ok(());
         }
         let p = self.producer.clone();
-        tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             p.commit_transaction(CALL_TIMEOUT)?;
             p.begin_transaction()
         })
         .await
-        .map_err(RelayError::from)??;
-        self.txn_since = None;
-        Ok(())
+        .map_err(RelayError::from)?;
+        match done {
+            Ok(()) => {
+                self.txn_since = None;
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion)
+                ) =>
+            {
+                tracing::info!(error = %e, "the broker cannot end transactions; keeping one open (fencing still works)");
+                self.commits = false;
+                // The failed call may have left the producer unusable: a new one.
+                Err(Failure::Retry(e.into()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A promoted node says so once, before anything else of its term.
@@ -523,7 +600,7 @@ impl LogRelay {
                 &snap.gen,
                 end,
                 &dir,
-                "diverged",
+                crate::backup::manager::MANUAL,
                 Some("diverged"),
             )?;
             Ok::<_, crate::backup::BackupError>(Some((from, end, w.path)))
