@@ -19,5 +19,5 @@ cleanup() {
 trap cleanup EXIT
 start_tansu "$KPORT" "$WORK/tansu.log"
 TASKLEDGER_FENCING_BROKER="127.0.0.1:$KPORT" \
-  cargo test --test failover -- --ignored --test-threads=1
+  cargo test --test failover -- --ignored --test-threads=1 --nocapture || { tail -c 3000 "$WORK/tansu.log"; exit 1; }
 echo "== failover end to end passed"

@@ -195,7 +195,12 @@ fn writers(
     let answers = Arc::new(Mutex::new(Answers::default()));
     let handles = (0..n)
         .map(|w| {
-            let (c, base, token, tag) = (c.clone(), base.to_string(), token.to_string(), tag.to_string());
+            let (c, base, token, tag) = (
+                c.clone(),
+                base.to_string(),
+                token.to_string(),
+                tag.to_string(),
+            );
             let (answers, stop) = (answers.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut i = 0;
@@ -267,13 +272,13 @@ async fn a_stopped_primary_resumes_fenced_and_loses_no_acknowledged_write() {
     assert_eq!(promoted["term"], 2);
     let applied = promoted["appliedSeq"].as_u64().unwrap();
     // Writes on B continue the sequence; the primary's token works on B.
-    let seq = create_group(&c, &b.base, &token, "b-first").await.expect("B takes writes");
+    let seq = create_group(&c, &b.base, &token, "b-first")
+        .await
+        .expect("B takes writes");
     assert_eq!(seq, applied + 1);
 
     a.signal("CONT");
-    let h = a
-        .until(&c, "A fenced", |h| h["role"] == "fenced")
-        .await;
+    let h = a.until(&c, "A fenced", |h| h["role"] == "fenced").await;
     assert_eq!(h["writable"], false);
     // A acknowledges nothing more.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -294,7 +299,11 @@ async fn a_stopped_primary_resumes_fenced_and_loses_no_acknowledged_write() {
         h.await.unwrap();
     }
     let answers = answers.lock().unwrap();
-    assert_eq!(answers.acked.len(), acked_at_fence, "A acknowledged writes after it was fenced");
+    assert_eq!(
+        answers.acked.len(),
+        acked_at_fence,
+        "A acknowledged writes after it was fenced"
+    );
 
     let on_b = group_names(&c, &b.base, &token).await;
     let lost: Vec<_> = answers.acked.difference(&on_b).collect();
@@ -302,7 +311,17 @@ async fn a_stopped_primary_resumes_fenced_and_loses_no_acknowledged_write() {
     let ghosts: Vec<_> = answers.refused.intersection(&on_b).collect();
     assert!(ghosts.is_empty(), "refused by A, present on B: {ghosts:?}");
     assert!(on_b.contains("b-first"));
-    assert!(a.log().contains("fenced: another node is primary"), "{}", a.log());
+    let log = a.log();
+    let why = log
+        .lines()
+        .find(|l| l.contains("fenced: another node is primary"));
+    println!("A: {why:?}");
+    assert!(why.is_some(), "{log}");
+    println!(
+        "A: {} writes acknowledged, {} refused; all acknowledged ones on B",
+        answers.acked.len(),
+        answers.refused.len()
+    );
 }
 
 /// kill -9 of a sync primary under concurrent writers, then promotion: every
@@ -322,11 +341,20 @@ async fn a_killed_sync_primary_loses_no_acknowledged_write() {
     let promoted = promote(&c, &b, &token).await;
     let applied = promoted["appliedSeq"].as_u64().unwrap();
     let answers = answers.lock().unwrap();
-    assert!(answers.acked.len() > 20, "only {} writes", answers.acked.len());
+    assert!(
+        answers.acked.len() > 20,
+        "only {} writes",
+        answers.acked.len()
+    );
     let on_b = group_names(&c, &b.base, &token).await;
     let lost: Vec<_> = answers.acked.difference(&on_b).collect();
-    assert!(lost.is_empty(), "acknowledged, missing after failover: {lost:?}");
-    let seq = create_group(&c, &b.base, &token, "after").await.expect("B takes writes");
+    assert!(
+        lost.is_empty(),
+        "acknowledged, missing after failover: {lost:?}"
+    );
+    let seq = create_group(&c, &b.base, &token, "after")
+        .await
+        .expect("B takes writes");
     assert_eq!(seq, applied + 1);
     let h = b.health(&c).await.unwrap();
     assert_eq!(h["role"], "primary");
@@ -342,10 +370,14 @@ async fn an_async_primary_keeps_diverged_writes_and_restarts_fenced() {
     let brokers = &mock();
     let (mut a, b, token, c) = pair(brokers, "async").await;
     for i in 0..20 {
-        create_group(&c, &a.base, &token, &format!("g{i}")).await.unwrap();
+        create_group(&c, &a.base, &token, &format!("g{i}"))
+            .await
+            .unwrap();
     }
-    b.until(&c, "replica caught up", |h| h["lagEvents"] == 0 && h["state"] == "live")
-        .await;
+    b.until(&c, "replica caught up", |h| {
+        h["lagEvents"] == 0 && h["state"] == "live"
+    })
+    .await;
     a.signal("STOP");
     promote(&c, &b, &token).await;
     // Writes queued at the stopped A: it answers them when it resumes, maybe
@@ -383,13 +415,19 @@ async fn an_async_primary_keeps_diverged_writes_and_restarts_fenced() {
         assert_eq!(diverged.len(), 1, "{diverged:?}; log:\n{}", a.log());
         let text = archive_text(&diverged[0]);
         for name in &acked {
-            assert!(text.contains(name), "{name} is not in {}", diverged[0].display());
+            assert!(
+                text.contains(name),
+                "{name} is not in {}",
+                diverged[0].display()
+            );
         }
         assert!(a.log().contains("never published"), "{}", a.log());
     }
     a.kill9();
     a.start("serve", brokers, "async");
-    let h = a.until(&c, "restarted A fenced", |h| h["role"] == "fenced").await;
+    let h = a
+        .until(&c, "restarted A fenced", |h| h["role"] == "fenced")
+        .await;
     assert_eq!(h["writable"], false);
     let r = c
         .post(format!("{}/api/groups", a.base))
@@ -442,12 +480,19 @@ async fn sync_writes_wait_for_the_broker_and_fail_after_the_timeout() {
     let took = t.elapsed();
     assert_eq!(r.status(), 503);
     let v: Value = r.json().await.unwrap();
-    assert!(v["error"].as_str().unwrap().contains("not acknowledged"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("not acknowledged"),
+        "{v}"
+    );
     assert!(took < Duration::from_secs(6), "answered after {took:?}");
     m.broker_up(1).expect("broker up");
     let deadline = Instant::now() + Duration::from_secs(60);
     while create_group(&c, &a.base, &token, "after").await.is_none() {
-        assert!(Instant::now() < deadline, "writes did not resume: {}", a.log());
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume: {}",
+            a.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(group_names(&c, &a.base, &token).await.contains("after"));

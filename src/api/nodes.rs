@@ -15,8 +15,8 @@ use axum::Json;
 
 use super::auth::Admin;
 use super::error::{error_body, ApiError, ApiResult};
-use crate::replica::promote::{self, PromoteError, Promoted};
 use crate::app::AppState;
+use crate::replica::promote::{self, PromoteError, Promoted};
 
 pub(crate) const MIN_SEQ: &str = "x-taskledger-min-seq";
 /// How long a replica waits for the sequence a client asked for.
@@ -40,7 +40,13 @@ pub(crate) async fn promote_node(
     Admin(admin): Admin,
 ) -> ApiResult<Json<Promoted>> {
     tracing::info!(by = %admin.username, "promotion requested");
-    promote::promote(&app).await.map(Json).map_err(|e| match e {
+    // Its own task: a client that gives up (or the request timeout) must not
+    // stop a promotion half way.
+    let a = app.clone();
+    let done = tokio::spawn(async move { promote::promote(&a).await })
+        .await
+        .map_err(ApiError::internal)?;
+    done.map(Json).map_err(|e| match e {
         PromoteError::NotReplica(_) => ApiError::Conflict(e.to_string()),
         PromoteError::Kafka(_) | PromoteError::CatchUp(_) | PromoteError::Relay(_) => {
             ApiError::Unavailable(e.to_string())

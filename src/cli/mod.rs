@@ -20,10 +20,7 @@ pub fn offline(config: &Config, cmd: Cmd) -> Result<u8, RunError> {
             config.ensure_dirs()?;
             let _lock = lock::acquire(&config.store.data_dir)?;
             let meta = store::meta::Meta::open(&config.store.data_dir.join("meta"))?;
-            if meta
-                .relay_get(crate::replica::follow::POSITION)?
-                .is_none()
-            {
+            if meta.relay_get(crate::replica::follow::POSITION)?.is_none() {
                 return Err(RunError::Refused(
                     format!(
                         "{}: not a replica's data dir (it has no position in a log topic)",

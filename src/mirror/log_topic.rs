@@ -186,8 +186,14 @@ pub(crate) fn last_term(k: &KafkaConfig, topic: &str) -> Result<Option<u64>, Kaf
     use rdkafka::message::{Headers, Message};
     let consumer: BaseConsumer<QuietContext> = ClientConfig::new()
         .set("bootstrap.servers", &k.brokers)
-        .set("group.id", format!("taskledger-term-{}", uuid::Uuid::new_v4()))
+        .set(
+            "group.id",
+            format!("taskledger-term-{}", uuid::Uuid::new_v4()),
+        )
         .set("enable.auto.commit", "false")
+        // A message counts once the broker acknowledged it (SPEC §12); the
+        // log topic's transactions only carry the producer's fencing.
+        .set("isolation.level", "read_uncommitted")
         .set("socket.timeout.ms", "10000")
         .set("log_level", "4")
         .create_with_context(QuietContext)?;
@@ -212,7 +218,9 @@ pub(crate) fn last_term(k: &KafkaConfig, topic: &str) -> Result<Option<u64>, Kaf
             return Ok(term);
         }
     }
-    Err(KafkaError::MessageConsumption(RDKafkaErrorCode::RequestTimedOut))
+    Err(KafkaError::MessageConsumption(
+        RDKafkaErrorCode::RequestTimedOut,
+    ))
 }
 
 type Tail = rdkafka::consumer::BaseConsumer<QuietContext>;
@@ -223,8 +231,14 @@ fn tail(k: &KafkaConfig, topic: &str) -> Result<Tail, KafkaError> {
     use rdkafka::consumer::Consumer;
     let c: Tail = ClientConfig::new()
         .set("bootstrap.servers", &k.brokers)
-        .set("group.id", format!("taskledger-tail-{}", uuid::Uuid::new_v4()))
+        .set(
+            "group.id",
+            format!("taskledger-tail-{}", uuid::Uuid::new_v4()),
+        )
         .set("enable.auto.commit", "false")
+        // A message counts once the broker acknowledged it (SPEC §12); the
+        // log topic's transactions only carry the producer's fencing.
+        .set("isolation.level", "read_uncommitted")
         .set("fetch.wait.max.ms", "100")
         .set("log_level", "4")
         .create_with_context(QuietContext)?;
@@ -452,7 +466,9 @@ impl LogRelay {
             Err(e)
                 if matches!(
                     e.rdkafka_error_code(),
-                    Some(RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion)
+                    Some(
+                        RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion
+                    )
                 ) =>
             {
                 tracing::info!(error = %e, "the broker cannot end transactions; keeping one open (fencing still works)");
@@ -584,15 +600,16 @@ impl LogRelay {
             reason = why,
             "fenced: another node is primary; this node acknowledges no more writes (restart it as a replica)"
         );
-        let (cursor, cursor_gen, dir) = (
-            self.cursor,
-            self.cursor_gen,
-            self.deps.backup_dir.clone(),
-        );
+        let (cursor, cursor_gen, dir) =
+            (self.cursor, self.cursor_gen, self.deps.backup_dir.clone());
         let kept = tokio::task::spawn_blocking(move || {
             let snap = store.gen();
             let end = snap.gen.last_seq()?;
-            let from = if snap.id() == cursor_gen { cursor + 1 } else { 1 };
+            let from = if snap.id() == cursor_gen {
+                cursor + 1
+            } else {
+                1
+            };
             if end < from {
                 return Ok(None);
             }
@@ -615,7 +632,9 @@ impl LogRelay {
                 "fenced: events {from}..={to} were written here but never published; they are kept in {}",
                 path.display()
             ),
-            Ok(Err(e)) => tracing::error!(error = %e, "fenced: could not write the diverged backup"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "fenced: could not write the diverged backup")
+            }
             Err(e) => tracing::error!(error = %e, "fenced: the diverged backup task failed"),
         }
     }

@@ -336,7 +336,14 @@ impl Relay {
             if let Err(e) = step {
                 self.set_connected(false, &e.to_string());
                 let k = self.deps.kafka.clone();
-                if !recover(&mut self.producer, &producer_config(&k), &mut self.backoff, &mut stop).await {
+                if !recover(
+                    &mut self.producer,
+                    &producer_config(&k),
+                    &mut self.backoff,
+                    &mut stop,
+                )
+                .await
+                {
                     break;
                 }
             }

@@ -37,6 +37,8 @@ const LOCAL_GEN: &str = "replica_local_gen";
 /// Events handed to the store at a time.
 const RUN: usize = 5_000;
 const POLL: Duration = Duration::from_millis(100);
+/// A promotion's follower has the whole topic once it found nothing for this long.
+const PROMOTE_IDLE: Duration = Duration::from_millis(1500);
 
 /// What the follower may touch.
 pub(crate) struct FollowDeps {
@@ -221,6 +223,9 @@ impl Follower {
                 format!("taskledger-replica-{}", uuid::Uuid::new_v4()),
             )
             .set("enable.auto.commit", "false")
+            // A message counts once the broker acknowledged it (SPEC §12); the
+            // log topic's transactions only carry the producer's fencing.
+            .set("isolation.level", "read_uncommitted")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("socket.timeout.ms", "10000")
@@ -237,6 +242,18 @@ impl Follower {
             read_to: -1,
             term: deps_term,
         })
+    }
+
+    /// The consumer's next offset (past control records it skipped); -1 unknown.
+    fn next_offset(&self) -> i64 {
+        self.consumer
+            .position()
+            .ok()
+            .and_then(|tpl| {
+                tpl.find_partition(&self.deps.topic, 0)
+                    .and_then(|p| p.offset().to_raw())
+            })
+            .unwrap_or(-1)
     }
 
     fn assign(&self, offset: Offset) -> Result<(), FollowError> {
@@ -365,6 +382,8 @@ impl Follower {
         }
         self.assign(Offset::Offset(start + 1))?;
         let mut last_export = Instant::now();
+        let mut idle_since: Option<Instant> = None;
+        let mut promotion_seen = false;
         while !*stop.borrow() {
             match self.consumer.poll(if self.run.is_empty() {
                 POLL
@@ -372,6 +391,7 @@ impl Follower {
                 Duration::ZERO
             }) {
                 Some(r) => {
+                    idle_since = None;
                     let m = r?;
                     let offset = m.offset();
                     if let Some(msg) = decode(&m)? {
@@ -382,10 +402,25 @@ impl Follower {
                         self.flush()?;
                     }
                 }
-                None => self.flush()?,
+                None => {
+                    self.flush()?;
+                    idle_since.get_or_insert_with(Instant::now);
+                }
             }
             if let Some(until) = self.deps.status.promotion_until() {
-                if self.read_to >= until && self.building.is_none() {
+                if !promotion_seen {
+                    // Idle counts from the request on: what came before may
+                    // not have been fetched yet.
+                    promotion_seen = true;
+                    idle_since = None;
+                }
+                // The last offsets may be control records (the old primary's
+                // transaction, aborted by the take-over), which a consumer
+                // never sees: after the take-over nothing more can arrive, so
+                // a consumer that has found nothing new for a while has it all.
+                let drained = idle_since.is_some_and(|t| t.elapsed() >= PROMOTE_IDLE)
+                    || self.next_offset() > until;
+                if (self.read_to >= until || drained) && self.building.is_none() {
                     self.flush()?;
                     if let Some(req) = self.deps.status.take_promotion() {
                         let _ = req.reply.send(Ok(super::Caught {

@@ -78,7 +78,10 @@ async fn take_over_log(app: &AppState) -> Result<Promoted, PromoteError> {
         return Err(PromoteError::NotReplica("not following a log topic"));
     };
     let kafka = app.config.kafka.clone();
-    tracing::info!(topic, "promotion: taking the log topic over (fences the old primary)");
+    tracing::info!(
+        topic,
+        "promotion: taking the log topic over (fences the old primary)"
+    );
     let (k, t) = (kafka.clone(), topic.clone());
     let (producer, high) = tokio::task::spawn_blocking(move || {
         let p: RelayProducer = log_producer_config(&k, &t).create_with_context(QuietContext)?;
@@ -86,7 +89,10 @@ async fn take_over_log(app: &AppState) -> Result<Promoted, PromoteError> {
         // Nothing the old primary sends from now on is taken: this is the end.
         let c: BaseConsumer<QuietContext> = rdkafka::config::ClientConfig::new()
             .set("bootstrap.servers", &k.brokers)
-            .set("group.id", format!("taskledger-promote-{}", uuid::Uuid::new_v4()))
+            .set(
+                "group.id",
+                format!("taskledger-promote-{}", uuid::Uuid::new_v4()),
+            )
             .set("log_level", "4")
             .create_with_context(QuietContext)?;
         let (_, high) = c.fetch_watermarks(&t, 0, Duration::from_secs(10))?;

@@ -13,6 +13,7 @@
 //! ```
 
 pub(crate) mod checkpoint;
+pub(crate) mod commit;
 pub(crate) mod gen;
 pub mod history;
 pub(crate) mod lock;
@@ -22,7 +23,6 @@ pub(crate) mod meta;
 mod model_check;
 pub mod replay;
 pub(crate) mod snapshot;
-pub(crate) mod commit;
 pub(crate) mod writer;
 
 use std::fs;

@@ -21,9 +21,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use super::commit::CommitGate;
 use super::gen::{encode_event, Gen};
 use super::snapshot::Snapshot;
-use super::commit::CommitGate;
 use super::{mark, StoreError};
 use crate::domain::event::EVENT_VERSION;
 use crate::domain::state::{State, Touched};
