@@ -298,7 +298,7 @@ async fn a_stopped_primary_resumes_fenced_and_loses_no_acknowledged_write() {
     for h in handles {
         h.await.unwrap();
     }
-    let answers = answers.lock().unwrap();
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
     assert_eq!(
         answers.acked.len(),
         acked_at_fence,
@@ -340,7 +340,7 @@ async fn a_killed_sync_primary_loses_no_acknowledged_write() {
     }
     let promoted = promote(&c, &b, &token).await;
     let applied = promoted["appliedSeq"].as_u64().unwrap();
-    let answers = answers.lock().unwrap();
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
     assert!(
         answers.acked.len() > 20,
         "only {} writes",

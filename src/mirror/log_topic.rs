@@ -448,7 +448,7 @@ impl LogRelay {
     /// Commits the open transaction now and then (keeps the producer's
     /// transaction within its timeout) and opens the next.
     async fn maybe_commit(&mut self) -> Result<(), Failure> {
-        if !self.commits || !self.txn_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY) {
+        if !self.commits || self.txn_since.is_none_or(|t| t.elapsed() < COMMIT_EVERY) {
             return Ok(());
         }
         let p = self.producer.clone();
