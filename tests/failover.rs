@@ -497,3 +497,60 @@ async fn sync_writes_wait_for_the_broker_and_fail_after_the_timeout() {
     }
     assert!(group_names(&c, &a.base, &token).await.contains("after"));
 }
+
+/// `taskledger promote` on a stopped replica's data dir: the next start
+/// catches up, fences the old primary and takes writes, continuing the
+/// sequence; a data dir that never followed a topic is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_on_a_stopped_replicas_data_dir_takes_over_at_the_next_start() {
+    let brokers = &mock();
+    let (a, mut b, token, c) = pair(brokers, "async").await;
+    for i in 0..10 {
+        create_group(&c, &a.base, &token, &format!("g{i}"))
+            .await
+            .unwrap();
+    }
+    b.until(&c, "replica caught up", |h| {
+        h["lagEvents"] == 0 && h["state"] == "live"
+    })
+    .await;
+    b.kill9();
+    // Written while the replica is down: the promoted node must apply them first.
+    let last = create_group(&c, &a.base, &token, "while-down")
+        .await
+        .unwrap();
+
+    let refused = binary(a.root.path(), &["promote"])
+        .output()
+        .expect("promote runs");
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a primary's dir is not a replica's"
+    );
+    let ok = binary(b.root.path(), &["promote"])
+        .env("KAFKA_BROKER", &brokers.brokers)
+        .env("KAFKA_LOG_TOPIC", &brokers.topic)
+        .output()
+        .expect("promote runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    b.start("serve", brokers, "async");
+    b.until(&c, "B primary", |h| h["role"] == "primary").await;
+    a.until(&c, "A fenced", |h| h["role"] == "fenced").await;
+    let seq = create_group(&c, &b.base, &token, "on-b")
+        .await
+        .expect("B takes writes");
+    assert_eq!(
+        seq,
+        last + 1,
+        "B continues the sequence after what it caught up"
+    );
+    assert!(group_names(&c, &b.base, &token)
+        .await
+        .contains("while-down"));
+}

@@ -333,6 +333,11 @@ impl Follower {
             let m = r?;
             last = m.offset();
             match decode(&m)?.map(|m| m.body) {
+                // Sessions are not in backups: a replica that starts from one
+                // takes every session change the topic holds, in order.
+                Some(Body::Session(change)) => {
+                    self.deps.store.meta.apply_session_change(&change)?;
+                }
                 Some(Body::Generation(mk)) => {
                     marker = Some((m.offset(), mk.generation));
                     found = (seq == 0).then_some(m.offset());
