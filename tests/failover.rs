@@ -603,3 +603,42 @@ async fn an_async_failover_loses_only_what_was_unpublished() {
         lost.len()
     );
 }
+
+/// After a promotion the other replicas follow the new primary without a
+/// restart: a write on the new primary reaches them; the old primary's
+/// tokens work on all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_replicas_follow_the_new_primary() {
+    let brokers = &mock();
+    let (a, b, token, c) = pair(brokers, "async").await;
+    let mut third = Node::new();
+    third.start("replica", brokers, "async");
+    third
+        .until(&c, "second replica live", |h| h["state"] == "live")
+        .await;
+    create_group(&c, &a.base, &token, "before").await.unwrap();
+    b.until(&c, "B has it", |h| {
+        h["lagEvents"] == 0 && h["state"] == "live"
+    })
+    .await;
+    promote(&c, &b, &token).await;
+    let seq = create_group(&c, &b.base, &token, "after")
+        .await
+        .expect("B takes writes");
+    let h = third
+        .until(&c, "the other replica applied B's write", |h| {
+            h["appliedSeq"].as_u64() >= Some(seq)
+        })
+        .await;
+    assert_eq!(h["role"], "replica");
+    let names = group_names(&c, &third.base, &token).await;
+    assert!(
+        names.contains("before") && names.contains("after"),
+        "{names:?}"
+    );
+    assert!(
+        third.log().contains("a new primary took over"),
+        "{}",
+        third.log()
+    );
+}
