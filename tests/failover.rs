@@ -225,6 +225,26 @@ fn writers(
     (answers, handles)
 }
 
+/// `n` groups created on `primary`, then waits until `replica` has them all.
+async fn writes_then_caught_up(
+    c: &reqwest::Client,
+    primary: &Node,
+    replica: &Node,
+    token: &str,
+    n: usize,
+) {
+    for i in 0..n {
+        create_group(c, &primary.base, token, &format!("g{i}"))
+            .await
+            .unwrap();
+    }
+    replica
+        .until(c, "replica caught up", |h| {
+            h["lagEvents"] == 0 && h["state"] == "live"
+        })
+        .await;
+}
+
 async fn promote(c: &reqwest::Client, node: &Node, token: &str) -> Value {
     let r = c
         .post(format!("{}/api/admin/promote", node.base))
@@ -373,15 +393,7 @@ async fn a_killed_sync_primary_loses_no_acknowledged_write() {
 async fn an_async_primary_keeps_diverged_writes_and_restarts_fenced() {
     let brokers = &mock();
     let (mut a, b, token, c) = pair(brokers, "async").await;
-    for i in 0..20 {
-        create_group(&c, &a.base, &token, &format!("g{i}"))
-            .await
-            .unwrap();
-    }
-    b.until(&c, "replica caught up", |h| {
-        h["lagEvents"] == 0 && h["state"] == "live"
-    })
-    .await;
+    writes_then_caught_up(&c, &a, &b, &token, 20).await;
     a.signal("STOP");
     promote(&c, &b, &token).await;
     // Writes queued at the stopped A: it answers them when it resumes, maybe
@@ -509,15 +521,7 @@ async fn sync_writes_wait_for_the_broker_and_fail_after_the_timeout() {
 async fn promote_on_a_stopped_replicas_data_dir_takes_over_at_the_next_start() {
     let brokers = &mock();
     let (a, mut b, token, c) = pair(brokers, "async").await;
-    for i in 0..10 {
-        create_group(&c, &a.base, &token, &format!("g{i}"))
-            .await
-            .unwrap();
-    }
-    b.until(&c, "replica caught up", |h| {
-        h["lagEvents"] == 0 && h["state"] == "live"
-    })
-    .await;
+    writes_then_caught_up(&c, &a, &b, &token, 10).await;
     b.kill9();
     // Written while the replica is down: the promoted node must apply them first.
     let last = create_group(&c, &a.base, &token, "while-down")

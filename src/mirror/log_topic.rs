@@ -180,23 +180,49 @@ pub(crate) fn take_over(producer: &RelayProducer) -> Result<(), KafkaError> {
     producer.begin_transaction()
 }
 
-/// The term of the topic's last message (`None`: empty or not ours); blocking.
-pub(crate) fn last_term(k: &KafkaConfig, topic: &str) -> Result<Option<u64>, KafkaError> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer<QuietContext> = ClientConfig::new()
-        .set("bootstrap.servers", &k.brokers)
+/// A consumer of the log topic (no group offsets: every reader keeps its own
+/// position). `purpose` names it in the broker's view.
+pub(crate) fn log_consumer(
+    k: &KafkaConfig,
+    purpose: &str,
+) -> Result<rdkafka::consumer::BaseConsumer<QuietContext>, KafkaError> {
+    log_consumer_config(k, purpose).create_with_context(QuietContext)
+}
+
+fn log_consumer_config(k: &KafkaConfig, purpose: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
         .set(
             "group.id",
-            format!("taskledger-term-{}", uuid::Uuid::new_v4()),
+            format!("taskledger-{purpose}-{}", uuid::Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
         // A message counts once the broker acknowledged it (SPEC §12); the
         // log topic's transactions only carry the producer's fencing.
         .set("isolation.level", "read_uncommitted")
         .set("socket.timeout.ms", "10000")
-        .set("log_level", "4")
-        .create_with_context(QuietContext)?;
+        .set("log_level", "4");
+    c
+}
+
+/// The `taskledger-term` header of a message (`None`: not ours).
+pub(crate) fn term_of<M: rdkafka::message::Message>(m: &M) -> Option<u64> {
+    use rdkafka::message::Headers;
+    m.headers().and_then(|hs| {
+        hs.iter()
+            .find(|h| h.key == TERM)
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    })
+}
+
+/// The term of the topic's last message (`None`: empty or not ours); blocking.
+pub(crate) fn last_term(k: &KafkaConfig, topic: &str) -> Result<Option<u64>, KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let consumer = log_consumer(k, "term")?;
     let (low, high) = consumer.fetch_watermarks(topic, 0, CALL_TIMEOUT)?;
     if high <= low {
         return Ok(None);
@@ -207,15 +233,7 @@ pub(crate) fn last_term(k: &KafkaConfig, topic: &str) -> Result<Option<u64>, Kaf
     let until = Instant::now() + CALL_TIMEOUT;
     while Instant::now() < until {
         if let Some(r) = consumer.poll(Duration::from_millis(100)) {
-            let m = r?;
-            let term = m.headers().and_then(|hs| {
-                hs.iter()
-                    .find(|h| h.key == TERM)
-                    .and_then(|h| h.value)
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-            });
-            return Ok(term);
+            return Ok(term_of(&r?));
         }
     }
     Err(KafkaError::MessageConsumption(
@@ -229,18 +247,9 @@ type Tail = rdkafka::consumer::BaseConsumer<QuietContext>;
 /// it notices a promotion even on a broker that does not fence producers.
 fn tail(k: &KafkaConfig, topic: &str) -> Result<Tail, KafkaError> {
     use rdkafka::consumer::Consumer;
-    let c: Tail = ClientConfig::new()
-        .set("bootstrap.servers", &k.brokers)
-        .set(
-            "group.id",
-            format!("taskledger-tail-{}", uuid::Uuid::new_v4()),
-        )
-        .set("enable.auto.commit", "false")
-        // A message counts once the broker acknowledged it (SPEC §12); the
-        // log topic's transactions only carry the producer's fencing.
-        .set("isolation.level", "read_uncommitted")
+    // Promptly: this is how a zombie learns of a promotion on such a broker.
+    let c: Tail = log_consumer_config(k, "tail")
         .set("fetch.wait.max.ms", "100")
-        .set("log_level", "4")
         .create_with_context(QuietContext)?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, rdkafka::Offset::End)?;
@@ -250,17 +259,9 @@ fn tail(k: &KafkaConfig, topic: &str) -> Result<Tail, KafkaError> {
 
 /// The highest term among the messages `tail` has received since last asked.
 fn newest_term(tail: &Tail) -> Option<u64> {
-    use rdkafka::message::{Headers, Message};
     let mut newest = None;
     while let Some(Ok(m)) = tail.poll(Duration::ZERO) {
-        let term = m.headers().and_then(|hs| {
-            hs.iter()
-                .find(|h| h.key == TERM)
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        });
-        newest = newest.max(term);
+        newest = newest.max(term_of(&m));
     }
     newest
 }

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -216,21 +215,7 @@ pub(crate) fn spawn(deps: FollowDeps, stop: watch::Receiver<bool>) -> tokio::tas
 impl Follower {
     fn new(deps: FollowDeps, rt: Handle) -> Result<Follower, FollowError> {
         let deps_term = deps.store.meta.relay_get(log_topic::TERM_KEY)?.unwrap_or(1);
-        let consumer: BaseConsumer<QuietContext> = ClientConfig::new()
-            .set("bootstrap.servers", &deps.kafka.brokers)
-            .set(
-                "group.id",
-                format!("taskledger-replica-{}", uuid::Uuid::new_v4()),
-            )
-            .set("enable.auto.commit", "false")
-            // A message counts once the broker acknowledged it (SPEC §12); the
-            // log topic's transactions only carry the producer's fencing.
-            .set("isolation.level", "read_uncommitted")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("socket.timeout.ms", "10000")
-            .set("log_level", "4")
-            .create_with_context(QuietContext)?;
+        let consumer = log_topic::log_consumer(&deps.kafka, "replica")?;
         Ok(Follower {
             deps,
             rt,

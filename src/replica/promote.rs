@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 
 use super::{Caught, PromoteReq, Role};
 use crate::app::AppState;
@@ -87,14 +87,7 @@ async fn take_over_log(app: &AppState) -> Result<Promoted, PromoteError> {
         let p: RelayProducer = log_producer_config(&k, &t).create_with_context(QuietContext)?;
         take_over(&p)?;
         // Nothing the old primary sends from now on is taken: this is the end.
-        let c: BaseConsumer<QuietContext> = rdkafka::config::ClientConfig::new()
-            .set("bootstrap.servers", &k.brokers)
-            .set(
-                "group.id",
-                format!("taskledger-promote-{}", uuid::Uuid::new_v4()),
-            )
-            .set("log_level", "4")
-            .create_with_context(QuietContext)?;
+        let c = log_topic::log_consumer(&k, "promote")?;
         let (_, high) = c.fetch_watermarks(&t, 0, Duration::from_secs(10))?;
         Ok::<_, rdkafka::error::KafkaError>((p, high))
     })
