@@ -42,6 +42,8 @@ struct Conn {
     idle_since_ms: AtomicU64,
     epoch: Instant,
     close: Notify,
+    /// Set by [`Abort`]: close even with a response in progress.
+    aborted: std::sync::atomic::AtomicBool,
 }
 
 /// Every open connection, so the one idle longest can be found at the cap.
@@ -71,6 +73,7 @@ impl Conns {
             idle_since_ms: AtomicU64::new(self.now_ms()),
             epoch: self.epoch,
             close: Notify::new(),
+            aborted: std::sync::atomic::AtomicBool::new(false),
         });
         if let Ok(mut open) = self.open.lock() {
             open.insert(id, conn.clone());
@@ -125,6 +128,19 @@ impl Drop for Busy {
     }
 }
 
+/// A handler's way to close its own connection at once, response unfinished
+/// (a live-update client that does not read: its socket holds the unsent part,
+/// and waiting for it would keep the connection forever).
+#[derive(Clone)]
+pub(crate) struct Abort(Arc<Conn>);
+
+impl Abort {
+    pub(crate) fn abort(&self) {
+        self.0.aborted.store(true, Ordering::SeqCst);
+        self.0.close.notify_one();
+    }
+}
+
 /// The router as one connection's hyper service: one router clone per request
 /// (as hyper-util's adapter does) and the connection's own busy count.
 #[derive(Clone)]
@@ -140,7 +156,9 @@ impl hyper::service::Service<axum::extract::Request<hyper::body::Incoming>> for 
 
     fn call(&self, req: axum::extract::Request<hyper::body::Incoming>) -> Self::Future {
         let busy = Busy::enter(self.conn.clone());
-        let answer = self.router.clone().oneshot(req.map(Body::new));
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(Abort(self.conn.clone()));
+        let answer = self.router.clone().oneshot(req);
         Box::pin(async move {
             let resp = answer
                 .await
@@ -284,7 +302,7 @@ pub(crate) async fn serve(
                 tokio::select! {
                     _ = &mut http => break,
                     // Dropping the connection closes its socket; only between requests.
-                    _ = conn.close.notified() => if conn.busy.load(Ordering::SeqCst) == 0 { break },
+                    _ = conn.close.notified() => if conn.busy.load(Ordering::SeqCst) == 0 || conn.aborted.load(Ordering::SeqCst) { break },
                 }
             }
             conns.remove(id);
