@@ -39,6 +39,8 @@ use crate::store::{Snapshot, Store, StoreError};
 pub(crate) const MAX_PER_USER: usize = 16;
 /// Frames buffered per client. A client this far behind is not reading.
 const BUFFER: usize = 256;
+/// The kernel's send buffer of a stream's connection (it doubles it).
+const SEND_BUFFER: usize = 32 * 1024;
 /// A comment line after this much silence, below the 15 s of SPEC §13.
 const KEEP_ALIVE: Duration = Duration::from_secs(14);
 /// Batches the broadcast keeps for forwarders that have not run yet; one that
@@ -482,6 +484,9 @@ pub(crate) async fn event_stream(
     }
     drop(snap);
     let abort = abort.map(|axum::Extension(a)| a);
+    if let Some(a) = &abort {
+        a.limit_send_buffer(SEND_BUFFER);
+    }
     tokio::spawn(async move {
         let _slot = slot;
         let end = client.run(sub).await;
