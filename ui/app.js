@@ -29,7 +29,7 @@ export function navigate(path, { replace = false } = {}) {
 async function render({ focus = false, soft = false } = {}) {
   const gen = ++current;
   const route = parseRoute(location.pathname);
-  liveSync();
+  if (!session.token) liveSync();
   if (!session.token && route.name !== 'login') return navigate('/login', { replace: true });
   if (session.token && route.name === 'login') return navigate('/', { replace: true });
   drawHeader(route);
@@ -54,6 +54,8 @@ async function render({ focus = false, soft = false } = {}) {
       h('p', {}, h('a', { href: '/' }, 'Back to the groups')));
   }
   if (gen !== current) return;
+  // Connected once a page has loaded: the token has just proved good.
+  liveSync();
   if (soft) {
     // A redraw for someone else's change: what the person is typing stays.
     const y = window.scrollY;
@@ -117,7 +119,8 @@ function softRender() {
 liveHandlers({
   entry: (e) => {
     const route = parseRoute(location.pathname);
-    if (!concerns(route, e)) return;
+    // This tab redraws after its own changes; others' are what is new.
+    if (!concerns(route, e) || e.user_name === session.user?.username) return;
     const who = e.user_name && e.user_name !== session.user?.username ? ` by ${e.user_name}` : '';
     if (e.entity === 'Group' && e.event_type === 'deleted' && route.name === 'group') {
       notify(`This group (“${e.group_name}”) was deleted${who}.`, 'error');
@@ -127,7 +130,10 @@ liveHandlers({
     softRender();
   },
   reset: () => {
-    notify('The server\'s data was restored from a backup: this page was reloaded.', 'error');
+    // The tab that asked for the restore says so itself: not overwritten.
+    if (!document.getElementById('notice').hasChildNodes()) {
+      notify('The server\'s data was restored from a backup: this page was reloaded.', 'error');
+    }
     softRender();
   },
 });
