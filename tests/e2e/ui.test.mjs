@@ -70,6 +70,10 @@ async function expectingConsoleError(pattern, fn) {
 }
 
 function watch(p) {
+  if (process.env.E2E_DEBUG) {
+    p.on('response', (r) => { if (r.status() >= 400) console.error(`[e2e] ${r.status()} ${r.request().method()} ${r.url()}`); });
+    p.on('console', (m) => console.error(`[e2e console ${m.type()}] ${m.text()}`));
+  }
   p.on('console', (m) => {
     if (m.type() !== 'error') return;
     const mark = allowed.find((a) => a.pattern.test(m.text()));
@@ -490,6 +494,7 @@ step('live updates: another person\'s changes appear in place, typing survives, 
   await expectingConsoleError(/status of 404/, async () => {
     await apiAs(carol, 'DELETE', `/api/groups/${encodeURIComponent(groupId)}`);
     await notice().filter({ hasText: 'This group (“Live board”) was deleted by carol.' }).waitFor({ timeout: 2000 });
+    await heading().filter({ hasText: 'Could not load this page' }).waitFor({ timeout: 2000 });
   });
   await logout();
 });
