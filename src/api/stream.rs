@@ -12,7 +12,7 @@
 //! dropped. Nothing here ever waits on a client while holding something a writer
 //! or another client needs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,6 +55,7 @@ const CATCH_UP_MAX: u64 = 100_000;
 const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
 /// One new entry, encoded once for every stream.
+#[derive(Clone)]
 struct Item {
     seq: u64,
     group_id: String,
@@ -74,10 +75,14 @@ enum Batch {
     Reset { gen: u64, seq: u64 },
 }
 
-/// The streams of one server: the broadcast of new entries, the shutdown
+/// The streams of one server: the broadcasts of new entries, the shutdown
 /// signal, and who holds how many streams.
 pub(crate) struct Streams {
+    /// Every entry, for unfiltered streams.
     tx: broadcast::Sender<Arc<Batch>>,
+    /// One group's entries, for the streams narrowed to it (or to one of its
+    /// tasks): a stream is woken only for batches that hold something for it.
+    groups: Mutex<HashMap<String, broadcast::Sender<Arc<Batch>>>>,
     stop: watch::Receiver<bool>,
     per_user: Mutex<HashMap<String, usize>>,
     metrics: Arc<Metrics>,
@@ -89,9 +94,68 @@ impl Streams {
         let (tx, _) = broadcast::channel(BROADCAST);
         Streams {
             tx,
+            groups: Mutex::new(HashMap::new()),
             stop,
             per_user: Mutex::new(HashMap::new()),
             metrics,
+        }
+    }
+
+    fn subscribe(&self, group: Option<&str>) -> broadcast::Receiver<Arc<Batch>> {
+        let Some(g) = group else {
+            return self.tx.subscribe();
+        };
+        match self.groups.lock() {
+            Ok(mut map) => map
+                .entry(g.to_string())
+                .or_insert_with(|| broadcast::channel(BROADCAST).0)
+                .subscribe(),
+            // Never poisoned in practice; the full feed is still correct.
+            Err(_) => self.tx.subscribe(),
+        }
+    }
+
+    /// The groups someone listens to (dropping the channels nobody does), and
+    /// whether anyone listens to everything; None when nobody listens at all.
+    fn listeners(&self) -> Option<(bool, HashSet<String>)> {
+        let all = self.tx.receiver_count() > 0;
+        let mut groups = HashSet::new();
+        if let Ok(mut map) = self.groups.lock() {
+            map.retain(|_, tx| tx.receiver_count() > 0);
+            groups.extend(map.keys().cloned());
+        }
+        (all || !groups.is_empty()).then_some((all, groups))
+    }
+
+    fn publish(&self, batch: Batch) {
+        let Ok(map) = self.groups.lock() else {
+            let _ = self.tx.send(Arc::new(batch));
+            return;
+        };
+        match batch {
+            Batch::Reset { .. } => {
+                let batch = Arc::new(batch);
+                for tx in map.values() {
+                    let _ = tx.send(batch.clone());
+                }
+                let _ = self.tx.send(batch);
+            }
+            Batch::Entries { gen, upto, items } => {
+                let mut by_group: HashMap<&str, Vec<Item>> = HashMap::new();
+                for it in &items {
+                    if map.contains_key(&it.group_id) {
+                        by_group.entry(&it.group_id).or_default().push(it.clone());
+                    }
+                }
+                for (g, items) in by_group {
+                    if let Some(tx) = map.get(g) {
+                        let _ = tx.send(Arc::new(Batch::Entries { gen, upto, items }));
+                    }
+                }
+                if self.tx.receiver_count() > 0 {
+                    let _ = self.tx.send(Arc::new(Batch::Entries { gen, upto, items }));
+                }
+            }
         }
     }
 
@@ -151,25 +215,28 @@ async fn tail(store: Arc<Store>, streams: Arc<Streams>) {
         if snap.id() != gen {
             gen = snap.id();
             cursor = snap.last_seq();
-            let _ = streams.tx.send(Arc::new(Batch::Reset { gen, seq: cursor }));
+            streams.publish(Batch::Reset { gen, seq: cursor });
             continue;
         }
         if snap.last_seq() > cursor {
             // Nobody listening: nothing to read. A stream that subscribes later
             // reads from the log up to a snapshot at least this new.
-            if streams.tx.receiver_count() == 0 {
+            let Some((all, groups)) = streams.listeners() else {
                 cursor = snap.last_seq();
                 continue;
-            }
+            };
             let (from, to) = (cursor + 1, snap.last_seq().min(cursor + READ_CHUNK));
-            match read_items(snap, from, to, None).await {
+            // Only entries someone listens to are encoded; a group whose first
+            // stream subscribes after this point reads them from the log.
+            let keep = move |g: &str, _: Option<&str>| all || groups.contains(g);
+            match read_items(snap, from, to, keep).await {
                 Ok(items) => {
                     cursor = to;
-                    let _ = streams.tx.send(Arc::new(Batch::Entries {
+                    streams.publish(Batch::Entries {
                         gen,
                         upto: to,
                         items,
-                    }));
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, from, to, "live updates: reading the log failed; retrying");
@@ -208,22 +275,20 @@ impl Filter {
     }
 }
 
-/// Events `from..=to` of `snap` that have an entry (and pass `filter`), encoded.
+/// Events `from..=to` of `snap` that have an entry `keep`s, encoded.
 async fn read_items(
     snap: Arc<Snapshot>,
     from: u64,
     to: u64,
-    filter: Option<Filter>,
+    keep: impl Fn(&str, Option<&str>) -> bool + Send + 'static,
 ) -> Result<Vec<Item>, ApiError> {
     crate::blocking::blocking(move || {
         let mut items = Vec::new();
         for r in snap.gen.events(from, to) {
             let (seq, se) = r.map_err(ApiError::from)?;
             let Some(e) = entry(seq, se) else { continue };
-            if let Some(f) = &filter {
-                if !f.wants(e.group_id(), e.task_id()) {
-                    continue;
-                }
+            if !keep(e.group_id(), e.task_id()) {
+                continue;
             }
             let json = serde_json::to_string(&e)
                 .map_err(|e| ApiError::from(StoreError::Corrupt(e.to_string())))?;
@@ -298,7 +363,8 @@ impl Client {
                 return self.reset(snap.id(), last);
             }
             let (from, to) = (self.cursor + 1, last.min(self.cursor + READ_CHUNK));
-            let items = read_items(snap, from, to, Some(self.filter.clone()))
+            let filter = self.filter.clone();
+            let items = read_items(snap, from, to, move |g, t| filter.wants(g, t))
                 .await
                 .map_err(|e| {
                     tracing::warn!(error = %e, "live updates: catch-up read failed; closing the stream");
@@ -460,7 +526,15 @@ pub(crate) async fn event_stream(
     })?;
     // Subscribed before the snapshot is read: every batch published after it
     // arrives, and everything before it is in the snapshot (no gap at the seam).
-    let sub = app.streams.tx.subscribe();
+    let snap = app.store.gen();
+    // The group a task stream listens on; an unknown task (not yet created, or
+    // gone) listens to everything.
+    let group = filter.group_id.clone().or_else(|| {
+        let task = Id::parse(filter.task_id.as_deref()?)?;
+        Some(snap.state.task_rec(&task)?.group_id.to_string())
+    });
+    drop(snap);
+    let sub = app.streams.subscribe(group.as_deref());
     let snap = app.store.gen();
     let (tx, mut rx) = mpsc::channel::<Bytes>(BUFFER);
     // Sent at once, so the client sees the stream open before the first entry.
