@@ -283,8 +283,10 @@ async fn group_and_task_filters_narrow_the_stream() {
     s.create_task(&t, &a, json!({"name": "ta3"})).await;
     let (st, _) = s.delete(&t, &format!("/api/tasks/{ta}")).await;
     assert_eq!(st, StatusCode::OK);
+    let (st, _) = s.delete(&t, &format!("/api/groups/{a}")).await;
+    assert_eq!(st, StatusCode::OK);
 
-    let g = by_group.entries(4).await;
+    let g = by_group.entries(5).await;
     assert!(g.iter().all(|e| e["group_id"] == a.as_str()), "{g:?}");
     let changes: Vec<&str> = g
         .iter()
@@ -292,8 +294,9 @@ async fn group_and_task_filters_narrow_the_stream() {
         .collect();
     assert_eq!(
         changes,
-        vec!["commented", "commented", "created", "deleted"]
+        vec!["commented", "commented", "created", "deleted", "deleted"]
     );
+    assert_eq!(g[4]["entity"], "Group");
     let tk = by_task.entries(2).await;
     assert!(tk.iter().all(|e| e["task_id"] == ta.as_str()), "{tk:?}");
     assert_eq!(tk[0]["event_type"], "commented");

@@ -226,10 +226,15 @@ async fn tail(store: Arc<Store>, streams: Arc<Streams>) {
                 continue;
             };
             let (from, to) = (cursor + 1, snap.last_seq().min(cursor + READ_CHUNK));
-            // Only entries someone listens to are encoded; a group whose first
-            // stream subscribes after this point reads them from the log.
-            let keep = move |g: &str, _: Option<&str>| all || groups.contains(g);
-            match read_items(snap, from, to, keep).await {
+            // Only entries someone listens to are read and encoded (a group's
+            // through its activity index); a group whose first stream subscribes
+            // after this point reads them from the log itself.
+            let read = if all {
+                read_items(snap, from, to, |_: &str, _: Option<&str>| true).await
+            } else {
+                read_groups(snap, from, to, groups).await
+            };
+            match read {
                 Ok(items) => {
                     cursor = to;
                     streams.publish(Batch::Entries {
@@ -290,18 +295,51 @@ async fn read_items(
             if !keep(e.group_id(), e.task_id()) {
                 continue;
             }
-            let json = serde_json::to_string(&e)
-                .map_err(|e| ApiError::from(StoreError::Corrupt(e.to_string())))?;
-            items.push(Item {
-                seq,
-                group_id: e.group_id().to_string(),
-                task_id: e.task_id().map(str::to_string),
-                frame: Bytes::from(format!("id: {seq}\ndata: {json}\n\n")),
-            });
+            items.push(item(seq, &e)?);
         }
         Ok(items)
     })
     .await
+}
+
+/// The entries of `groups` among events `from..=to`, found through the
+/// groups' activity indexes instead of a scan of the log.
+async fn read_groups(
+    snap: Arc<Snapshot>,
+    from: u64,
+    to: u64,
+    groups: HashSet<String>,
+) -> Result<Vec<Item>, ApiError> {
+    crate::blocking::blocking(move || {
+        let limit = usize::try_from(to - from + 1).unwrap_or(usize::MAX);
+        let mut seqs: Vec<u64> = groups
+            .iter()
+            .filter_map(|g| Id::parse(g))
+            .flat_map(|g| snap.state.group_log(&g, Some(to + 1), limit))
+            .filter(|s| *s >= from)
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let mut items = Vec::new();
+        for (seq, se) in snap.bodies(seqs)? {
+            if let Some(e) = entry(seq, se) {
+                items.push(item(seq, &e)?);
+            }
+        }
+        Ok(items)
+    })
+    .await
+}
+
+fn item(seq: u64, e: &super::logs::LogEntry) -> Result<Item, ApiError> {
+    let json =
+        serde_json::to_string(e).map_err(|e| ApiError::from(StoreError::Corrupt(e.to_string())))?;
+    Ok(Item {
+        seq,
+        group_id: e.group_id().to_string(),
+        task_id: e.task_id().map(str::to_string),
+        frame: Bytes::from(format!("id: {seq}\ndata: {json}\n\n")),
+    })
 }
 
 fn reset_frame(gen: u64, seq: u64) -> Bytes {
