@@ -310,14 +310,29 @@ async fn read_groups(
     to: u64,
     groups: HashSet<String>,
 ) -> Result<Vec<Item>, ApiError> {
+    read_indexed(snap, from, to, groups, None).await
+}
+
+/// The entries among events `from..=to` of the `groups` (or, with `task`, of
+/// that task), through the activity indexes.
+async fn read_indexed(
+    snap: Arc<Snapshot>,
+    from: u64,
+    to: u64,
+    groups: HashSet<String>,
+    task: Option<String>,
+) -> Result<Vec<Item>, ApiError> {
     crate::blocking::blocking(move || {
         let limit = usize::try_from(to - from + 1).unwrap_or(usize::MAX);
-        let mut seqs: Vec<u64> = groups
-            .iter()
-            .filter_map(|g| Id::parse(g))
-            .flat_map(|g| snap.state.group_log(&g, Some(to + 1), limit))
-            .filter(|s| *s >= from)
-            .collect();
+        let mut seqs: Vec<u64> = match task.as_deref().and_then(Id::parse) {
+            Some(t) => snap.state.task_log(&t, Some(to + 1), limit),
+            None => groups
+                .iter()
+                .filter_map(|g| Id::parse(g))
+                .flat_map(|g| snap.state.group_log(&g, Some(to + 1), limit))
+                .collect(),
+        };
+        seqs.retain(|s| *s >= from);
         seqs.sort_unstable();
         seqs.dedup();
         let mut items = Vec::new();
@@ -402,8 +417,22 @@ impl Client {
             }
             let (from, to) = (self.cursor + 1, last.min(self.cursor + READ_CHUNK));
             let filter = self.filter.clone();
-            let items = read_items(snap, from, to, move |g, t| filter.wants(g, t))
-                .await
+            // A narrowed stream finds its entries through the activity indexes.
+            let read = match (&filter.group_id, &filter.task_id) {
+                (None, None) => read_items(snap, from, to, |_: &str, _: Option<&str>| true).await,
+                (g, t) => {
+                    let groups = g.iter().cloned().collect();
+                    read_indexed(snap, from, to, groups, t.clone())
+                        .await
+                        .map(|items| {
+                            items
+                                .into_iter()
+                                .filter(|it| filter.wants(&it.group_id, it.task_id.as_deref()))
+                                .collect()
+                        })
+                }
+            };
+            let items = read
                 .map_err(|e| {
                     tracing::warn!(error = %e, "live updates: catch-up read failed; closing the stream");
                     End::Done
