@@ -13,6 +13,8 @@ pub(crate) struct App {
     pub(crate) store: Arc<Store>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) relay: Arc<RelayStatus>,
+    /// Live updates: the open event streams and their shared feed.
+    pub(crate) streams: Arc<crate::api::stream::Streams>,
     /// The backup component's handle (scheduler, drop folder, restores).
     pub(crate) backups: Arc<Backups>,
     /// The off-site copier, when a bucket is configured.
@@ -21,8 +23,6 @@ pub(crate) struct App {
     pub(crate) log_topic: Option<Arc<crate::mirror::log_topic::LogStatus>>,
     /// Set on a replica: where it is in the primary's log.
     pub(crate) replica: Option<Arc<crate::replica::ReplicaStatus>>,
-    /// Live updates: the open event streams and their shared feed.
-    pub(crate) streams: Arc<crate::api::stream::Streams>,
 }
 
 pub(crate) type AppState = Arc<App>;

@@ -130,6 +130,14 @@ pub async fn run(
     config.ensure_dirs()?;
     let lock = store::lock::acquire(&config.store.data_dir)?;
     let metrics = Arc::new(Metrics::new());
+    // Streams end when shutdown begins, not after the drain: a stream never
+    // finishes by itself and would hold the drain for its whole deadline.
+    let (streams_stop, streams_stop_rx) = tokio::sync::watch::channel(false);
+    let streams = Arc::new(api::stream::Streams::new(metrics.clone(), streams_stop_rx));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = streams_stop.send(true);
+    };
     let replica = config.role == config::Role::Replica;
     if replica {
         replica::bootstrap::from_newest_backup(&config).await?;
@@ -169,21 +177,13 @@ pub async fn run(
         (Some(_), false) => Some(Arc::new(mirror::log_topic::LogStatus::default())),
         _ => None,
     };
-    // Streams end when shutdown begins, not after the drain: a stream never
-    // finishes by itself and would hold the drain for its whole deadline.
-    let (streams_stop, streams_stop_rx) = tokio::sync::watch::channel(false);
-    let streams = Arc::new(api::stream::Streams::new(metrics.clone(), streams_stop_rx));
-    let shutdown = async move {
-        shutdown.await;
-        let _ = streams_stop.send(true);
-    };
     let app = Arc::new(App {
-        streams: streams.clone(),
         offsite: offsite.clone(),
         config,
         store,
         metrics,
         relay: Arc::new(RelayStatus::default()),
+        streams: streams.clone(),
         backups,
         log_topic,
         replica: replica.then(|| Arc::new(replica::ReplicaStatus::default())),
@@ -196,6 +196,7 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
+    workers.push(api::stream::spawn_tailer(app.store.clone(), streams));
     if app.config.backup.auto_backup_enabled {
         workers.push(backup::scheduler::spawn_scheduler(
             app.backups.clone(),
@@ -212,7 +213,6 @@ pub async fn run(
         workers.push(o.spawn(stop_rx.clone()));
     }
     workers.push(app.store.meta.clone().spawn_purge(stop_rx.clone()));
-    workers.push(api::stream::spawn_tailer(app.store.clone(), streams));
     if let (Some(status), Some(topic)) = (&app.log_topic, &app.config.kafka.log_topic) {
         let deps = mirror::log_topic::LogDeps {
             store: app.store.clone(),
