@@ -13,6 +13,8 @@ pub(crate) struct App {
     pub(crate) store: Arc<Store>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) relay: Arc<RelayStatus>,
+    /// Live updates: the open event streams and their shared feed.
+    pub(crate) streams: Arc<crate::api::stream::Streams>,
     /// The backup component's handle (scheduler, drop folder, restores).
     pub(crate) backups: Arc<Backups>,
     /// The off-site copier, when a bucket is configured.

@@ -130,6 +130,14 @@ pub async fn run(
     config.ensure_dirs()?;
     let lock = store::lock::acquire(&config.store.data_dir)?;
     let metrics = Arc::new(Metrics::new());
+    // Streams end when shutdown begins, not after the drain: a stream never
+    // finishes by itself and would hold the drain for its whole deadline.
+    let (streams_stop, streams_stop_rx) = tokio::sync::watch::channel(false);
+    let streams = Arc::new(api::stream::Streams::new(metrics.clone(), streams_stop_rx));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = streams_stop.send(true);
+    };
     let replica = config.role == config::Role::Replica;
     if replica {
         replica::bootstrap::from_newest_backup(&config).await?;
@@ -180,6 +188,7 @@ pub async fn run(
         store,
         metrics,
         relay: Arc::new(RelayStatus::default()),
+        streams: streams.clone(),
         backups,
         log_topic,
         replica: replica.then(|| Arc::new(replica::ReplicaStatus::default())),
@@ -198,6 +207,7 @@ pub async fn run(
         backup::dropfolder::initial_scan(&app.backups).await;
     }
     let mut workers = Vec::new();
+    workers.push(api::stream::spawn_tailer(app.store.clone(), streams));
     if app.config.backup.auto_backup_enabled {
         workers.push(backup::scheduler::spawn_scheduler(
             app.backups.clone(),

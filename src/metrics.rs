@@ -34,6 +34,9 @@ pub struct Metrics {
     pub(crate) replica_applied_seq: IntGauge,
     pub(crate) replica_lag_events: IntGauge,
     pub(crate) replica_lag_seconds: prometheus::Gauge,
+    pub(crate) stream_open: IntGauge,
+    pub(crate) stream_entries_sent: IntCounter,
+    pub(crate) stream_dropped_slow: IntCounter,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -258,6 +261,26 @@ impl Metrics {
                 prometheus::Gauge::new(
                     "taskledger_replica_lag_seconds",
                     "How old the primary state this replica serves is (0 when live and caught up)",
+                )
+                .expect(ok),
+            ),
+            stream_open: reg(
+                &r,
+                IntGauge::new("taskledger_stream_open", "Open live-update streams").expect(ok),
+            ),
+            stream_entries_sent: reg(
+                &r,
+                IntCounter::new(
+                    "taskledger_stream_entries_sent_total",
+                    "Activity entries queued to live-update streams",
+                )
+                .expect(ok),
+            ),
+            stream_dropped_slow: reg(
+                &r,
+                IntCounter::new(
+                    "taskledger_stream_dropped_slow_total",
+                    "Live-update clients disconnected for not reading their stream",
                 )
                 .expect(ok),
             ),

@@ -42,6 +42,11 @@ struct Conn {
     idle_since_ms: AtomicU64,
     epoch: Instant,
     close: Notify,
+    /// Set by [`Abort`]: close even with a response in progress.
+    aborted: std::sync::atomic::AtomicBool,
+    /// A second descriptor of the socket, for [`Abort::limit_send_buffer`]
+    /// (hyper owns the first).
+    fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// Every open connection, so the one idle longest can be found at the cap.
@@ -64,13 +69,15 @@ impl Conns {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn add(&self) -> (u64, Arc<Conn>) {
+    fn add(&self, fd: Option<std::os::fd::OwnedFd>) -> (u64, Arc<Conn>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             busy: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(self.now_ms()),
             epoch: self.epoch,
             close: Notify::new(),
+            aborted: std::sync::atomic::AtomicBool::new(false),
+            fd,
         });
         if let Ok(mut open) = self.open.lock() {
             open.insert(id, conn.clone());
@@ -125,6 +132,28 @@ impl Drop for Busy {
     }
 }
 
+/// A handler's way to close its own connection at once, response unfinished
+/// (a live-update client that does not read: its socket holds the unsent part,
+/// and waiting for it would keep the connection forever).
+#[derive(Clone)]
+pub(crate) struct Abort(Arc<Conn>);
+
+impl Abort {
+    pub(crate) fn abort(&self) {
+        self.0.aborted.store(true, Ordering::SeqCst);
+        self.0.close.notify_one();
+    }
+
+    /// Caps the kernel's send buffer of this connection (it grows to megabytes
+    /// by itself): a long-lived stream to a client that stops reading then
+    /// backs up into the handler's bounded buffer soon, where it is seen.
+    pub(crate) fn limit_send_buffer(&self, bytes: usize) {
+        if let Some(fd) = &self.0.fd {
+            let _ = socket2::SockRef::from(fd).set_send_buffer_size(bytes);
+        }
+    }
+}
+
 /// The router as one connection's hyper service: one router clone per request
 /// (as hyper-util's adapter does) and the connection's own busy count.
 #[derive(Clone)]
@@ -140,7 +169,9 @@ impl hyper::service::Service<axum::extract::Request<hyper::body::Incoming>> for 
 
     fn call(&self, req: axum::extract::Request<hyper::body::Incoming>) -> Self::Future {
         let busy = Busy::enter(self.conn.clone());
-        let answer = self.router.clone().oneshot(req.map(Body::new));
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(Abort(self.conn.clone()));
+        let answer = self.router.clone().oneshot(req);
         Box::pin(async move {
             let resp = answer
                 .await
@@ -197,7 +228,8 @@ pub(crate) fn connection_budget() -> usize {
         Ok((soft, _)) => soft,
         Err(_) => 1024,
     };
-    soft.saturating_sub(FD_RESERVE).clamp(64, 100_000) as usize
+    // Two descriptors per connection (see `Conn::fd`).
+    (soft.saturating_sub(FD_RESERVE) / 2).clamp(64, 100_000) as usize
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains for at
@@ -268,7 +300,8 @@ pub(crate) async fn serve(
             full_logged = false;
         }
         let _ = stream.set_nodelay(true);
-        let (id, conn) = conns.add();
+        let fd = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
+        let (id, conn) = conns.add(fd);
         let service = Service {
             router: router.clone(),
             conn: conn.clone(),
@@ -284,7 +317,7 @@ pub(crate) async fn serve(
                 tokio::select! {
                     _ = &mut http => break,
                     // Dropping the connection closes its socket; only between requests.
-                    _ = conn.close.notified() => if conn.busy.load(Ordering::SeqCst) == 0 { break },
+                    _ = conn.close.notified() => if conn.busy.load(Ordering::SeqCst) == 0 || conn.aborted.load(Ordering::SeqCst) { break },
                 }
             }
             conns.remove(id);

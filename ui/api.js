@@ -40,7 +40,8 @@ export function whenSessionExpires(fn) { onExpired = fn; }
  */
 export async function api(method, path, { json, raw, blob = false } = {}) {
   const headers = {};
-  if (session.token) headers.Authorization = `Bearer ${session.token}`;
+  const sent = session.token;
+  if (sent) headers.Authorization = `Bearer ${sent}`;
   let body;
   if (json !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -63,7 +64,9 @@ export async function api(method, path, { json, raw, blob = false } = {}) {
   if (!res.ok) {
     // The login form's own 401 is a wrong password, not an expired session.
     const err = new ApiError(res.status, errorMessage(res.status, data));
-    if (res.status === 401 && path !== '/api/auth/login') {
+    // A token this tab has since let go of (a logout while a live-update redraw
+    // was in flight) is not an expired session.
+    if (res.status === 401 && path !== '/api/auth/login' && sent && session.token === sent) {
       session.clear();
       err.expired = true;
       onExpired(err.message);

@@ -6,6 +6,7 @@ import { parseRoute, ADMIN_ROUTES } from './logic.js';
 import { groupsView, groupView, taskView } from './tasks.js';
 import { usersView, backupsView, healthView } from './admin.js';
 import { groupAtView, taskAtView } from './history.js';
+import { liveSync, liveHandlers, concerns } from './live.js';
 
 // Route name → page (routes are parsed in logic.parseRoute).
 const VIEWS = {
@@ -25,9 +26,10 @@ export function navigate(path, { replace = false } = {}) {
   render({ focus: true });
 }
 
-async function render({ focus = false } = {}) {
+async function render({ focus = false, soft = false } = {}) {
   const gen = ++current;
   const route = parseRoute(location.pathname);
+  if (!session.token) liveSync();
   if (!session.token && route.name !== 'login') return navigate('/login', { replace: true });
   if (session.token && route.name === 'login') return navigate('/', { replace: true });
   drawHeader(route);
@@ -37,7 +39,7 @@ async function render({ focus = false } = {}) {
   const active = document.activeElement;
   const keep = !focus && active?.id;
   const wasInMain = main.contains(active) && active !== main;
-  main.setAttribute('aria-busy', 'true');
+  if (!soft) main.setAttribute('aria-busy', 'true');
   const ctx = { params: route, refresh: () => render(), navigate };
   let page;
   try {
@@ -52,6 +54,18 @@ async function render({ focus = false } = {}) {
       h('p', {}, h('a', { href: '/' }, 'Back to the groups')));
   }
   if (gen !== current) return;
+  // Connected once a page has loaded: the token has just proved good.
+  liveSync();
+  if (soft) {
+    // A redraw for someone else's change: what the person is typing stays.
+    const y = window.scrollY;
+    keepTyping(main, page);
+    main.replaceChildren(page);
+    main.setAttribute('aria-busy', 'false');
+    restoreFocus(page);
+    window.scrollTo(0, y);
+    return;
+  }
   main.replaceChildren(page);
   main.setAttribute('aria-busy', 'false');
   const again = keep && document.getElementById(keep);
@@ -60,6 +74,69 @@ async function render({ focus = false } = {}) {
   else if (focus || wasInMain) (auto || main.querySelector('h1') || main).focus();
   else if (auto) auto.focus();
 }
+
+// Text controls, in document order: the same page drawn again has the same
+// ones in the same order (cards on the board carry selects only).
+const TYPED = 'input:not([type=hidden]):not([type=checkbox]):not([type=radio]), textarea';
+let refocus = null;
+
+/** Carries the values (and the focus and caret) of the text controls the
+ *  person has touched from the old page into the new one before the swap. */
+function keepTyping(oldRoot, newRoot) {
+  const olds = [...oldRoot.querySelectorAll(TYPED)];
+  const news = [...newRoot.querySelectorAll(TYPED)];
+  refocus = null;
+  olds.forEach((o, i) => {
+    const n = news[i];
+    if (!n || n.tagName !== o.tagName || n.type !== o.type) return;
+    const focused = document.activeElement === o;
+    if (o.value !== o.defaultValue || focused) n.value = o.value;
+    if (focused) {
+      let sel = null;
+      try { sel = [o.selectionStart, o.selectionEnd]; } catch { sel = null; }
+      refocus = { el: n, sel };
+    }
+  });
+}
+
+function restoreFocus(page) {
+  const r = refocus;
+  refocus = null;
+  if (!r || !page.contains(r.el)) return;
+  r.el.focus({ preventScroll: true });
+  if (r.sel && r.sel[0] != null) {
+    try { r.el.setSelectionRange(r.sel[0], r.sel[1]); } catch { /* not a text field */ }
+  }
+}
+
+// Entries from the event stream: redraw the page they concern, at most once
+// per 150 ms, keeping what is being typed.
+let redraw = null;
+function softRender() {
+  clearTimeout(redraw);
+  redraw = setTimeout(() => { redraw = null; render({ soft: true }); }, 150);
+}
+liveHandlers({
+  entry: (e) => {
+    const route = parseRoute(location.pathname);
+    // This tab redraws after its own changes; others' are what is new.
+    if (!concerns(route, e) || e.user_name === session.user?.username) return;
+    const who = e.user_name && e.user_name !== session.user?.username ? ` by ${e.user_name}` : '';
+    if (e.entity === 'Group' && e.event_type === 'deleted' && route.name === 'group') {
+      notify(`This group (“${e.group_name}”) was deleted${who}.`, 'error');
+    } else if (e.entity === 'Task' && e.event_type === 'deleted' && route.name === 'task') {
+      notify(`This task (“${e.task_name}”) was deleted${who}.`, 'error');
+    }
+    softRender();
+  },
+  reset: () => {
+    // The tab that asked for the restore says so itself: not overwritten.
+    if (!document.getElementById('notice').hasChildNodes()) {
+      notify('The server\'s data was restored from a backup: this page was reloaded.', 'error');
+    }
+    softRender();
+  },
+});
 
 function adminsOnly() {
   return h('div', { class: 'page' },

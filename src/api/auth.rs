@@ -68,23 +68,28 @@ impl FromRequestParts<AppState> for Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("authorization must be a Bearer token".into()))?;
-        let session = app
-            .store
-            .meta
-            .session(token, now_ms())
-            .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
-        // The user must still exist in the live state (a restore may have removed it).
-        let user = app
-            .store
-            .gen()
-            .user(&session.username)
-            .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
-        Ok(Auth {
-            username: user.username,
-            role: user.role,
-            token: token.to_string(),
-        })
+        by_token(app, token)
     }
+}
+
+/// The caller holding `token`, however it was presented.
+pub(crate) fn by_token(app: &AppState, token: &str) -> Result<Auth, ApiError> {
+    let session = app
+        .store
+        .meta
+        .session(token, now_ms())
+        .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
+    // The user must still exist in the live state (a restore may have removed it).
+    let user = app
+        .store
+        .gen()
+        .user(&session.username)
+        .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
+    Ok(Auth {
+        username: user.username,
+        role: user.role,
+        token: token.to_string(),
+    })
 }
 
 impl FromRequestParts<AppState> for Admin {

@@ -32,6 +32,9 @@ pub(crate) enum ApiError {
     /// 413: the body is over its limit.
     #[error("request body is too large")]
     TooLarge,
+    /// 429: over a per-user limit (open event streams).
+    #[error("{0}")]
+    TooMany(String),
     /// 422: a file (backup, snapshot) that fails verification.
     #[error("{0}")]
     Unprocessable(String),
@@ -84,6 +87,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(cause) => {

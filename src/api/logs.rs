@@ -33,6 +33,16 @@ pub(crate) struct LogEntry {
     workspace: &'static str,
 }
 
+impl LogEntry {
+    pub(crate) fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    pub(crate) fn task_id(&self) -> Option<&str> {
+        self.task_id.as_deref()
+    }
+}
+
 pub(crate) fn entry(seq: u64, se: StoredEvent) -> Option<LogEntry> {
     let a = describe(&se.event)?;
     Some(LogEntry {

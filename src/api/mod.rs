@@ -10,6 +10,7 @@ pub(crate) mod input;
 pub(crate) mod logs;
 pub(crate) mod nodes;
 pub(crate) mod openapi;
+pub(crate) mod stream;
 pub(crate) mod tasks;
 pub(crate) mod ui;
 pub(crate) mod views;
@@ -149,7 +150,8 @@ pub(crate) fn router(app: AppState) -> Router {
     let streaming = Router::new()
         .route("/api/backup/download/{name}", get(backup::download_backup))
         .route("/api/backup/upload", post(backup::upload_backup))
-        .route("/api/backup/import", post(backup::import_snapshot));
+        .route("/api/backup/import", post(backup::import_snapshot))
+        .route("/api/events/stream", get(stream::event_stream));
     let router = api.merge(streaming);
     // Only a replica redirects writes or waits for a sequence (a primary has
     // every write it acknowledged): the primary's requests pay for neither.
@@ -187,7 +189,11 @@ fn cors_layer(cors: &Cors) -> Option<CorsLayer> {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
+        ])
         .max_age(std::time::Duration::from_secs(600));
     match cors {
         Cors::Off => None,

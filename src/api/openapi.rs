@@ -435,6 +435,18 @@ mod ops {
         params(("id" = String, Path), ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000), ("before" = Option<u64>, Query)),
         responses((status = 200, body = LogsAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
     fn task_logs() {}
+    #[utoipa::path(get, path = "/api/events/stream", tag = "logs", security(("bearer" = [])),
+        description = "Server-Sent Events (SPEC §13): one `data:` line per activity entry (the LogEntry shape), `id:` = its sequence, in log order, each sent once durable. \
+A comment line (`: keep-alive`) after 14 s of silence. `event: reset` (with `id:` = the current log end) when the resume point is unknown to the live log (a restore happened, or the id is beyond its end, or over 100,000 events behind) or when a restore happens while connected: reload, then the stream goes on with the new generation's entries. \
+At most 16 open streams per user (429). A client whose buffer (256 frames) fills up is disconnected.",
+        params(("groupId" = Option<String>, Query, description = "only this group's entries (its tasks' included)"),
+            ("taskId" = Option<String>, Query, description = "only this task's entries"),
+            ("token" = Option<String>, Query, description = "the bearer token, for EventSource (which cannot set headers)"),
+            ("lastEventId" = Option<u64>, Query, description = "resume after this id; the Last-Event-ID header wins"),
+            ("Last-Event-ID" = Option<u64>, Header, description = "resume after this id (sent by EventSource on reconnect)")),
+        responses((status = 200, description = "the event stream", content_type = "text/event-stream", body = String),
+            (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    fn event_stream() {}
     #[utoipa::path(get, path = "/api/snapshot", tag = "time travel", security(("bearer" = [])),
         params(("at" = Option<String>, Query, description = "RFC 3339 time or event id; now by default")),
         responses((status = 200, body = SnapshotAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -525,6 +537,7 @@ impl Modify for Bearer {
         ops::group_logs,
         ops::group_tasks,
         ops::task_logs,
+        ops::event_stream,
         ops::snapshot,
         ops::stream_months,
         ops::stream_month,

@@ -28,9 +28,10 @@ function freePort() {
   });
 }
 
-async function startServer() {
-  const dir = await mkdtemp(path.join(tmpdir(), 'taskledger-ui-'));
-  const port = await freePort();
+/** A server on a fresh dir and port, or (`again`) on the dir and port of a stopped one. */
+async function startServer(again) {
+  const dir = again?.dir || await mkdtemp(path.join(tmpdir(), 'taskledger-ui-'));
+  const port = again?.port || await freePort();
   const proc = spawn(BIN, ['serve', '--addr', `127.0.0.1:${port}`,
     '--data-dir', path.join(dir, 'data'), '--backup-dir', path.join(dir, 'backups'),
     '--restore-dir', path.join(dir, 'restore')], {
@@ -46,7 +47,7 @@ async function startServer() {
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     if (proc.exitCode !== null) throw new Error(`taskledger exited ${proc.exitCode}:\n${log}`);
-    try { if ((await fetch(`${base}/api/health`)).ok) return { proc, dir, base, log: () => log }; } catch { /* not up yet */ }
+    try { if ((await fetch(`${base}/api/health`)).ok) return { proc, dir, port, base, log: () => log }; } catch { /* not up yet */ }
     await new Promise((r) => setTimeout(r, 100));
   }
   proc.kill('SIGKILL');
@@ -69,6 +70,10 @@ async function expectingConsoleError(pattern, fn) {
 }
 
 function watch(p) {
+  if (process.env.E2E_DEBUG) {
+    p.on('response', (r) => { if (r.status() >= 400) console.error(`[e2e] ${r.status()} ${r.request().method()} ${r.url()}`); });
+    p.on('console', (m) => console.error(`[e2e console ${m.type()}] ${m.text()}`));
+  }
   p.on('console', (m) => {
     if (m.type() !== 'error') return;
     const mark = allowed.find((a) => a.pattern.test(m.text()));
@@ -394,6 +399,103 @@ step('history: a group as it was at a log entry or a time; restore to this point
   await openNav('Groups');
   await page.locator('li[data-group="Alpha Two"]').waitFor();
   assert.equal(await page.locator('li[data-group="Oops"]').count(), 0, 'Oops was undone');
+  await logout();
+});
+
+/** The API as `token`, from the test itself (a second person's actions). */
+async function apiAs(token, method, p, json) {
+  const res = await fetch(`${server.base}${p}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: json === undefined ? undefined : JSON.stringify(json),
+  });
+  const body = await res.json();
+  assert.ok(res.ok, `${method} ${p}: ${res.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+step('live updates: another person\'s changes appear in place, typing survives, the indicator follows the connection', async () => {
+  const admin = await apiAs('', 'POST', '/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD });
+  await apiAs(admin.token, 'POST', '/api/auth/users', { username: 'carol', password: 'carol-password-1' });
+
+  // Page A: the admin on a board.
+  await login('admin', ADMIN_PASSWORD);
+  const live = page.locator('#live-indicator');
+  await live.filter({ hasText: /^live$/ }).waitFor();
+  await page.getByLabel('Group name').fill('Live board');
+  await page.getByRole('button', { name: 'Create group' }).click();
+  await page.getByRole('link', { name: 'Live board' }).click();
+  await heading().filter({ hasText: 'Live board' }).waitFor();
+
+  // Page B: Carol, in another browser context, on the same board.
+  const ctxB = await browser.newContext({ viewport: DESKTOP });
+  ctxB.setDefaultTimeout(15_000);
+  const b = await ctxB.newPage();
+  watch(b);
+  await b.goto(`${server.base}/`);
+  await b.getByLabel('Username').fill('carol');
+  await b.getByLabel('Password').fill('carol-password-1');
+  await b.getByRole('button', { name: 'Log in' }).click();
+  await b.getByRole('link', { name: 'Live board' }).click();
+  await b.getByRole('heading', { level: 1 }).filter({ hasText: 'Live board' }).waitFor();
+  const carol = await b.evaluate(() => sessionStorage.getItem('taskledger.token'));
+
+  // A task Carol adds appears on A's board, without a reload, within a second.
+  const loads = [];
+  page.on('framenavigated', (f) => { if (f === page.mainFrame()) loads.push(f.url()); });
+  await b.getByLabel('Task name').fill('From Carol');
+  await b.getByRole('button', { name: 'Add task' }).click();
+  await b.locator('[data-status="New"] li[data-task="From Carol"]').waitFor();
+  await page.locator('[data-status="New"] li[data-task="From Carol"]').waitFor({ timeout: 1000 });
+  // Her status change moves the card.
+  await b.getByLabel('Status of From Carol').selectOption('In Progress');
+  await b.locator('[data-status="In Progress"] li[data-task="From Carol"]').waitFor();
+  await page.locator('[data-status="In Progress"] li[data-task="From Carol"]').waitFor({ timeout: 1000 });
+  await page.locator('.activity li').filter({ hasText: "Task 'From Carol' was created" }).waitFor({ timeout: 1000 });
+
+  assert.deepEqual(loads, [], 'the board changed without a page load');
+
+  // A half-typed comment in A survives Carol's comment arriving.
+  await page.getByRole('link', { name: 'From Carol' }).click();
+  await heading().filter({ hasText: 'From Carol' }).waitFor();
+  loads.length = 0;
+  const box = page.getByLabel('New comment');
+  await box.click();
+  await page.keyboard.type('half typed');
+  const taskId = decodeURIComponent(new URL(page.url()).pathname.split('/')[2]);
+  await apiAs(carol, 'POST', `/api/tasks/${encodeURIComponent(taskId)}/comments`, { text: 'Carol says hi' });
+  await page.locator('.comments li').filter({ hasText: 'Carol says hi' }).waitFor({ timeout: 1000 });
+  assert.equal(await page.getByLabel('New comment').inputValue(), 'half typed');
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'TEXTAREA', 'the comment box keeps the focus');
+  await page.keyboard.type(', and more');
+  assert.equal(await page.getByLabel('New comment').inputValue(), 'half typed, and more');
+  assert.deepEqual(loads, [], 'no page load happened');
+  await shot('live-task-desktop');
+
+  // The server stops: "reconnecting"; it comes back on the same port and dir: "live".
+  await b.close();
+  await ctxB.close();
+  const mark = { pattern: /ERR_CONNECTION_REFUSED|events\/stream|Failed to load resource|EventSource/, seen: false };
+  allowed.push(mark);
+  try {
+    const old = server;
+    old.proc.kill('SIGTERM');
+    await new Promise((r) => { if (old.proc.exitCode !== null) r(); else old.proc.on('exit', r); });
+    await live.filter({ hasText: /^reconnecting$/ }).waitFor({ timeout: 5000 });
+    server = await startServer(old);
+    await live.filter({ hasText: /^live$/ }).waitFor({ timeout: 15_000 });
+  } finally {
+    allowed = allowed.filter((m) => m !== mark);
+  }
+  // And still delivers: a deleted group's page says so.
+  await page.getByRole('link', { name: 'Live board' }).click();
+  await heading().filter({ hasText: 'Live board' }).waitFor();
+  const groupId = decodeURIComponent(new URL(page.url()).pathname.split('/')[2]);
+  await expectingConsoleError(/status of 404/, async () => {
+    await apiAs(carol, 'DELETE', `/api/groups/${encodeURIComponent(groupId)}`);
+    await notice().filter({ hasText: 'This group (“Live board”) was deleted by carol.' }).waitFor({ timeout: 2000 });
+    await heading().filter({ hasText: 'Could not load this page' }).waitFor({ timeout: 2000 });
+  });
   await logout();
 });
 
