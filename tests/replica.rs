@@ -598,3 +598,38 @@ async fn a_killed_replica_resumes_from_its_own_log() {
     assert!(second.contains("memory image built"), "{second}");
     primary.shutdown().await;
 }
+
+/// SPEC §13 on a replica: its live stream carries what it applies from the
+/// primary's log, with the primary's sequence numbers as ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_streams_what_it_applies() {
+    let pair = Pair::start(None).await;
+    let (primary, replica, token) = (&pair.primary, &pair.replica, &pair.token);
+    let mut stream = reqwest::Client::new()
+        .get(replica.url("/api/events/stream"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let g = primary
+        .create_group(token, "streamed-from-the-primary")
+        .await;
+    let seq = primary.events().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while !text.contains("streamed-from-the-primary") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "not on the replica's stream within 10 s: {text}"
+        );
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(left, stream.chunk()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(text.contains(&format!("id: {seq}")), "{text}");
+    assert!(text.contains(str_of(&g, "_id")), "{text}");
+    drop(stream);
+    pair.stop().await;
+}

@@ -291,6 +291,20 @@ pub(crate) struct Health {
     state: Option<String>,
 }
 
+/// One Server-Sent Event of `/api/events/stream`, as a client parses it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SseEvent {
+    /// A LogEntry as JSON; for `reset`, `{"generation","lastEventId"}`.
+    data: Option<String>,
+    /// Absent for an entry; `reset` after a restore.
+    event: Option<String>,
+    /// The entry's sequence (for `reset`: the current log end).
+    id: Option<String>,
+    /// Reconnect delay in ms, sent once at the start.
+    retry: Option<u64>,
+}
+
 #[derive(ToSchema)]
 #[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
@@ -444,7 +458,7 @@ At most 16 open streams per user (429). A client whose buffer (256 frames) fills
             ("token" = Option<String>, Query, description = "the bearer token, for EventSource (which cannot set headers)"),
             ("lastEventId" = Option<u64>, Query, description = "resume after this id; the Last-Event-ID header wins"),
             ("Last-Event-ID" = Option<u64>, Header, description = "resume after this id (sent by EventSource on reconnect)")),
-        responses((status = 200, description = "the event stream", content_type = "text/event-stream", body = String),
+        responses((status = 200, description = "the event stream; each event as described (OpenAPI 3.1: the schema describes one event)", content_type = "text/event-stream", body = SseEvent),
             (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
     fn event_stream() {}
     #[utoipa::path(get, path = "/api/snapshot", tag = "time travel", security(("bearer" = [])),
