@@ -239,24 +239,7 @@ async fn entries_arrive_in_log_order_in_the_log_entry_shape() {
     from_log.reverse();
     assert_eq!(got, from_log);
     for e in &got {
-        assert_keys(
-            e,
-            &[
-                "id",
-                "timestamp",
-                "event_type",
-                "entity",
-                "entity_id",
-                "group_id",
-                "group_name",
-                "task_id",
-                "task_name",
-                "changes",
-                "user_name",
-                "workspace",
-            ],
-            "entry",
-        );
+        assert_keys(e, &shapes::LOG_KEYS, "entry");
     }
     assert!(metric(&s, "taskledger_stream_entries_sent_total").await >= 4.0);
     assert_eq!(metric(&s, "taskledger_stream_open").await, 1.0);
