@@ -233,14 +233,18 @@ async fn writes_then_caught_up(
     token: &str,
     n: usize,
 ) {
+    let mut last = 0;
     for i in 0..n {
-        create_group(c, &primary.base, token, &format!("g{i}"))
+        last = create_group(c, &primary.base, token, &format!("g{i}"))
             .await
             .unwrap();
     }
+    // By its applied sequence, not "lagEvents == 0": in async mode the
+    // replica cannot know about writes the primary has not published yet, and
+    // the login's session change is published after them.
     replica
         .until(c, "replica caught up", |h| {
-            h["lagEvents"] == 0 && h["state"] == "live"
+            h["appliedSeq"].as_u64() >= Some(last) && h["state"] == "live"
         })
         .await;
 }
@@ -620,11 +624,9 @@ async fn other_replicas_follow_the_new_primary() {
     third
         .until(&c, "second replica live", |h| h["state"] == "live")
         .await;
-    create_group(&c, &a.base, &token, "before").await.unwrap();
-    b.until(&c, "B has it", |h| {
-        h["lagEvents"] == 0 && h["state"] == "live"
-    })
-    .await;
+    let before = create_group(&c, &a.base, &token, "before").await.unwrap();
+    b.until(&c, "B has it", |h| h["appliedSeq"].as_u64() >= Some(before))
+        .await;
     promote(&c, &b, &token).await;
     let seq = create_group(&c, &b.base, &token, "after")
         .await
@@ -644,5 +646,49 @@ async fn other_replicas_follow_the_new_primary() {
         third.log().contains("a new primary took over"),
         "{}",
         third.log()
+    );
+}
+
+/// A login on a busy primary reaches its replicas while the writes go on: a
+/// promoted replica must take the token. (The relay now sends session changes
+/// before waiting events; before, it sent them only when none was waiting —
+/// this load did not starve them, so the test guards the path, not that order.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_under_steady_writes_reaches_the_replica() {
+    let brokers = &mock();
+    let (a, b, token, c) = pair(brokers, "async").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (answers, handles) = writers(&c, &a.base, &token, "w", 16, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fresh = admin_login_at(&c, &a.base).await;
+    let started = answers.lock().unwrap().acked.len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut known = false;
+    while Instant::now() < deadline {
+        let r = c
+            .get(format!("{}/api/groups", b.base))
+            .bearer_auth(&fresh)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            known = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = answers.lock().unwrap().acked.len() - started;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert!(
+        during > 50,
+        "the writes stopped: only {during} while waiting"
+    );
+    assert!(
+        known,
+        "the replica never learned the new session; {}",
+        b.log()
     );
 }

@@ -514,13 +514,16 @@ impl LogRelay {
         self.announce(d.gen, self.cursor).await?;
         if d.gen != self.cursor_gen {
             self.mark_generation(d.gen, d.seq).await?;
+        } else if let Some(r) = self.publish_sessions().await {
+            // Sessions first: under a steady stream of writes there is always
+            // an event to send, and a login must still reach the replicas
+            // (a promoted replica that lacks it refuses the client's token).
+            r?
         } else if d.seq > self.cursor {
             tokio::select! {
                 r = self.publish_events(d.gen, d.seq) => r?,
                 _ = stop.changed() => return Ok(false),
             }
-        } else if let Some(r) = self.publish_sessions().await {
-            r?
         } else if self.last_sent.elapsed() >= HEARTBEAT {
             self.heartbeat(d.seq).await?
         } else {
