@@ -257,11 +257,31 @@ fn tail(k: &KafkaConfig, topic: &str) -> Result<Tail, KafkaError> {
     Ok(c)
 }
 
+/// A higher term seen on the topic, and where its primary took over when its
+/// marker was among the messages read.
+struct Superseded {
+    term: u64,
+    marker: Option<TermMarker>,
+}
+
 /// The highest term among the messages `tail` has received since last asked.
-fn newest_term(tail: &Tail) -> Option<u64> {
-    let mut newest = None;
+fn newest_term(tail: &Tail) -> Option<Superseded> {
+    use rdkafka::message::{Headers, Message};
+    let mut newest: Option<Superseded> = None;
     while let Some(Ok(m)) = tail.poll(Duration::ZERO) {
-        newest = newest.max(term_of(&m));
+        let Some(term) = term_of(&m) else { continue };
+        let is_marker = m.headers().is_some_and(|hs| {
+            hs.iter()
+                .any(|h| h.key == TYPE && h.value == Some(Kind::Term.as_str().as_bytes()))
+        });
+        let marker = is_marker
+            .then(|| serde_json::from_slice::<TermMarker>(m.payload().unwrap_or_default()).ok())
+            .flatten();
+        match &mut newest {
+            Some(n) if n.term > term => {}
+            Some(n) if n.term == term => n.marker = n.marker.take().or(marker),
+            _ => newest = Some(Superseded { term, marker }),
+        }
     }
     newest
 }
@@ -287,6 +307,9 @@ struct LogRelay {
     announced: u64,
     last_sent: Instant,
     backoff: Backoff,
+    /// The promotion that superseded this node, when its marker was read: what
+    /// this node published after that point counts for no one either.
+    superseded: Option<TermMarker>,
 }
 
 pub(crate) fn spawn(
@@ -315,6 +338,7 @@ pub(crate) fn spawn(
         commits: true,
         last_sent: Instant::now(),
         backoff: Backoff::new(Duration::from_millis(200), MAX_BACKOFF),
+        superseded: None,
         deps,
     };
     relay.deps.status.enabled.store(true, Ordering::Relaxed);
@@ -409,12 +433,14 @@ impl LogRelay {
             .tail
             .as_ref()
             .and_then(newest_term)
-            .filter(|t| *t > self.term)
+            .filter(|t| t.term > self.term)
         {
-            return Err(Failure::Fenced(format!(
-                "a primary of term {seen} writes to the log topic; this node's term is {}",
-                self.term
-            )));
+            let why = format!(
+                "a primary of term {} writes to the log topic; this node's term is {}",
+                seen.term, self.term
+            );
+            self.superseded = seen.marker;
+            return Err(Failure::Fenced(why));
         }
         if self.tail.is_none() {
             let (k, t) = (self.deps.kafka.clone(), self.deps.topic.clone());
@@ -604,13 +630,21 @@ impl LogRelay {
             reason = why,
             "fenced: another node is primary; this node acknowledges no more writes (restart it as a replica)"
         );
+        // On a broker that does not fence producers, writes this node sent
+        // after the promotion were published with the old term and every
+        // reader ignores them: they are as diverged as the unpublished ones.
+        let taken_over = self
+            .superseded
+            .as_ref()
+            .filter(|m| m.generation == self.generation)
+            .map(|m| m.last_event_id);
         let (cursor, cursor_gen, dir) =
             (self.cursor, self.cursor_gen, self.deps.backup_dir.clone());
         let kept = tokio::task::spawn_blocking(move || {
             let snap = store.gen();
             let end = snap.gen.last_seq()?;
             let from = if snap.id() == cursor_gen {
-                cursor + 1
+                taken_over.map_or(cursor, |t| t.min(cursor)) + 1
             } else {
                 1
             };
@@ -633,7 +667,8 @@ impl LogRelay {
                 from,
                 to,
                 backup = %path.display(),
-                "fenced: events {from}..={to} were written here but never published; they are kept in {}",
+                "fenced: events {from}..={to} were written here but never published (or only after \
+                 another node took over); they are kept in {}",
                 path.display()
             ),
             Ok(Err(e)) => {
