@@ -13,13 +13,13 @@
 #   PORT=             port to listen on (default: a free one)
 #   KEEP=0            1 keeps the temp dir (data, server log, raw wrk output)
 #   STARTUP_TIMEOUT=300  seconds to wait for /api/health
+#   BIN=              the server binary (default target/release/taskledger; --no-build implied
+#                     when set; bench/ceiling.sh passes the ceiling server)
 set -euo pipefail
 
 ORIG_ARGS=("$@")
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
-BIN="$ROOT/target/release/taskledger"
-
 BUILD=1
 BIG=0
 SCENARIOS=1
@@ -30,12 +30,15 @@ for a in "$@"; do
         --big) BIG=1 ;;
         --big-only) BIG=1; SCENARIOS=0 ;;
         -h|--help) usage; exit 0 ;;
-        DURATION=*|RUNS=*|THREADS=*|CONNS=*|EVENTS=*|GET_LOAD_SECS=*|RESTARTS=*|PORT=*|KEEP=*|STARTUP_TIMEOUT=*)
+        BIN=*|DURATION=*|RUNS=*|THREADS=*|CONNS=*|EVENTS=*|GET_LOAD_SECS=*|RESTARTS=*|PORT=*|KEEP=*|STARTUP_TIMEOUT=*)
             export "${a?}" ;;
         *) echo "run.sh: unknown argument: $a" >&2; usage >&2; exit 2 ;;
     esac
 done
 
+# A binary given by BIN= is used as it is (nothing to build).
+[[ -n "${BIN:-}" ]] && BUILD=0
+BIN="${BIN:-$ROOT/target/release/taskledger}"
 DURATION=${DURATION:-15}
 RUNS=${RUNS:-3}
 THREADS=${THREADS:-2}
@@ -117,7 +120,7 @@ machine_info_now() {
     model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "machine: nproc=$(nproc), cpu=\"${model:-unknown}\", kernel $(uname -r), $(awk '/^MemTotal/ { printf "%.1f GB RAM", $2 / 1048576 }' /proc/meminfo)"
     echo "tools:   $(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }'), $(rustc --version 2>/dev/null || echo 'rustc ?')"
-    echo "binary:  target/release/taskledger, modified $(date -u -r "$BIN" '+%Y-%m-%d %H:%M:%S UTC')$( [[ "$BUILD" == 0 ]] && echo ' (--no-build: it may be older than the source below)')"
+    echo "binary:  ${BIN#"$ROOT"/}, modified $(date -u -r "$BIN" '+%Y-%m-%d %H:%M:%S UTC')$( [[ "$BUILD" == 0 ]] && echo ' (--no-build: it may be older than the source below)')"
     echo "source:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]] && echo ' (work tree has uncommitted changes)')"
 }
 
