@@ -1,6 +1,6 @@
 //! Memory of the image: loads a data dir's memory image (checkpoint + tail) and
 //! prints RSS before and after, and the record counts:
-//! `cargo run --release --example memprobe -- DIR`.
+//! `cargo run --release --example memprobe -- DIR [--load-only]`.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,6 +33,9 @@ fn main() {
         c.comments,
         c.groups
     );
+    if std::env::args().nth(2).as_deref() == Some("--load-only") {
+        return;
+    }
     let t = std::time::Instant::now();
     let fresh = taskledger::store::replay::fresh(&gen).expect("replay");
     println!(

@@ -7,7 +7,7 @@
 //! the log always wins. Owns `gen-N/checkpoint` and nothing else.
 
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use lz4_flex::frame::{FrameDecoder, FrameEncoder};
@@ -108,18 +108,28 @@ fn header(head: &[u8; HEAD], gen_id: u64) -> Result<(u64, [u8; 32]), Unusable> {
 /// reach the decoder (it could ask for terabytes).
 pub(crate) fn read(gen_dir: &Path, gen_id: u64) -> Result<State, Unusable> {
     let invalid = |why: String| Unusable::Invalid(why);
-    let bytes = fs::read(path(gen_dir))?;
-    let head: &[u8; HEAD] = bytes
-        .get(..HEAD)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| invalid("shorter than its header".into()))?;
-    let (seq, sum) = header(head, gen_id)?;
-    let body = &bytes[HEAD..];
-    if Sha256::digest(body).as_slice() != sum {
+    // Read twice through one descriptor rather than held whole in memory: the
+    // file is a tenth of the image, and it would sit on top of the image's
+    // peak while it is built. One descriptor: a checkpoint written meanwhile
+    // replaces the name, not this file.
+    let mut f = File::open(path(gen_dir))?;
+    let mut head = [0u8; HEAD];
+    f.read_exact(&mut head).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => invalid("shorter than its header".into()),
+        _ => Unusable::Io(e),
+    })?;
+    let (seq, sum) = header(&head, gen_id)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut BufReader::with_capacity(1 << 20, &mut f), &mut hasher)?;
+    if hasher.finalize().as_slice() != sum {
         return Err(invalid("checksum mismatch".into()));
     }
+    f.seek(SeekFrom::Start(HEAD as u64))?;
     // bincode reads field by field: buffer behind the decompressor.
-    let mut gz = BufReader::with_capacity(1 << 20, FrameDecoder::new(body));
+    let mut gz = BufReader::with_capacity(
+        1 << 20,
+        FrameDecoder::new(BufReader::with_capacity(1 << 20, f)),
+    );
     let state: State =
         bincode::deserialize_from(&mut gz).map_err(|e| invalid(format!("does not decode: {e}")))?;
     let mut rest = Vec::new();
