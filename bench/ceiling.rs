@@ -67,21 +67,19 @@ fn now() -> String {
         .to_string()
 }
 
-fn authorized(h: &HeaderMap) -> Result<(), Response> {
-    let ok = h
-        .get("authorization")
+fn authorized(h: &HeaderMap) -> bool {
+    h.get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        == Some(TOKEN);
-    if ok {
-        Ok(())
-    } else {
-        Err((
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"success": false, "error": "invalid or expired token"})),
-        )
-            .into_response())
-    }
+        == Some(TOKEN)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"success": false, "error": "invalid or expired token"})),
+    )
+        .into_response()
 }
 
 fn task_json(t: &TaskRow) -> Value {
@@ -111,8 +109,8 @@ async fn health(State(db): State<Shared>) -> Json<Value> {
 }
 
 async fn create_group(State(db): State<Shared>, h: HeaderMap, Json(b): Json<NewGroup>) -> Response {
-    if let Err(r) = authorized(&h) {
-        return r;
+    if !authorized(&h) {
+        return unauthorized();
     }
     let mut d = db.write().unwrap_or_else(|e| e.into_inner());
     d.next += 1;
@@ -135,8 +133,8 @@ async fn create_task(
     h: HeaderMap,
     Json(b): Json<NewTask>,
 ) -> Response {
-    if let Err(r) = authorized(&h) {
-        return r;
+    if !authorized(&h) {
+        return unauthorized();
     }
     let mut d = db.write().unwrap_or_else(|e| e.into_inner());
     if !d.groups.contains_key(&gid) {
@@ -161,8 +159,8 @@ async fn create_task(
 }
 
 async fn get_task(State(db): State<Shared>, Path(id): Path<String>, h: HeaderMap) -> Response {
-    if let Err(r) = authorized(&h) {
-        return r;
+    if !authorized(&h) {
+        return unauthorized();
     }
     let d = db.read().unwrap_or_else(|e| e.into_inner());
     match d.tasks.get(&id) {
@@ -172,8 +170,8 @@ async fn get_task(State(db): State<Shared>, Path(id): Path<String>, h: HeaderMap
 }
 
 async fn get_group(State(db): State<Shared>, Path(id): Path<String>, h: HeaderMap) -> Response {
-    if let Err(r) = authorized(&h) {
-        return r;
+    if !authorized(&h) {
+        return unauthorized();
     }
     let d = db.read().unwrap_or_else(|e| e.into_inner());
     let Some(g) = d.groups.get(&id) else {

@@ -128,11 +128,11 @@ macro_rules! answer {
     };
 }
 
-answer!(GroupsAnswer, groups: Vec<GroupView>);
-answer!(GroupAnswer, group: GroupView);
-answer!(TaskAnswer, task: TaskView);
-answer!(CommentAnswer, comment: CommentView);
-answer!(CommentsAnswer, comments: Vec<CommentView>);
+answer!(GroupsAnswer, groups: Vec<GroupView<'static>>);
+answer!(GroupAnswer, group: GroupView<'static>);
+answer!(TaskAnswer, task: TaskView<'static>);
+answer!(CommentAnswer, comment: CommentView<'static>);
+answer!(CommentsAnswer, comments: Vec<CommentView<'static>>);
 answer!(UsersAnswer, users: Vec<UserView>);
 answer!(UserAnswer, user: UserView);
 answer!(LogsAnswer, logs: Vec<LogEntry>);

@@ -19,17 +19,14 @@ use super::Written;
 use crate::app::AppState;
 use crate::domain::{Command, CommentRec, GroupRec, TaskRec};
 
-pub(crate) async fn list_groups(
-    State(app): State<AppState>,
-    _auth: Auth,
-) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn list_groups(State(app): State<AppState>, _auth: Auth) -> ApiResult<Response> {
     let gen = app.store.gen();
     let groups: Vec<GroupView> = gen
         .state
         .groups()
         .map(|g| group_view(&gen.state, g))
         .collect();
-    Ok(super::success("groups", groups))
+    Ok(super::success("groups", groups).into_response())
 }
 
 pub(crate) async fn get_group(
@@ -54,7 +51,7 @@ pub(crate) async fn create_group(
     State(app): State<AppState>,
     auth: Auth,
     body: JsonObject,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let cmd = Command::CreateGroup {
         id: Id::generate(),
         name: body.req_str("name")?,
@@ -62,12 +59,14 @@ pub(crate) async fn create_group(
     };
     let out = app.store.execute(&auth.username, cmd).await?;
     let g: Arc<GroupRec> = super::touched(&out)?;
-    let view = group_view(&app.store.gen().state, &g);
+    let gen = app.store.gen();
+    let view = group_view(&gen.state, &g);
     Ok((
         StatusCode::CREATED,
         Written(out.seq),
         super::success("group", view),
-    ))
+    )
+        .into_response())
 }
 
 pub(crate) async fn update_group(
@@ -75,7 +74,7 @@ pub(crate) async fn update_group(
     auth: Auth,
     PathId(id): PathId,
     body: JsonObject,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let cmd = Command::UpdateGroup {
         id: parse_id(&id, "group")?,
         name: body.opt_str("name")?,
@@ -83,8 +82,9 @@ pub(crate) async fn update_group(
     };
     let out = app.store.execute(&auth.username, cmd).await?;
     let g: Arc<GroupRec> = super::touched(&out)?;
-    let view = group_view(&app.store.gen().state, &g);
-    Ok((Written(out.seq), super::success("group", view)))
+    let gen = app.store.gen();
+    let view = group_view(&gen.state, &g);
+    Ok((Written(out.seq), super::success("group", view)).into_response())
 }
 
 pub(crate) async fn delete_group(
@@ -104,7 +104,7 @@ pub(crate) async fn create_task(
     auth: Auth,
     PathId(group_id): PathId,
     body: JsonObject,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let group_id = parse_id(&group_id, "group")?;
     let cmd = Command::CreateTask {
         id: Id::generate(),
@@ -123,7 +123,8 @@ pub(crate) async fn create_task(
         StatusCode::CREATED,
         Written(out.seq),
         super::success("task", view),
-    ))
+    )
+        .into_response())
 }
 
 pub(crate) async fn get_task(
@@ -149,7 +150,7 @@ pub(crate) async fn update_task(
     auth: Auth,
     PathId(id): PathId,
     body: JsonObject,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let cmd = Command::UpdateTask {
         id: parse_id(&id, "task")?,
         name: body.opt_str("name")?,
@@ -160,8 +161,9 @@ pub(crate) async fn update_task(
     };
     let out = app.store.execute(&auth.username, cmd).await?;
     let t: Arc<TaskRec> = super::touched(&out)?;
-    let view = task_view(&app.store.gen().state, &t);
-    Ok((Written(out.seq), super::success("task", view)))
+    let gen = app.store.gen();
+    let view = task_view(&gen.state, &t);
+    Ok((Written(out.seq), super::success("task", view)).into_response())
 }
 
 pub(crate) async fn change_status(
@@ -169,7 +171,7 @@ pub(crate) async fn change_status(
     auth: Auth,
     PathId(id): PathId,
     body: JsonObject,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let id = parse_id(&id, "task")?;
     let status = body
         .opt_status("status")?
@@ -179,8 +181,9 @@ pub(crate) async fn change_status(
         .execute(&auth.username, Command::ChangeStatus { id, status })
         .await?;
     let t: Arc<TaskRec> = super::touched(&out)?;
-    let view = task_view(&app.store.gen().state, &t);
-    Ok((Written(out.seq), super::success("task", view)))
+    let gen = app.store.gen();
+    let view = task_view(&gen.state, &t);
+    Ok((Written(out.seq), super::success("task", view)).into_response())
 }
 
 pub(crate) async fn delete_task(
@@ -200,7 +203,7 @@ pub(crate) async fn add_comment(
     auth: Auth,
     PathId(id): PathId,
     body: JsonObject,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let cmd = Command::AddComment {
         id: Id::generate(),
         task_id: parse_id(&id, "task")?,
@@ -212,14 +215,15 @@ pub(crate) async fn add_comment(
         StatusCode::CREATED,
         Written(out.seq),
         super::success("comment", CommentView::from(&*c)),
-    ))
+    )
+        .into_response())
 }
 
 pub(crate) async fn list_comments(
     State(app): State<AppState>,
     _auth: Auth,
     PathId(id): PathId,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let id = parse_id(&id, "task")?;
     let gen = app.store.gen();
     if gen.state.task_rec(&id).is_none() {
@@ -231,5 +235,5 @@ pub(crate) async fn list_comments(
         .into_iter()
         .map(CommentView::from)
         .collect();
-    Ok(super::success("comments", comments))
+    Ok(super::success("comments", comments).into_response())
 }
