@@ -136,7 +136,20 @@ def wait_up(port, path, proc, timeout=120):
     raise RuntimeError("server did not come up")
 
 
-class Taskledger:
+class Server:
+    """A server process on a free port, its output in WORK/<name>.log."""
+
+    def launch(self, argv, env=None):
+        self.log = open(os.path.join(self.dir, "..", f"{self.name}.log"), "ab")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=self.log)
+        wait_up(self.port, "/api/health", self.proc)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+class Taskledger(Server):
     name = "taskledger"
 
     def __init__(self, work):
@@ -155,8 +168,7 @@ class Taskledger:
             KAFKA_ENABLED="false",
             RUST_LOG="warn",
         )
-        self.log = open(os.path.join(self.dir, "..", "taskledger.log"), "ab")
-        self.proc = subprocess.Popen(
+        self.launch(
             [
                 self.bin,
                 "serve",
@@ -165,15 +177,8 @@ class Taskledger:
                 "--restore-dir", os.path.join(self.dir, "restore"),
                 "--addr", f"127.0.0.1:{self.port}",
             ],
-            env=env,
-            stdout=self.log,
-            stderr=self.log,
+            env,
         )
-        wait_up(self.port, "/api/health", self.proc)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
 
     def data_dir(self):
         return os.path.join(self.dir, "data")
@@ -254,7 +259,7 @@ def pocketbase_bin():
     return exe
 
 
-class PocketBase:
+class PocketBase(Server):
     name = "PocketBase"
 
     def __init__(self, work):
@@ -278,17 +283,7 @@ class PocketBase:
             )
             self.superuser = True
         self.port = free_port()
-        self.log = open(os.path.join(self.dir, "..", "pocketbase.log"), "ab")
-        self.proc = subprocess.Popen(
-            [self.bin, "serve", "--http", f"127.0.0.1:{self.port}"] + self.args(),
-            stdout=self.log,
-            stderr=self.log,
-        )
-        wait_up(self.port, "/api/health", self.proc)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
+        self.launch([self.bin, "serve", "--http", f"127.0.0.1:{self.port}"] + self.args())
 
     def data_dir(self):
         return os.path.join(self.dir, "pb_data")
