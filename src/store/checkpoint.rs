@@ -33,31 +33,60 @@ const HEAD: usize = 8 + 4 + 8 + 8 + 32;
 
 /// Writes the checkpoint of `state` for the generation in `gen_dir`.
 pub(crate) fn write(gen_dir: &Path, gen_id: u64, state: &State) -> Result<(), StoreError> {
-    // bincode writes field by field: buffer in front of the compressor.
-    let mut w = BufWriter::with_capacity(1 << 20, FrameEncoder::new(Vec::with_capacity(1 << 20)));
-    bincode::serialize_into(&mut w, state)
-        .map_err(|e| StoreError::Corrupt(format!("checkpoint encode: {e}")))?;
-    let body = w
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .finish()
-        .map_err(|e| StoreError::Corrupt(format!("checkpoint compress: {e}")))?;
     let tmp = gen_dir.join(".checkpoint.tmp");
     {
+        // Streamed into the file and hashed on the way: the compressed body
+        // (a tenth of the image) is never held in memory, where it would add
+        // to the peak of a restore or a busy server. The digest goes into the
+        // header last; until the rename the file has no name readers look at.
         let mut f = File::create(&tmp)?;
         let mut head = Vec::with_capacity(HEAD);
         head.extend_from_slice(MAGIC);
         head.extend_from_slice(&FORMAT.to_le_bytes());
         head.extend_from_slice(&gen_id.to_le_bytes());
         head.extend_from_slice(&state.seq.to_le_bytes());
-        head.extend_from_slice(&Sha256::digest(&body));
+        head.extend_from_slice(&[0u8; 32]);
         f.write_all(&head)?;
-        f.write_all(&body)?;
+        let hashed = Hashing {
+            inner: BufWriter::with_capacity(1 << 20, f),
+            hasher: Sha256::new(),
+        };
+        // bincode writes field by field: buffer in front of the compressor.
+        let mut w = BufWriter::with_capacity(1 << 20, FrameEncoder::new(hashed));
+        bincode::serialize_into(&mut w, state)
+            .map_err(|e| StoreError::Corrupt(format!("checkpoint encode: {e}")))?;
+        let hashed = w
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .finish()
+            .map_err(|e| StoreError::Corrupt(format!("checkpoint compress: {e}")))?;
+        let sum = hashed.hasher.finalize();
+        let mut f = hashed.inner.into_inner().map_err(|e| e.into_error())?;
+        f.seek(SeekFrom::Start((HEAD - 32) as u64))?;
+        f.write_all(&sum)?;
         f.sync_all()?;
     }
     fs::rename(&tmp, path(gen_dir))?;
     File::open(gen_dir)?.sync_all()?;
     Ok(())
+}
+
+/// Passes bytes through and hashes what was written.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The header alone: which sequence a checkpoint claims, without decoding it.
