@@ -420,6 +420,15 @@ async fn an_async_primary_keeps_diverged_writes_and_restarts_fenced() {
         }
     }
     a.until(&c, "A fenced", |h| h["role"] == "fenced").await;
+    // A refuses writes the moment it knows; the diverged backup is written
+    // after that, and its log line says when it is done.
+    let settled = Instant::now() + Duration::from_secs(30);
+    while !a.log().contains("fenced: every event")
+        && !a.log().contains("never published")
+        && Instant::now() < settled
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let on_b = group_names(&c, &b.base, &token).await;
     for name in &acked {
         assert!(!on_b.contains(name), "{name} reached B after the promotion");

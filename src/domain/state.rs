@@ -75,6 +75,9 @@ pub struct State {
     comment_count: u64,
 }
 
+/// The task map, opaque outside this module.
+pub(crate) struct TaskMap(HashMap<Id, Arc<TaskNode>>);
+
 /// The record a command created or changed, read after its events were applied:
 /// what the command's caller gets back (shared, not copied).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +207,44 @@ impl View for State {
     }
 }
 
+/// Part of the task map, as a checkpoint writes it: several parts decode on
+/// several threads at start (the task map is most of the image).
+#[derive(Serialize)]
+pub(crate) struct TaskPartRef<'a>(Vec<(&'a Id, &'a Arc<TaskNode>)>);
+
+/// A part of the task map as a checkpoint reads it back (same encoding).
+#[derive(Deserialize)]
+pub(crate) struct TaskPart(Vec<(Id, Arc<TaskNode>)>);
+
 impl State {
+    /// This image without its task map (O(1): the maps are persistent), and the
+    /// task map's entries in `parts` slices of about equal size.
+    pub(crate) fn split_tasks(&self, parts: usize) -> (State, Vec<TaskPartRef<'_>>) {
+        let parts = parts.max(1);
+        let mut rest = self.clone();
+        rest.tasks = HashMap::new();
+        let per = self.tasks.len().div_ceil(parts).max(1);
+        let mut out: Vec<Vec<_>> = (0..parts).map(|_| Vec::with_capacity(per)).collect();
+        for (i, entry) in self.tasks.iter().enumerate() {
+            out[(i / per).min(parts - 1)].push(entry);
+        }
+        (rest, out.into_iter().map(TaskPartRef).collect())
+    }
+
+    /// A task map built from one part (on the thread that decoded it).
+    pub(crate) fn task_map(part: TaskPart) -> TaskMap {
+        TaskMap(part.0.into_iter().collect())
+    }
+
+    /// The image back from [`State::split_tasks`]'s pieces.
+    pub(crate) fn with_tasks(mut self, mut map: TaskMap, more: Vec<TaskPart>) -> State {
+        for part in more {
+            map.0.extend(part.0);
+        }
+        self.tasks = map.0;
+        self
+    }
+
     fn group_mut(&mut self, id: &Id) -> &mut GroupNode {
         if !self.groups.contains_key(id) {
             self.groups.insert(id.clone(), Arc::default());
