@@ -65,12 +65,7 @@ impl Server {
     async fn group_names(&self) -> Vec<String> {
         let (s, v) = self.get("/api/groups").await;
         assert_eq!(s, 200);
-        v["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap().to_string())
-            .collect()
+        common::group_names_in(&v)
     }
 
     async fn events(&self) -> u64 {

@@ -168,12 +168,7 @@ async fn group_names(c: &reqwest::Client, base: &str, token: &str) -> BTreeSet<S
         .json()
         .await
         .unwrap();
-    v["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["name"].as_str().unwrap().to_string())
-        .collect()
+    group_names_in(&v).into_iter().collect()
 }
 
 /// What concurrent writers were told: names answered 2xx, and the rest.

@@ -433,6 +433,14 @@ pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
 }
 
+/// The names in a `GET /api/groups` answer, in its order.
+pub fn group_names_in(v: &Value) -> Vec<String> {
+    arr(v, "groups")
+        .iter()
+        .map(|g| str_of(g, "name").to_string())
+        .collect()
+}
+
 pub fn arr<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
     v[key]
         .as_array()
